@@ -1,0 +1,191 @@
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import Group, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+from xenx.roles import ORG_REQUIRED_ROLES, Role
+
+
+class UserManager(BaseUserManager):
+    use_in_migrations = True
+
+    def get_by_natural_key(self, username):
+        return self.get(email__iexact=username)
+
+    def _create_user(self, email, password, **extra):
+        if not email:
+            raise ValueError("An email address is required.")
+        user = self.model(email=self.normalize_email(email), **extra)
+        user.set_password(password)  # None → unusable password
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email, password=None, **extra):
+        extra.setdefault("role", Role.CLIENT)
+        return self._create_user(email, password, **extra)
+
+    def create_superuser(self, email, password=None, **extra):
+        extra["role"] = Role.ADMIN
+        return self._create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person. Email is the login (case-insensitive); the role decides what it may do.
+
+    ``is_staff`` and ``is_superuser`` are derived from ``role`` on every save, and the
+    user is kept in exactly one role Group, so Django admin and permissions follow the
+    role.
+    """
+
+    email = models.EmailField(max_length=254, unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.CLIENT)
+    organization = models.ForeignKey(
+        "organizations.Organization",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="members",
+    )
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, editable=False)
+    email_verified = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+    # Every token issued at or before this instant is refused (logout-all, password
+    # change, deactivation, role change...). Null: nothing revoked wholesale.
+    tokens_revoked_before = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["first_name", "last_name"]
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+            models.CheckConstraint(
+                condition=~models.Q(
+                    role__in=sorted(r.value for r in ORG_REQUIRED_ROLES)
+                )
+                | models.Q(organization__isnull=False),
+                name="user_org_required_for_staff_and_cpa",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(role__in=Role.values), name="user_role_valid"
+            ),
+        ]
+
+    def __str__(self):
+        return self.email
+
+    def get_full_name(self):
+        return f"{self.first_name} {self.last_name}".strip() or self.email
+
+    def get_short_name(self):
+        return self.first_name or self.email
+
+    def clean(self):
+        super().clean()
+        self.email = self.__class__.objects.normalize_email(self.email).lower()
+        if self.role in ORG_REQUIRED_ROLES and self.organization_id is None:
+            raise ValidationError(
+                {"organization": f"A user with role {self.role} needs an organization."}
+            )
+        qs = User.objects.filter(email__iexact=self.email)
+        if self.pk:
+            qs = qs.exclude(pk=self.pk)
+        if self.email and qs.exists():
+            raise ValidationError({"email": "A user with this email already exists."})
+
+    def save(self, *args, **kwargs):
+        self.email = (self.email or "").strip().lower()
+        self.is_superuser = self.role == Role.ADMIN
+        self.is_staff = self.role in (Role.ADMIN, Role.STAFF)
+        with transaction.atomic():
+            super().save(*args, **kwargs)
+            self.sync_role_group()
+
+    def sync_role_group(self):
+        """Keep the user in exactly one role Group: the one named after its role."""
+        groups = Group.objects.filter(name__in=Role.values)
+        wanted = [g for g in groups if g.name == self.role]
+        current = set(
+            self.groups.filter(name__in=Role.values).values_list("id", flat=True)
+        )
+        if current != {g.id for g in wanted}:
+            self.groups.remove(*[g for g in groups if g.id in current])
+            self.groups.add(*wanted)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.ADMIN
+
+
+class AuditEvent(models.Model):
+    """An append-only record of a security-relevant action."""
+
+    class Action(models.TextChoices):
+        LOGIN_SUCCEEDED = "login.succeeded"
+        LOGIN_FAILED = "login.failed"
+        MFA_ENABLED = "mfa.enabled"
+        MFA_DISABLED = "mfa.disabled"
+        MFA_USED = "mfa.used"
+        MFA_FAILED = "mfa.failed"
+        MFA_RESET = "mfa.reset"
+        BACKUP_CODES_REGENERATED = "mfa.backup_codes_regenerated"
+        TOKEN_REUSE_DETECTED = "token.reuse_detected"
+        LOGOUT = "logout"
+        LOGOUT_ALL = "logout.all"
+        PASSWORD_CHANGED = "password.changed"
+        PASSWORD_RESET_REQUESTED = "password.reset_requested"
+        PASSWORD_RESET = "password.reset"
+        EMAIL_VERIFIED = "email.verified"
+        USER_CREATED = "user.created"
+        USER_UPDATED = "user.updated"
+        USER_ROLE_CHANGED = "user.role_changed"
+        USER_DEACTIVATED = "user.deactivated"
+        USER_ACTIVATED = "user.activated"
+        ORGANIZATION_CREATED = "organization.created"
+        ORGANIZATION_UPDATED = "organization.updated"
+        ORGANIZATION_DEACTIVATED = "organization.deactivated"
+        INVITATION_CREATED = "invitation.created"
+        INVITATION_ACCEPTED = "invitation.accepted"
+        DOCUMENT_UPLOADED = "document.uploaded"
+        DOCUMENT_DELETED = "document.deleted"
+        SERVICE_CREATED = "service.created"
+        SERVICE_UPDATED = "service.updated"
+        SERVICE_DELETED = "service.deleted"
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    action = models.CharField(max_length=64, choices=Action.choices, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_email = models.CharField(max_length=254, blank=True)
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=254, blank=True)
+    organization = models.ForeignKey(
+        "organizations.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True)
+    request_id = models.CharField(max_length=128, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["organization", "-created_at"])]
+
+    def __str__(self):
+        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_repr}"

@@ -1,0 +1,187 @@
+"""Token revocation state in the shared cache, so that checking a token costs no
+database query in the steady state and one cache round trip at most.
+
+Three kinds of records, fetched together with one ``get_many``:
+- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before) rebuilt from the DB
+  on a miss; every write that changes them calls ``invalidate_user``;
+- ``ostate:{org_id}`` → (is_active, mfa_required), likewise ``invalidate_org``;
+- ``jti:{jti}`` → present while a single access token is denylisted (logout).
+
+A process may memoise what it read for ``XENX_REVOCATION_MEMO_SECONDS`` (default 0.5 s;
+the contract allows a second); writes made in this process clear the memo at once.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+from django.utils import timezone
+
+STATE_TTL = 3600
+_memo: dict[str, tuple[float, object]] = {}
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class UserState:
+    user_id: int
+    is_active: bool
+    role: str
+    org_id: int | None
+    revoked_before: float  # epoch seconds; 0.0 when nothing was revoked wholesale
+
+
+@dataclass(frozen=True)
+class OrgState:
+    org_id: int
+    is_active: bool
+    mfa_required: bool
+
+
+def _ukey(user_id) -> str:
+    return f"ustate:{user_id}"
+
+
+def _okey(org_id) -> str:
+    return f"ostate:{org_id}"
+
+
+def _jkey(jti) -> str:
+    return f"jti:{jti}"
+
+
+def memo_seconds() -> float:
+    return getattr(settings, "XENX_REVOCATION_MEMO_SECONDS", 0.5)
+
+
+def clear_memo() -> None:
+    _memo.clear()
+
+
+def _load_user_state(user_id) -> UserState | None:
+    from django.contrib.auth import get_user_model
+
+    row = (
+        get_user_model()
+        .objects.filter(pk=user_id)
+        .values_list("is_active", "role", "organization_id", "tokens_revoked_before")
+        .first()
+    )
+    if row is None:
+        return None
+    is_active, role, org_id, revoked = row
+    return UserState(
+        user_id=int(user_id),
+        is_active=is_active,
+        role=role,
+        org_id=org_id,
+        revoked_before=revoked.timestamp() if revoked else 0.0,
+    )
+
+
+def _load_org_state(org_id) -> OrgState | None:
+    from organizations.models import Organization
+
+    row = (
+        Organization.objects.filter(pk=org_id)
+        .values_list("is_active", "mfa_required")
+        .first()
+    )
+    if row is None:
+        return None
+    return OrgState(org_id=int(org_id), is_active=row[0], mfa_required=row[1])
+
+
+def fetch_states(
+    user_id, org_id, jti
+) -> tuple[UserState | None, OrgState | None, bool]:
+    """User state, organization state and whether ``jti`` is denylisted: one cache
+    round trip (none within the memo window), DB only on a cache miss."""
+    now = time.monotonic()
+    keys = [_ukey(user_id), _jkey(jti)]
+    if org_id is not None:
+        keys.append(_okey(org_id))
+    found: dict[str, object] = {}
+    wanted = []
+    for key in keys:
+        hit = _memo.get(key)
+        if hit is not None and hit[0] > now:
+            found[key] = hit[1]
+        else:
+            wanted.append(key)
+    if wanted:
+        fetched = cache.get_many(wanted)
+        ttl = memo_seconds()
+        for key in wanted:
+            value = fetched.get(key, _MISSING)
+            if value is _MISSING:
+                if key.startswith("jti:"):
+                    value = False
+                elif key.startswith("ustate:"):
+                    value = _load_user_state(user_id)
+                    cache.set(key, value, STATE_TTL)
+                else:
+                    value = _load_org_state(org_id)
+                    cache.set(key, value, STATE_TTL)
+            found[key] = value
+            if ttl > 0:
+                _memo[key] = (now + ttl, value)
+    user_state = found[_ukey(user_id)]
+    org_state = found.get(_okey(org_id)) if org_id is not None else None
+    # The user's organization may have changed since the token was issued.
+    if user_state is not None and user_state.org_id != org_id:
+        org_state = get_org_state(user_state.org_id) if user_state.org_id else None
+    return user_state, org_state, bool(found[_jkey(jti)])
+
+
+def get_user_state(user_id) -> UserState | None:
+    value = cache.get(_ukey(user_id), _MISSING)
+    if value is _MISSING:
+        value = _load_user_state(user_id)
+        cache.set(_ukey(user_id), value, STATE_TTL)
+    return value
+
+
+def get_org_state(org_id) -> OrgState | None:
+    value = cache.get(_okey(org_id), _MISSING)
+    if value is _MISSING:
+        value = _load_org_state(org_id)
+        cache.set(_okey(org_id), value, STATE_TTL)
+    return value
+
+
+def invalidate_user(user_id) -> None:
+    """Call after any change to a user's activity, role, organization or revocation."""
+    cache.delete(_ukey(user_id))
+    _memo.pop(_ukey(user_id), None)
+
+
+def invalidate_org(org_id) -> None:
+    cache.delete(_okey(org_id))
+    _memo.pop(_okey(org_id), None)
+
+
+def revoke_user_tokens(user, *, save: bool = True) -> None:
+    """Refuse every token of ``user`` issued until now (logout-all, password change,
+    deactivation, role change)."""
+    user.tokens_revoked_before = timezone.now()
+    if save:
+        type(user).objects.filter(pk=user.pk).update(
+            tokens_revoked_before=user.tokens_revoked_before
+        )
+    invalidate_user(user.pk)
+
+
+def deny_access_token(jti: str, exp: float) -> None:
+    """Denylist one access token until it expires (logout)."""
+    ttl = max(1, int(exp - time.time()) + 1)
+    cache.set(_jkey(jti), True, ttl)
+    _memo.pop(_jkey(jti), None)
+
+
+def issued_at(payload: dict) -> float:
+    """High-resolution issue time: our ``ist`` claim, else SimpleJWT's whole-second iat."""
+    return float(payload.get("ist", payload.get("iat", 0)))

@@ -1,0 +1,3 @@
+"""/api/users... (user management)."""
+
+urlpatterns: list = []

@@ -1,0 +1,69 @@
+"""Who may see what: the only place that knows the role rules (DESIGN.md).
+
+``visible(user, Model)`` returns the queryset of ``Model`` rows that ``user`` may see.
+API views, Django admin, foreign-key choices and portal pages all start from it; a row
+outside it answers 404.
+"""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.db.models import Model, Q, QuerySet
+
+from xenx.roles import Role
+
+from .models import Organization
+
+
+def _none(model) -> QuerySet:
+    return model._default_manager.none()
+
+
+def visible(user, model: type[Model]) -> QuerySet:
+    """Rows of ``model`` that ``user`` may see. Unknown models: nothing (fail closed)."""
+    if (
+        user is None
+        or not getattr(user, "is_authenticated", False)
+        or not user.is_active
+    ):
+        return _none(model)
+    role, org_id = user.role, user.organization_id
+    User = get_user_model()
+    if model is User:
+        qs = User._default_manager.select_related("organization")
+        if role == Role.ADMIN:
+            return qs.all()
+        if role == Role.STAFF and org_id:
+            return qs.filter(Q(organization_id=org_id) | Q(pk=user.pk))
+        if role == Role.CPA and org_id:
+            return qs.filter(
+                Q(organization_id=org_id, role=Role.CLIENT) | Q(pk=user.pk)
+            )
+        return qs.filter(pk=user.pk)
+    if model is Organization:
+        qs = Organization._default_manager.all()
+        if role == Role.ADMIN:
+            return qs
+        return qs.filter(pk=org_id) if org_id else qs.none()
+    handler = _HANDLERS.get(model._meta.label_lower)
+    if handler is None:
+        return _none(model)
+    return handler(user, model)
+
+
+_HANDLERS: dict = {}
+
+
+def register(label: str):
+    """Register the visibility rule of another model: ``@register("app.model")``."""
+
+    def wrap(fn):
+        _HANDLERS[label.lower()] = fn
+        return fn
+
+    return wrap
+
+
+def visible_by_label(user, label: str) -> QuerySet:
+    return visible(user, apps.get_model(label))

@@ -1,0 +1,3 @@
+"""/api/organizations..., /api/documents..."""
+
+urlpatterns: list = []

@@ -1,0 +1,123 @@
+"""Factories and fixtures shared by every test module.
+
+Factories (factory_boy) build real rows; fixtures expose them so a test states only what
+matters to it. ``api`` is an APIClient; ``auth_client(user)`` returns one carrying a
+Bearer access token for ``user``.
+"""
+
+import factory
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+from accounts import revocation
+from accounts.models import User
+from organizations.models import Organization
+from xenx.roles import Role
+
+DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
+
+
+class OrganizationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Organization
+
+    name = factory.Sequence(lambda n: f"Firm {n}")
+    slug = factory.Sequence(lambda n: f"firm-{n}")
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    first_name = "Test"
+    last_name = factory.Sequence(lambda n: f"User{n}")
+    role = Role.CLIENT
+    organization = factory.SubFactory(OrganizationFactory)
+    email_verified = True
+    password = factory.PostGenerationMethodCall("set_password", DEFAULT_PASSWORD)
+
+    @factory.post_generation
+    def _save(obj, create, extracted, **kwargs):
+        if create:
+            obj.save()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(settings):
+    """Every test starts with an empty cache and no per-process revocation memo."""
+    cache.clear()
+    revocation.clear_memo()
+    yield
+    revocation.clear_memo()
+
+
+@pytest.fixture
+def org_factory(db):
+    return OrganizationFactory
+
+
+@pytest.fixture
+def user_factory(db):
+    return UserFactory
+
+
+@pytest.fixture
+def org(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def other_org(db):
+    return OrganizationFactory()
+
+
+@pytest.fixture
+def make_user(db, org):
+    """make_user(role, organization=<the `org` fixture>, **fields) → saved User."""
+
+    def make(role=Role.CLIENT, organization=..., **fields):
+        if organization is ...:
+            organization = None if role == Role.ADMIN else org
+        return UserFactory(role=role, organization=organization, **fields)
+
+    return make
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+@pytest.fixture
+def auth_client():
+    """auth_client(user, mfa=False) → APIClient with a Bearer access token."""
+    from accounts.tokens import issue_tokens
+
+    def make(user, *, mfa=False):
+        client = APIClient()
+        tokens = issue_tokens(user, mfa=mfa)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+        client.tokens = tokens
+        client.user = user
+        return client
+
+    return make
+
+
+def assert_error(response, status, code):
+    """The one error body (SPEC §3) with the given status and code."""
+    assert response.status_code == status, (
+        response.status_code,
+        response.content[:500],
+    )
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert error["code"] == code, error
+    assert isinstance(error["message"], str) and error["message"]
+    assert isinstance(error["details"], dict)
+    assert error["request_id"] == response["X-Request-ID"]
+    return error

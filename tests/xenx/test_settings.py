@@ -1,0 +1,89 @@
+"""SPEC §10 and the system checks."""
+
+import os
+import secrets
+import subprocess
+import sys
+
+import pytest
+from django.core.checks import run_checks
+
+from xenx.checks import check_rate_limits, check_shared_cache
+
+LOCMEM = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS = {
+    "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://x"}
+}
+
+
+def test_process_local_cache_warns(settings):
+    settings.CACHES = LOCMEM
+    settings.XENX_WORKERS = 1
+    assert [m.id for m in check_shared_cache(None)] == ["xenx.W001"]
+
+
+def test_process_local_cache_with_several_workers_is_an_error(settings):
+    settings.CACHES = LOCMEM
+    settings.XENX_WORKERS = 4
+    assert [m.id for m in check_shared_cache(None)] == ["xenx.E001"]
+
+
+def test_shared_cache_passes(settings):
+    settings.CACHES = REDIS
+    settings.XENX_WORKERS = 4
+    assert check_shared_cache(None) == []
+
+
+@pytest.mark.parametrize("rate", ["abc", "10/x", "", "/m", "10/", "-1/m", "10/mm"])
+def test_bad_rate_strings_are_errors(settings, rate):
+    settings.XENX_RATE_LIMITS = {"client": rate}
+    assert [m.id for m in check_rate_limits(None)] == ["xenx.E002"]
+
+
+def test_good_rate_strings_pass(settings):
+    settings.XENX_RATE_LIMITS = {"a": "60/m", "b": "10/15m", "c": "5/s", "d": "1000/d"}
+    assert check_rate_limits(None) == []
+
+
+def test_checks_clean_in_test_settings():
+    assert [m for m in run_checks() if m.is_serious()] == []
+
+
+def _run(args, extra_env):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO")}
+    env.update(extra_env)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], env=env, capture_output=True, text=True
+    )
+
+
+@pytest.mark.slow
+def test_production_refuses_to_start_without_secret_key():
+    proc = _run(
+        ["check"],
+        {"DJANGO_SETTINGS_MODULE": "xenx.settings.production", "SECRET_KEY": ""},
+    )
+    assert proc.returncode != 0
+    assert "SECRET_KEY" in proc.stderr
+
+
+@pytest.mark.slow
+def test_check_deploy_is_clean_with_production_settings():
+    proc = _run(
+        ["check", "--deploy", "--fail-level", "WARNING"],
+        {
+            "DJANGO_SETTINGS_MODULE": "xenx.settings.production",
+            "SECRET_KEY": secrets.token_urlsafe(64),
+            "ALLOWED_HOSTS": "xenx.example.com",
+            "REDIS_URL": "redis://127.0.0.1:6379/15",
+        },
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "no issues" in proc.stdout
+
+
+def test_database_url_selects_postgres(monkeypatch):
+    import dj_database_url
+
+    cfg = dj_database_url.parse("postgres://postgres@127.0.0.1:5432/xenx")
+    assert cfg["ENGINE"] == "django.db.backends.postgresql"

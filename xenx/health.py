@@ -1,0 +1,53 @@
+"""Liveness and readiness (SPEC §7). The aggregate /health lives in the gateway."""
+
+import time
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def check_database() -> dict:
+    start = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        status = "ok"
+    except Exception:  # noqa: BLE001 - any failure means "down"
+        status = "down"
+    return {
+        "status": status,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+    }
+
+
+def check_cache() -> dict:
+    start = time.perf_counter()
+    try:
+        key = "health:probe"
+        cache.set(key, "1", 10)
+        status = "ok" if cache.get(key) == "1" else "down"
+    except Exception:  # noqa: BLE001
+        status = "down"
+    return {
+        "status": status,
+        "latency_ms": round((time.perf_counter() - start) * 1000, 2),
+    }
+
+
+@require_GET
+def live(request):
+    return JsonResponse({"status": "ok"})
+
+
+@require_GET
+def ready(request):
+    checks = {"database": check_database(), "cache": check_cache()}
+    ok = all(c["status"] == "ok" for c in checks.values())
+    response = JsonResponse(
+        {"status": "ok" if ok else "down", "checks": checks}, status=200 if ok else 503
+    )
+    response.xenx_passthrough = True  # the 503 body is the readiness report itself
+    return response

@@ -1,0 +1,108 @@
+"""Small middleware, one concern each: request id, access log, API error bodies."""
+
+import logging
+import re
+import time
+import uuid
+
+from django.utils.functional import SimpleLazyObject, empty
+
+from .errors import error_response, response_for_exception
+from .request_context import request_id_var, user_id_var
+
+REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+access_logger = logging.getLogger("xenx.access")
+
+
+def is_api_path(path: str) -> bool:
+    """Paths whose errors must use the JSON error body (SPEC §3)."""
+    return path.startswith("/api/") or path == "/health" or path.startswith("/health/")
+
+
+class RequestIdMiddleware:
+    """Keep a well-formed incoming X-Request-ID, otherwise make one; echo it back."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+
+def _known_user_id(request):
+    """The user id if something already resolved the user; never triggers a lookup."""
+    explicit = getattr(request, "xenx_user_id", None)
+    if explicit is not None:
+        return explicit
+    user = request.__dict__.get("user")
+    if user is None:
+        return None
+    if isinstance(user, SimpleLazyObject) and user._wrapped is empty:
+        return None
+    return getattr(user, "pk", None)
+
+
+class AccessLogMiddleware:
+    """One JSON line per request: id, user, method, path, status, duration."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        start = time.perf_counter()
+        response = self.get_response(request)
+        user_id = _known_user_id(request)
+        user_id_var.set(user_id)
+        access_logger.info(
+            "request",
+            extra={
+                "request_id": getattr(request, "request_id", None),
+                "user_id": user_id,
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 2),
+            },
+        )
+        return response
+
+
+class ApiErrorMiddleware:
+    """Under /api/ and /health every error the platform produces has the one body.
+
+    Exceptions from views become error bodies here; error responses produced by Django
+    itself (resolver 404, 405 from plain views, CSRF 403, debug pages) are rewritten.
+    Responses marked ``xenx_passthrough`` (proxied upstream answers) are left alone.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if (
+            response.status_code >= 400
+            and is_api_path(request.path)
+            and not getattr(response, "xenx_error", False)
+            and not getattr(response, "xenx_passthrough", False)
+        ):
+            headers = {}
+            for name in ("Allow", "Retry-After", "WWW-Authenticate"):
+                if response.has_header(name):
+                    headers[name] = response[name]
+            return error_response(request, response.status_code, headers=headers)
+        return response
+
+    def process_exception(self, request, exception):
+        if is_api_path(request.path):
+            return response_for_exception(request, exception)
+        return None

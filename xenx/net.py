@@ -1,0 +1,54 @@
+"""Client address as SPEC §6 derives it: X-Forwarded-For is trusted only from proxies
+listed in XENX_TRUSTED_PROXIES."""
+
+import ipaddress
+from functools import lru_cache
+
+from django.conf import settings
+
+
+@lru_cache(maxsize=8)
+def _trusted_networks(entries: tuple[str, ...]):
+    return tuple(ipaddress.ip_network(e, strict=False) for e in entries)
+
+
+def is_trusted_proxy(address: str) -> bool:
+    entries = tuple(settings.XENX_TRUSTED_PROXIES)
+    if not entries:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in _trusted_networks(entries))
+
+
+def forwarded_chain(request) -> list[str]:
+    """The X-Forwarded-For chain to send upstream: incoming chain kept only from a
+    trusted peer, then the peer itself."""
+    peer = request.META.get("REMOTE_ADDR", "")
+    chain = []
+    if is_trusted_proxy(peer):
+        raw = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        chain = [part.strip() for part in raw.split(",") if part.strip()]
+    chain.append(peer)
+    return chain
+
+
+def client_ip(request) -> str:
+    """The client's address: walk X-Forwarded-For from the right past trusted proxies."""
+    cached = getattr(request, "_xenx_client_ip", None)
+    if cached is not None:
+        return cached
+    chain = forwarded_chain(request)
+    ip = chain[-1]
+    for candidate in reversed(chain):
+        ip = candidate
+        if not is_trusted_proxy(candidate):
+            break
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        ip = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104
+    request._xenx_client_ip = ip
+    return ip

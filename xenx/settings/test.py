@@ -1,0 +1,17 @@
+"""Test settings: fast hashing, in-memory email, real PostgreSQL/Redis when named."""
+
+import os
+
+from .base import *  # noqa: F403
+from .base import CACHES, REDIS_URL
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+MEDIA_ROOT = __import__("pathlib").Path(
+    os.environ.get("XENX_TEST_MEDIA_ROOT", "/tmp/xenx-test-media")  # noqa: S108
+)
+if REDIS_URL:
+    # Keep parallel test runs on one Redis apart.
+    CACHES["default"]["KEY_PREFIX"] = os.environ.get("XENX_CACHE_PREFIX", "xenx-test")

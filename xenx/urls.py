@@ -1,0 +1,20 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import health
+
+urlpatterns = [
+    path("health/live", health.live, name="health-live"),
+    path("health/ready", health.ready, name="health-ready"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path("api/", include("accounts.urls")),
+    path("api/", include("organizations.urls")),
+    path("admin/", admin.site.urls),
+    # The gateway's catch-all must stay last: /api/{service}/{path}.
+    path("", include("gateway.urls")),
+]
+
+handler404 = "xenx.views.handler404"
+handler500 = "xenx.views.handler500"
