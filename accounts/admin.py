@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
+from organizations.scoping import visible
+
+from . import audit  # noqa: F401  (registers the audit log's visibility rule)
 from .models import AuditEvent, User
 
 
@@ -49,6 +52,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action", "organization"]
     search_fields = ["actor_email", "target_repr", "request_id"]
     date_hierarchy = "created_at"
+
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def get_queryset(self, request):
+        return visible(request.user, AuditEvent)
 
     def has_add_permission(self, request):
         return False
