@@ -41,7 +41,11 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 class CanReadAuditLog(BasePermission):
     def has_permission(self, request, view):
-        return request.user.role in (Role.ADMIN, Role.STAFF)
+        user = request.user
+        return bool(user and user.is_authenticated) and user.role in (
+            Role.ADMIN,
+            Role.STAFF,
+        )
 
 
 def _time_param(request, name):
