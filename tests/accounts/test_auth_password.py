@@ -289,3 +289,53 @@ def test_me_patch_validation(make_user, auth_client):
     client = auth_client(make_user())
     response = client.patch("/api/auth/me", {"first_name": "x" * 151}, format="json")
     assert_error(response, 400, "validation_error")
+
+
+def test_register_with_an_invitation_joins_its_organization(org, monkeypatch, db):
+    """Through the adapter: organizations' invitation_get_valid / invitation_accept."""
+    from types import SimpleNamespace
+
+    from accounts import auth_services
+    from xenx.errors import ValidationFailed
+
+    invitation = SimpleNamespace(role="cpa", organization=org)
+    accepted = []
+
+    def get_valid(*, token, email):
+        if token != "good-token" or email != "new.person@example.com":
+            raise ValidationFailed(details={"invitation": ["Unknown."]})
+        return invitation
+
+    def accept(*, invitation, user, request=None):
+        accepted.append((invitation, user.pk))
+
+    monkeypatch.setattr(
+        auth_services, "_invitation_functions", lambda: (get_valid, accept)
+    )
+    response = _register(invitation="good-token")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["role"] == "cpa" and body["organization"]["id"] == org.pk
+    assert body["email_verified"] is True
+    assert accepted == [(invitation, body["id"])]
+    assert mail.outbox == []
+    other = _register(email="someone.else@example.com", invitation="good-token")
+    error = assert_error(other, 400, "validation_error")
+    assert "invitation" in error["details"]
+
+
+def test_register_with_an_invitation_works_when_self_registration_is_off(
+    org, monkeypatch, db, settings
+):
+    from types import SimpleNamespace
+
+    from accounts import auth_services
+
+    settings.XENX_SELF_REGISTRATION = False
+    invitation = SimpleNamespace(role="client", organization=org)
+    monkeypatch.setattr(
+        auth_services,
+        "_invitation_functions",
+        lambda: (lambda *, token, email: invitation, lambda *, token, user: None),
+    )
+    assert _register(invitation="t").status_code == 201
