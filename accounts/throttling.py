@@ -8,6 +8,9 @@ Two kinds of counters (SPEC §4):
 Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`` are
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
+
+The shared cache down: 503 ``service_unavailable`` (fail closed, DESIGN.md), unless
+``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from xenx.errors import RateLimited
+from xenx.errors import RateLimited, ServiceUnavailable
 from xenx.net import client_ip
 
 FALLBACK = {
@@ -38,13 +41,18 @@ def rate_for(name: str) -> str:
 def _usage(request, name: str, value: str, *, increment: bool):
     if request is None:  # service called outside a request (portal forms pass one)
         request = SimpleNamespace(method="POST", META={})
-    return get_usage(
-        request,
-        group=f"xenx.{name}",
-        key=lambda group, req: value,
-        rate=rate_for(name),
-        increment=increment,
-    )
+    try:
+        return get_usage(
+            request,
+            group=f"xenx.{name}",
+            key=lambda group, req: value,
+            rate=rate_for(name),
+            increment=increment,
+        )
+    except Exception as exc:  # the shared cache is down
+        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+            return None
+        raise ServiceUnavailable("Rate limiting is unavailable.") from exc
 
 
 def _raise(usage) -> None:

@@ -229,3 +229,53 @@ def test_rate_limits_can_be_switched_off(make_user, rates, settings):
     user = make_user()
     for _ in range(3):
         assert _login(user.email).status_code == 200
+
+
+@pytest.fixture
+def cache_down(monkeypatch):
+    """cache_down() → from now on every cache call fails."""
+    from django.core.cache import cache
+
+    def boom(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    def switch_off():
+        for name in ("add", "get", "get_many", "incr", "set", "delete"):
+            monkeypatch.setattr(cache, name, boom)
+
+    return switch_off
+
+
+def test_cache_down_fails_closed(make_user, auth_client, cache_down):
+    user = make_user()
+    client = auth_client(user)
+    cache_down()
+    assert_error(_login(user.email), 503, "service_unavailable")
+    assert_error(client.get("/api/auth/me"), 503, "service_unavailable")
+
+
+def test_cache_down_refuses_a_deactivation_it_could_not_propagate(
+    make_user, cache_down
+):
+    from accounts.models import User
+    from xenx.errors import ServiceUnavailable
+
+    user = make_user()
+    cache_down()
+    user.is_active = False
+    with pytest.raises(ServiceUnavailable):
+        user.save()
+    assert User.objects.get(pk=user.pk).is_active is True  # rolled back
+
+
+def test_cache_down_fails_open_when_configured(make_user, settings, cache_down):
+    settings.XENX_FAIL_OPEN_WITHOUT_CACHE = True
+    user = make_user()
+    cache_down()
+    body = _login(user.email).json()
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert me.status_code == 200
+    user.is_active = False
+    user.save()
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert_error(me, 401, "token_revoked")
