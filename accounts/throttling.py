@@ -25,6 +25,7 @@ from xenx.net import client_ip
 
 FALLBACK = {
     "register_ip": "login_ip",
+    "register_account": "login_account",
     "password_reset_ip": "login_ip",
     "password_reset_account": "login_account",
     "mfa_verify_ip": "login_ip",

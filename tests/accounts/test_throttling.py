@@ -10,6 +10,20 @@ from tests.conftest import DEFAULT_PASSWORD, assert_error
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _still_ratelimit_clock(monkeypatch):
+    """django-ratelimit counts in fixed windows: a test must not straddle two."""
+    import time
+    from types import SimpleNamespace
+
+    import django_ratelimit.core
+
+    now = time.time()
+    monkeypatch.setattr(
+        django_ratelimit.core, "time", SimpleNamespace(time=lambda: now)
+    )
+
+
 @pytest.fixture
 def rates(settings):
     def set_rates(**overrides):
@@ -113,6 +127,23 @@ def test_register_is_throttled_per_ip(db, rates):
             "/api/auth/register",
             {"email": "r9@example.com", "password": "Long-enough-passphrase-1"},
             format="json",
+        )
+    )
+
+
+def test_register_is_throttled_per_email(make_user, rates):
+    """Probing whether an address has an account (400 on email) is slowed down."""
+    rates(register_ip="100/m", register_account="2/15m")
+    make_user(email="taken@example.com")
+    body = {"email": "Taken@example.com", "password": "Long-enough-passphrase-1"}
+    for n in range(2):
+        response = APIClient().post(
+            "/api/auth/register", body, format="json", REMOTE_ADDR=f"192.0.2.{n}"
+        )
+        assert_error(response, 400, "validation_error")
+    _assert_limited(
+        APIClient().post(
+            "/api/auth/register", body, format="json", REMOTE_ADDR="192.0.2.77"
         )
     )
 
