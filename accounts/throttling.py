@@ -15,6 +15,7 @@ The shared cache down: 503 ``service_unavailable`` (fail closed, DESIGN.md), unl
 
 from __future__ import annotations
 
+import ipaddress
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -82,7 +83,19 @@ def fail(request, name: str, value: str) -> None:
 
 
 def ip_of(request) -> str:
-    return client_ip(request) if request is not None else "0.0.0.0"  # noqa: S104
+    """The client address to count: IPv4 as is, IPv6 by its /64 (one subscriber
+    usually holds a whole /64, so single addresses would be free to rotate)."""
+    if request is None:
+        return "0.0.0.0"  # noqa: S104
+    ip = client_ip(request)
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
+    return ip
 
 
 def account_key(email: str) -> str:

@@ -69,6 +69,15 @@ def test_spoofed_forwarded_for_does_not_escape_the_ip_limit(make_user, rates):
     _assert_limited(_login(user.email, HTTP_X_FORWARDED_FOR="10.9.9.99"))
 
 
+def test_ipv6_addresses_are_counted_by_their_64(make_user, rates):
+    rates(login_ip="2/m")
+    user = make_user()
+    for n in range(2):
+        assert _login(user.email, ip=f"2001:db8:1:2::{n + 1}").status_code == 200
+    _assert_limited(_login(user.email, ip="2001:db8:1:2:ffff::9"))
+    assert _login(user.email, ip="2001:db8:1:3::1").status_code == 200
+
+
 def test_behind_a_trusted_proxy_each_client_has_its_own_count(
     make_user, rates, settings
 ):
