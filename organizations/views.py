@@ -168,7 +168,6 @@ class DocumentViewSet(ScopedViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
 
-
     def list(self, request):
         qs = selectors.document_list(
             qs=self.get_queryset(), params=request.query_params
