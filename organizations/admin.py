@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+
+from xenx.roles import Role
 
 from .models import Document, Invitation, Organization
+from .scoping import visible
 
 
 @admin.register(Organization)
@@ -23,12 +27,23 @@ class InvitationAdmin(admin.ModelAdmin):
     ]
     list_filter = ["role", "organization"]
     search_fields = ["email"]
-    readonly_fields = ["created_by", "created_at", "accepted_at", "accepted_by"]
+    readonly_fields = [
+        "organization",
+        "email",
+        "role",
+        "created_by",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+        "accepted_by",
+    ]
 
     def get_queryset(self, request):
-        from .scoping import visible
-
         return visible(request.user, Invitation)
+
+    def has_add_permission(self, request):
+        # Created through the API or the portal, which email the token.
+        return False
 
 
 @admin.register(Document)
@@ -54,6 +69,15 @@ class DocumentAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        from .scoping import visible
-
         return visible(request.user, Document)
+
+    def has_add_permission(self, request):
+        # Uploads go through organizations.services.document_create (type checks).
+        return False
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "owner":
+            kwargs["queryset"] = visible(request.user, get_user_model()).filter(
+                role=Role.CLIENT
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -1,3 +1,5 @@
+import logging
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -12,7 +14,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from xenx.errors import PayloadTooLarge, ValidationFailed
+from xenx.errors import NotFound, PayloadTooLarge, ValidationFailed
 from xenx.roles import Role
 
 from . import selectors, services
@@ -29,6 +31,8 @@ from .serializers import (
     OrganizationSerializer,
     OrganizationUpdateSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 SEARCH = OpenApiParameter("search", str, description="Case-insensitive substring.")
 
@@ -233,8 +237,13 @@ class DocumentViewSet(ScopedViewSet):
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, AnyRenderer])
     def download(self, request, pk=None):
         document = self.get_object()
+        try:
+            stream = document.file.open("rb")
+        except FileNotFoundError:
+            logger.error("stored file missing for document %s", document.pk)
+            raise NotFound("The file of this document is missing.") from None
         response = FileResponse(
-            document.file.open("rb"),
+            stream,
             as_attachment=True,
             filename=document.original_filename or f"document-{document.pk}",
             content_type=document.content_type,

@@ -246,3 +246,18 @@ def test_concurrent_accepts_use_the_invitation_once(org):
         t.join()
     assert sorted(results) == ["ok", "refused"]
     assert AuditEvent.objects.filter(action="invitation.accepted").count() == 1
+
+
+def test_email_failure_keeps_the_invitation_and_says_so(
+    make_user, auth_client, org, monkeypatch
+):
+    from organizations import services
+
+    def broken(*args, **kwargs):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(services, "_send_invitation_email", broken)
+    resp = invite(auth_client(make_user(STAFF)), org)
+    assert resp.status_code == 201
+    assert resp.json()["email_sent"] is False and resp.json()["token"]
+    assert Invitation.objects.count() == 1
