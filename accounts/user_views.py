@@ -8,6 +8,7 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from organizations import policies
 from organizations.api import ScopedViewSet, django_validation_as_api
 from organizations.models import Organization
 from xenx.errors import Forbidden, ValidationFailed
@@ -91,6 +92,7 @@ class UserViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
+        policies.check_may_create_users(request.user)
         serializer = UserCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

@@ -204,7 +204,7 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
 
     with transaction.atomic():
         locked = (
-            Invitation.objects.select_for_update()
+            Invitation.objects.select_for_update(of=("self",))
             .select_related("organization")
             .get(pk=invitation.pk)
         )
@@ -266,7 +266,9 @@ def document_create(
         raise PayloadTooLarge(
             f"The file is larger than {max_upload_bytes()} bytes.",
         )
-    original = (upload.name or "").rsplit("/", 1)[-1][:255]
+    # Metadata only; control characters could not go into a download header.
+    original = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    original = "".join(ch for ch in original if ch.isprintable())[:255]
     sniffed = filetypes.sniff(upload, original)
     digest = _sha256(upload)
     document = Document(

@@ -408,3 +408,8 @@ def test_anonymous_is_401(api):
     assert_error(api.get("/api/users"), 401, "not_authenticated")
     assert_error(api.get("/api/organizations"), 401, "not_authenticated")
     assert_error(api.get("/api/documents"), 401, "not_authenticated")
+
+
+def test_client_creating_users_gets_403_even_with_a_bad_body(make_user, auth_client):
+    resp = auth_client(make_user(CLIENT)).post("/api/users", {}, format="json")
+    assert_error(resp, 403, "permission_denied")

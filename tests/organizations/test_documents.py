@@ -298,3 +298,12 @@ def test_admin_site_lists_only_visible_documents(
     expected = {mine.pk, foreign.pk} if role == Role.ADMIN else {mine.pk}
     assert shown == expected
     assert client.get("/admin/organizations/document/add/").status_code == 403
+
+
+def test_control_characters_are_dropped_from_the_kept_name(as_client):
+    resp = upload(as_client, "ev\x07il\x1b.pdf", files.PDF)
+    assert resp.status_code == 201
+    assert resp.json()["original_filename"] == "evil.pdf"
+    download = as_client.get(f"/api/documents/{resp.json()['id']}/download")
+    assert download.status_code == 200
+    assert "\n" not in download["Content-Disposition"]

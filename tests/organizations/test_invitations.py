@@ -261,3 +261,10 @@ def test_email_failure_keeps_the_invitation_and_says_so(
     assert resp.status_code == 201
     assert resp.json()["email_sent"] is False and resp.json()["token"]
     assert Invitation.objects.count() == 1
+
+
+def test_client_inviting_gets_403_even_with_a_bad_body(make_user, auth_client, org):
+    resp = auth_client(make_user(CLIENT)).post(
+        f"/api/organizations/{org.pk}/invitations", {}, format="json"
+    )
+    assert_error(resp, 403, "permission_denied")
