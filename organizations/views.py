@@ -1,5 +1,6 @@
 import logging
 
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -142,6 +143,23 @@ class OrganizationViewSet(ScopedViewSet):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
+class UploadLimitHandler(FileUploadHandler):
+    """First in the upload handler chain: counts each file's bytes as they arrive and
+    aborts with 413 past the limit, before the rest is spooled to disk."""
+
+    def __init__(self, limit: int, request=None):
+        super().__init__(request)
+        self.limit = limit
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > self.limit:
+            raise PayloadTooLarge(f"The file is larger than {self.limit} bytes.")
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None  # the next handler builds the file
+
+
 class AnyRenderer(BaseRenderer):
     """Lets a download answer whatever the client's Accept header asks for."""
 
@@ -194,6 +212,8 @@ class DocumentViewSet(ScopedViewSet):
             declared = 0
         if declared > limit + 64 * 1024:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes.")
+        # And stop reading a file part as soon as it passes the limit (chunked bodies).
+        request._request.upload_handlers.insert(0, UploadLimitHandler(limit))
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

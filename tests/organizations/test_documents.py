@@ -307,3 +307,18 @@ def test_control_characters_are_dropped_from_the_kept_name(as_client):
     download = as_client.get(f"/api/documents/{resp.json()['id']}/download")
     assert download.status_code == 200
     assert "\n" not in download["Content-Disposition"]
+
+
+def test_upload_stops_reading_past_the_limit(as_client, settings, monkeypatch):
+    """The 413 comes from the upload handler while the part streams in, before the
+    service would look at the whole file."""
+    from organizations import services
+
+    settings.XENX_MAX_UPLOAD_BYTES = 1000
+
+    def never(**kwargs):
+        raise AssertionError("the service must not be reached")
+
+    monkeypatch.setattr(services, "document_create", never)
+    resp = upload(as_client, "notes.txt", b"a" * 5000)
+    assert_error(resp, 413, "payload_too_large")
