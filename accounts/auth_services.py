@@ -8,7 +8,6 @@ recorded outside any transaction that the error would roll back.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 
@@ -20,7 +19,6 @@ from django.contrib.auth.tokens import (
     default_token_generator,
 )
 from django.core.cache import cache
-from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
@@ -429,49 +427,18 @@ def password_reset_confirm(*, request, uid, token, new_password) -> None:
 # --- registration ---------------------------------------------------------------------
 
 
-def _invitation_functions():
-    """``organizations``' invitation API, when it exists (built by another change)."""
-    try:
-        from organizations.selectors import invitation_get_valid
-
-        from organizations.services import invitation_accept
-    except ImportError:
-        return None
-    return invitation_get_valid, invitation_accept
-
-
 def _invitation_for(token: str, email: str):
-    """The usable invitation for ``token`` and ``email``; 400 on ``invitation`` when it
-    is unknown, used, expired or for another email (or invitations do not exist)."""
-    bad = ValidationFailed(
-        details={"invitation": ["This invitation is invalid or has expired."]}
-    )
-    functions = _invitation_functions()
-    if functions is None:
-        raise bad
-    invitation_get_valid, _ = functions
-    try:
-        invitation = invitation_get_valid(token=token, email=email)
-    except (ObjectDoesNotExist, DjangoValidationError, ValueError):
-        raise bad from None
-    if invitation is None:
-        raise bad
-    return invitation
+    """The usable invitation for ``token`` and ``email``; 400 ``validation_error`` on
+    ``invitation`` when it is unknown, used, expired or bound to another email."""
+    from organizations.selectors import invitation_get_valid
+
+    return invitation_get_valid(token=token, email=email)
 
 
 def _invitation_accept(*, invitation, token: str, user, request) -> None:
-    """Call ``organizations.services.invitation_accept`` whichever way it takes the
-    invitation (the object, or its token)."""
-    _, invitation_accept = _invitation_functions()
-    params = inspect.signature(invitation_accept).parameters
-    kwargs = {"user": user}
-    if "invitation" in params:
-        kwargs["invitation"] = invitation
-    else:
-        kwargs["token"] = token
-    if "request" in params:
-        kwargs["request"] = request
-    invitation_accept(**kwargs)
+    from organizations.services import invitation_accept
+
+    invitation_accept(invitation=invitation, user=user, request=request)
 
 
 def _django_errors(exc: DjangoValidationError) -> dict:

@@ -1,17 +1,14 @@
-"""POST /api/auth/register with a real invitation from ``organizations`` (runs once the
-invitation API is on the branch; skipped before)."""
+"""POST /api/auth/register with a real invitation from ``organizations``."""
 
 import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
+from organizations import services
 from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
 
-services = pytest.importorskip("organizations.services")
-if not hasattr(services, "invitation_create"):
-    pytest.skip("organizations has no invitations yet", allow_module_level=True)
 
 PASSWORD = "Long-enough-passphrase-1"
 
