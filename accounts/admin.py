@@ -1,11 +1,55 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
+from xenx.errors import ApiError
+from xenx.roles import Role
+
+from . import audit
 from .models import AuditEvent, User
 
 
+class MfaFilter(admin.SimpleListFilter):
+    title = "MFA"
+    parameter_name = "mfa"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Enabled"), ("no", "Not enabled")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(mfa_enabled=True)
+        if self.value() == "no":
+            return queryset.filter(mfa_enabled=False)
+        return queryset
+
+
+def role_change_errors(actor, user, cleaned: dict) -> dict:
+    """What ``actor`` may not do to ``user`` (SPEC §2): only an admin grants the admin
+    role or puts a user in, out of, or into another organization."""
+    if is_platform_admin(actor):
+        return {}
+    errors = {}
+    if cleaned.get("role") == Role.ADMIN or (user.pk and user.role == Role.ADMIN):
+        errors["role"] = "Only an administrator can grant or change the admin role."
+    if "organization" in cleaned:
+        org = cleaned.get("organization")
+        if org is None or org.pk != actor.organization_id:
+            errors["organization"] = (
+                "Only an administrator can move a user to another organization."
+            )
+    return errors
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
+    """Users. Staff see and change their own organization only; is_active changes only
+    through the audited actions (deactivate, activate), MFA resets likewise."""
+
     ordering = ["email"]
     list_display = [
         "email",
@@ -14,10 +58,12 @@ class UserAdmin(DjangoUserAdmin):
         "role",
         "organization",
         "is_active",
+        "mfa_status",
     ]
-    list_filter = ["role", "organization", "is_active"]
+    list_filter = ["role", ("organization", OrgRelatedFilter), "is_active", MfaFilter]
     search_fields = ["email", "first_name", "last_name"]
-    readonly_fields = ["last_login", "date_joined"]
+    readonly_fields = ["is_active", "last_login", "date_joined"]
+    actions = ["deactivate_users", "activate_users", "reset_mfa"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["first_name", "last_name", "email_verified"]}),
@@ -34,6 +80,121 @@ class UserAdmin(DjangoUserAdmin):
         )
     ]
     filter_horizontal = []
+
+    def get_queryset(self, request):
+        confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return super().get_queryset(request).annotate(mfa_enabled=Exists(confirmed))
+
+    @admin.display(boolean=True, description="MFA", ordering="mfa_enabled")
+    def mfa_status(self, obj):
+        return obj.mfa_enabled
+
+    def has_change_permission(self, request, obj=None):
+        if (
+            obj is not None
+            and obj.role == Role.ADMIN
+            and not is_platform_admin(request.user)
+        ):
+            return False  # staff may look at an admin in their org, not change it
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # users are deactivated (audited), never deleted here
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not is_platform_admin(request.user):
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.ADMIN]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "organization" and not is_platform_admin(request.user):
+            field.required = True
+            field.empty_label = None
+            field.initial = request.user.organization_id
+        return field
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        actor = request.user
+
+        class ActorCheckedForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                for field, message in role_change_errors(
+                    actor, self.instance, cleaned
+                ).items():
+                    self.add_error(field if field in self.fields else None, message)
+                return cleaned
+
+        ActorCheckedForm.__name__ = form_class.__name__
+        return ActorCheckedForm
+
+    def save_model(self, request, obj, form, change):
+        # The form already refused these; refuse again whatever path got here.
+        cleaned = {
+            "role": obj.role,
+            "organization": obj.organization,
+        }
+        if role_change_errors(request.user, obj, cleaned):
+            raise PermissionDenied
+        if change and {"role", "organization"} & set(form.changed_data):
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                audit.record(
+                    audit.Action.USER_ROLE_CHANGED,
+                    actor=request.user,
+                    target=obj,
+                    request=request,
+                    data={"role": obj.role, "organization": obj.organization_id},
+                )
+            return
+        if not change:
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                audit.record(
+                    audit.Action.USER_CREATED,
+                    actor=request.user,
+                    target=obj,
+                    request=request,
+                    data={"role": obj.role, "channel": "admin"},
+                )
+            return
+        super().save_model(request, obj, form, change)
+
+    def _run_service(self, request, queryset, service_name, done: str):
+        from . import services
+
+        service = getattr(services, service_name)
+        count, refused = 0, []
+        for user in queryset:
+            if user.role == Role.ADMIN and not is_platform_admin(request.user):
+                refused.append(user.email)
+                continue
+            try:
+                service(user=user, actor=request.user, request=request)
+            except (ApiError, ValidationError, PermissionDenied) as exc:
+                refused.append(f"{user.email} ({getattr(exc, 'message', exc)})")
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{done}: {count} user(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"Not changed: {', '.join(refused)}.", messages.ERROR
+            )
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_users(self, request, queryset):
+        self._run_service(request, queryset, "user_deactivate", "Deactivated")
+
+    @admin.action(description="Activate selected users", permissions=["change"])
+    def activate_users(self, request, queryset):
+        self._run_service(request, queryset, "user_activate", "Activated")
+
+    @admin.action(description="Reset MFA of selected users", permissions=["change"])
+    def reset_mfa(self, request, queryset):
+        self._run_service(request, queryset, "user_reset_mfa", "MFA reset")
 
 
 @admin.register(AuditEvent)

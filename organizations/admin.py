@@ -1,11 +1,72 @@
-from django.contrib import admin
+"""Django admin for organizations, and the scoping every XenX ModelAdmin shares.
 
+Admins see everything; staff see only what ``organizations.scoping.visible`` gives them
+(querysets, foreign-key choices, and therefore actions and object pages: a row outside
+it is "not found" and the admin redirects to its index).
+"""
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+
+from xenx.roles import Role
+
+from . import scoping
 from .models import Organization
 
 
+def is_scoped_model(model) -> bool:
+    """Models whose visibility rule lives in organizations.scoping."""
+    return (
+        model is Organization
+        or model is get_user_model()
+        or model._meta.label_lower in scoping._HANDLERS
+    )
+
+
+def is_platform_admin(user) -> bool:
+    return user.is_authenticated and user.is_active and user.role == Role.ADMIN
+
+
+class ScopedAdminMixin:
+    """Every queryset and foreign-key choice of this admin starts from ``visible``."""
+
+    def get_queryset(self, request):
+        qs = scoping.visible(request.user, self.model)
+        ordering = self.get_ordering(request)
+        return qs.order_by(*ordering) if ordering else qs
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and is_scoped_model(db_field.related_model):
+            kwargs["queryset"] = scoping.visible(request.user, db_field.related_model)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if "queryset" not in kwargs and is_scoped_model(db_field.related_model):
+            kwargs["queryset"] = scoping.visible(request.user, db_field.related_model)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class OrgRelatedFilter(admin.RelatedOnlyFieldListFilter):
+    """The organization filter lists only organizations present in the (scoped) list,
+    so staff never see other organizations' names."""
+
+
 @admin.register(Organization)
-class OrganizationAdmin(admin.ModelAdmin):
+class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_display = ["name", "slug", "is_active", "mfa_required", "created_at"]
     list_filter = ["is_active", "mfa_required"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+
+    # Staff may look at their own organization; only admins create or change them.
+    def has_add_permission(self, request):
+        return is_platform_admin(request.user) and super().has_add_permission(request)
+
+    def has_change_permission(self, request, obj=None):
+        return is_platform_admin(request.user) and super().has_change_permission(
+            request, obj
+        )
+
+    def has_delete_permission(self, request, obj=None):
+        # Organizations are deactivated (is_active), never deleted: users PROTECT them.
+        return False

@@ -12,6 +12,7 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),
     path("admin/", admin.site.urls),
+    path("portal/", include("portal.urls")),
     # The gateway's catch-all must stay last: /api/{service}/{path}.
     path("", include("gateway.urls")),
 ]

@@ -1,0 +1,507 @@
+"""Portal pages. Thin: forms validate, services write, selectors read (all scoped by
+``organizations.scoping.visible``); anything outside the caller's scope is 404."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.http import FileResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from accounts.selectors import user_has_confirmed_totp
+from xenx.errors import ApiError
+from xenx.roles import Role
+
+from . import selectors, services, throttle
+from .admin_site import passed_second_factor
+from .decorators import portal_login_required, roles_required
+from .forms import (
+    CodeForm,
+    DocumentUploadForm,
+    InviteClientForm,
+    LoginForm,
+    PasswordChangeForm,
+    ProfileForm,
+    SearchForm,
+)
+
+PAGE_SIZE = 20
+STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
+ENROLMENT_KEY = "portal_totp_enrolment"
+
+
+def _safe_next(request) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return settings.LOGIN_REDIRECT_URL
+
+
+def _page(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def _error_text(exc) -> list[str]:
+    if isinstance(exc, ApiError):
+        return [exc.message]
+    if isinstance(exc, ValidationError):
+        return exc.messages
+    return [str(exc)]
+
+
+def _rate_limited(request, template, context, retry_after):
+    context["rate_limited"] = True
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response
+
+
+# --- Login, second step, logout -------------------------------------------------------
+
+
+@sensitive_post_parameters("password")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_view(request):
+    next_url = _safe_next(request)
+    if request.user.is_authenticated and passed_second_factor(request):
+        return redirect(next_url)
+    form = LoginForm(request, data=request.POST or None)
+    context = {"form": form, "next": next_url}
+    if request.method == "POST":
+        email = request.POST.get("email", "")[:254]
+        retry_after = throttle.check(request, email)
+        if retry_after:
+            return _rate_limited(request, "portal/login.html", context, retry_after)
+        if not form.is_valid():
+            if form.user is None and email:
+                throttle.failed(request, email)
+                services.login_failed(request=request, email=email, reason="password")
+            return render(request, "portal/login.html", context, status=200)
+        user = form.user
+        if user_has_confirmed_totp(user):
+            services.pending_login_start(request=request, user=user, next_url=next_url)
+            return redirect("portal:login-verify")
+        services.session_login(request=request, user=user)
+        return redirect(next_url)
+    return render(request, "portal/login.html", context)
+
+
+def _second_factor_device(user, code):
+    """The device that accepted ``code`` (TOTP or backup code), or None."""
+    from django_otp.models import Device
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from accounts import mfa
+
+    accepted = mfa.verify_second_factor(user=user, code=code)
+    if not accepted:
+        return None
+    if isinstance(accepted, Device):
+        return accepted
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+@sensitive_post_parameters("code")
+@never_cache
+@require_http_methods(["GET", "POST"])
+def login_verify_view(request):
+    user, next_url = services.pending_login(request)
+    if user is None:
+        messages.error(request, "Your sign-in expired. Please sign in again.")
+        return redirect("portal:login")
+    form = CodeForm(request.POST or None)
+    context = {"form": form, "pending_user": user}
+    if request.method == "POST":
+        retry_after = throttle.check(request, user.email)
+        if retry_after:
+            return _rate_limited(
+                request, "portal/login_verify.html", context, retry_after
+            )
+        if form.is_valid():
+            device = _second_factor_device(user, form.cleaned_data["code"])
+            if device is not None:
+                services.session_login(request=request, user=user, device=device)
+                return redirect(next_url)
+            throttle.failed(request, user.email)
+            form.add_error("code", "That code is not valid. Try the next one.")
+    return render(request, "portal/login_verify.html", context)
+
+
+@require_POST
+def logout_view(request):
+    services.session_logout(request=request)
+    messages.success(request, "You are signed out.")
+    return redirect("portal:login")
+
+
+# --- Dashboard, clients -------------------------------------------------------------------
+
+
+@require_GET
+@portal_login_required
+def dashboard_view(request):
+    return render(request, "portal/dashboard.html", selectors.dashboard(request.user))
+
+
+@require_GET
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_list_view(request):
+    search = SearchForm(request.GET or None)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    page = _page(request, selectors.clients_of(request.user, search=q))
+    return render(
+        request,
+        "portal/clients.html",
+        {
+            "search": search,
+            "q": q,
+            "page": page,
+            "invite_form": InviteClientForm(),
+            "can_invite": request.user.organization_id is not None,
+        },
+    )
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_invite_view(request):
+    from organizations import services as org_services
+
+    form = InviteClientForm(request.POST)
+    organization = request.user.organization
+    if organization is not None and form.is_valid():
+        try:
+            org_services.invitation_create(
+                organization=organization,
+                email=form.cleaned_data["email"],
+                role=Role.CLIENT,
+                actor=request.user,
+                request=request,
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("email", message)
+        else:
+            messages.success(
+                request, f"Invitation sent to {form.cleaned_data['email']}."
+            )
+            return redirect("portal:clients")
+    elif organization is None:
+        form.add_error(None, "Only members of an organization can invite clients.")
+    page = _page(request, selectors.clients_of(request.user))
+    return render(
+        request,
+        "portal/clients.html",
+        {
+            "search": SearchForm(),
+            "q": "",
+            "page": page,
+            "invite_form": form,
+            "can_invite": organization is not None,
+        },
+        status=400,
+    )
+
+
+@require_GET
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_detail_view(request, pk):
+    client = get_object_or_404(selectors.clients_of(request.user), pk=pk)
+    documents = _page(request, selectors.documents_of(request.user, owner=client))
+    return render(
+        request,
+        "portal/client_detail.html",
+        {
+            "client": client,
+            "page": documents,
+            "upload_form": _upload_form(request, initial={"owner": client.pk}),
+        },
+    )
+
+
+# --- Documents ----------------------------------------------------------------------------
+
+
+def _upload_form(request, data=None, files=None, initial=None):
+    return DocumentUploadForm(
+        request.user,
+        selectors.clients_of(request.user),
+        data=data,
+        files=files,
+        initial=initial,
+    )
+
+
+def _documents_page(request, upload_form, status=200):
+    search = SearchForm(request.GET or None)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    page = _page(request, selectors.documents_of(request.user, search=q))
+    return render(
+        request,
+        "portal/documents.html",
+        {"search": search, "q": q, "page": page, "upload_form": upload_form},
+        status=status,
+    )
+
+
+@require_GET
+@portal_login_required
+def document_list_view(request):
+    return _documents_page(request, _upload_form(request))
+
+
+@require_POST
+@portal_login_required
+def document_upload_view(request):
+    from organizations import services as org_services
+
+    form = _upload_form(request, data=request.POST, files=request.FILES)
+    if form.is_valid():
+        owner = form.cleaned_data.get("owner") or request.user
+        upload = form.cleaned_data["file"]
+        try:
+            document = org_services.document_upload(
+                owner=owner,
+                file=upload,
+                title=form.cleaned_data["title"] or upload.name,
+                actor=request.user,
+                request=request,
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("file", message)
+        else:
+            messages.success(request, f"Uploaded “{document.title}”.")
+            back = request.POST.get("back")
+            if back == "client" and owner.pk != request.user.pk:
+                return redirect("portal:client-detail", pk=owner.pk)
+            return redirect("portal:documents")
+    return _documents_page(request, form, status=400)
+
+
+@require_GET
+@portal_login_required
+def document_download_view(request, pk):
+    document = get_object_or_404(selectors.documents_of(request.user), pk=pk)
+    response = FileResponse(
+        document.file.open("rb"),
+        as_attachment=True,
+        filename=document.original_name or f"document-{document.pk}",
+        content_type=document.content_type,
+    )
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+# --- Account: profile, password, MFA -----------------------------------------------------
+
+
+def _account_page(
+    request,
+    *,
+    profile_form=None,
+    password_form=None,
+    disable_form=None,
+    regen_form=None,
+):
+    user = request.user
+    invalid = profile_form or password_form or disable_form or regen_form
+    return render(
+        request,
+        "portal/account.html",
+        {
+            "profile_form": profile_form
+            or ProfileForm(
+                initial={"first_name": user.first_name, "last_name": user.last_name}
+            ),
+            "password_form": password_form or PasswordChangeForm(user),
+            "disable_form": disable_form or CodeForm(prefix="disable"),
+            "regen_form": regen_form or CodeForm(prefix="regen"),
+            "mfa_enabled": user_has_confirmed_totp(user),
+        },
+        status=400 if invalid else 200,
+    )
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_login_required(allow_mfa_pending=True)
+def account_view(request):
+    if request.method == "GET":
+        return _account_page(request)
+    form = ProfileForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, profile_form=form)
+    user = request.user
+    user.first_name = form.cleaned_data["first_name"]
+    user.last_name = form.cleaned_data["last_name"]
+    user.save(update_fields=["first_name", "last_name"])
+    messages.success(request, "Profile saved.")
+    return redirect("portal:account")
+
+
+@sensitive_post_parameters("old_password", "new_password", "new_password_confirm")
+@require_POST
+@portal_login_required(allow_mfa_pending=True)
+def password_change_view(request):
+    from accounts.auth_services import password_change
+
+    form = PasswordChangeForm(request.user, request.POST)
+    if form.is_valid():
+        try:
+            password_change(
+                user=request.user,
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password"],
+                request=request,
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("new_password", message)
+        else:
+            update_session_auth_hash(request, request.user)
+            messages.success(
+                request,
+                "Password changed. Apps signed in with your old password must sign in "
+                "again.",
+            )
+            return redirect("portal:account")
+    return _account_page(request, password_form=form)
+
+
+@never_cache
+@require_POST
+@portal_login_required(allow_mfa_pending=True)
+def totp_begin_view(request):
+    """Start (or restart) TOTP enrolment and show the QR code."""
+    from accounts import mfa
+
+    if user_has_confirmed_totp(request.user):
+        messages.info(request, "Two-factor authentication is already on.")
+        return redirect("portal:account")
+    enrolment = mfa.totp_begin_enrolment(user=request.user)
+    request.session[ENROLMENT_KEY] = {
+        "secret": enrolment["secret"],
+        "otpauth_uri": enrolment["otpauth_uri"],
+        "qr_svg": enrolment["qr_svg"],
+    }
+    return redirect("portal:totp-confirm")
+
+
+@sensitive_post_parameters("code")
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_login_required(allow_mfa_pending=True)
+def totp_confirm_view(request):
+    from accounts import mfa
+
+    enrolment = request.session.get(ENROLMENT_KEY)
+    if not enrolment:
+        return redirect("portal:account")
+    form = CodeForm(request.POST or None)
+    form.fields["code"].help_text = "The 6-digit code your app shows now."
+    if request.method == "POST" and form.is_valid():
+        try:
+            codes = mfa.totp_confirm(
+                user=request.user, code=form.cleaned_data["code"], request=request
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("code", message)
+        else:
+            request.session.pop(ENROLMENT_KEY, None)
+            _verify_session(request)
+            messages.success(request, "Two-factor authentication is on.")
+            return _backup_codes_page(request, codes)
+    return render(
+        request,
+        "portal/totp_enrol.html",
+        {"form": form, "enrolment": enrolment, "qr_svg": _inline_svg(enrolment)},
+        status=400 if form.is_bound else 200,
+    )
+
+
+def _inline_svg(enrolment) -> str:
+    """The QR code as inline SVG markup (made by segno from the otpauth URI)."""
+    svg = enrolment.get("qr_svg") or ""
+    start = svg.find("<svg")
+    return svg[start:] if start >= 0 else ""
+
+
+def _verify_session(request):
+    """This session enrolled the device: it counts as having passed it."""
+    import django_otp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    user = request.user
+    with contextlib.suppress(AttributeError):
+        del user._xenx_mfa_enabled  # accounts.selectors memoises it on the user
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        django_otp.login(request, device)
+
+
+def _backup_codes_page(request, codes):
+    response = render(request, "portal/backup_codes.html", {"codes": codes})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@sensitive_post_parameters("disable-code")
+@require_POST
+@portal_login_required(allow_mfa_pending=True)
+def mfa_disable_view(request):
+    from accounts import mfa
+
+    form = CodeForm(request.POST, prefix="disable")
+    if form.is_valid():
+        try:
+            mfa.mfa_disable(
+                user=request.user, code=form.cleaned_data["code"], request=request
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("code", message)
+        else:
+            messages.success(request, "Two-factor authentication is off.")
+            return redirect("portal:account")
+    return _account_page(request, disable_form=form)
+
+
+@sensitive_post_parameters("regen-code")
+@never_cache
+@require_POST
+@portal_login_required(allow_mfa_pending=True)
+def backup_codes_view(request):
+    from accounts import mfa
+
+    form = CodeForm(request.POST, prefix="regen")
+    if form.is_valid():
+        try:
+            codes = mfa.backup_codes_regenerate(
+                user=request.user, code=form.cleaned_data["code"], request=request
+            )
+        except (ApiError, ValidationError) as exc:
+            for message in _error_text(exc):
+                form.add_error("code", message)
+        else:
+            messages.success(
+                request, "New backup codes made; the old ones stopped working."
+            )
+            return _backup_codes_page(request, codes)
+    return _account_page(request, regen_form=form)
