@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from xenx.roles import Role
 
 from . import scoping
-from .models import Organization
+from .models import Document, Invitation, Organization
 
 
 def is_scoped_model(model) -> bool:
@@ -69,4 +69,55 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         # Organizations are deactivated (is_active), never deleted: users PROTECT them.
+        return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "email",
+        "organization",
+        "role",
+        "created_at",
+        "expires_at",
+        "accepted_at",
+    ]
+    list_filter = ["role", ("organization", OrgRelatedFilter)]
+    search_fields = ["email"]
+    readonly_fields = ["created_by", "created_at", "accepted_at", "accepted_by"]
+
+    # Invitations are made through the audited service (API, portal), which also
+    # creates the token and sends the email; here they can be looked at and revoked.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Document)
+class DocumentAdmin(ScopedAdminMixin, admin.ModelAdmin):
+    list_display = [
+        "title",
+        "owner",
+        "original_filename",
+        "content_type",
+        "size",
+        "created_at",
+    ]
+    list_filter = ["content_type"]
+    search_fields = ["title", "original_filename", "owner__email"]
+    readonly_fields = [
+        "owner",
+        "file",
+        "original_filename",
+        "content_type",
+        "size",
+        "sha256",
+        "uploaded_by",
+        "created_at",
+    ]
+
+    # Uploads go through the service that sniffs the bytes (API, portal).
+    def has_add_permission(self, request):
         return False

@@ -67,3 +67,33 @@ def register(label: str):
 
 def visible_by_label(user, label: str) -> QuerySet:
     return visible(user, apps.get_model(label))
+
+
+@register("organizations.invitation")
+def _visible_invitations(user, model) -> QuerySet:
+    """Admins: all; staff: its organization's; cpa: the client invitations of its
+    organization; clients: none."""
+    qs = model._default_manager.select_related("organization")
+    role, org_id = user.role, user.organization_id
+    if role == Role.ADMIN:
+        return qs.all()
+    if role == Role.STAFF and org_id:
+        return qs.filter(organization_id=org_id)
+    if role == Role.CPA and org_id:
+        return qs.filter(organization_id=org_id, role=Role.CLIENT)
+    return qs.none()
+
+
+@register("organizations.document")
+def _visible_documents(user, model) -> QuerySet:
+    """Follows the owner: admins all; staff its organization's users' documents; cpa
+    its organization's clients' documents; a client its own."""
+    qs = model._default_manager.select_related("owner", "owner__organization")
+    role, org_id = user.role, user.organization_id
+    if role == Role.ADMIN:
+        return qs.all()
+    if role == Role.STAFF and org_id:
+        return qs.filter(owner__organization_id=org_id)
+    if role == Role.CPA and org_id:
+        return qs.filter(owner__organization_id=org_id, owner__role=Role.CLIENT)
+    return qs.filter(owner_id=user.pk)

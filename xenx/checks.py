@@ -18,9 +18,13 @@ def _cache_is_process_local() -> bool:
     return settings.CACHES["default"]["BACKEND"] in _PROCESS_LOCAL
 
 
-@register(Tags.caches, deploy=True)
+@register(Tags.caches)
 def check_shared_cache(app_configs, **kwargs):
-    """Revocation, rate limits and gateway health must live in a shared cache."""
+    """Revocation, rate limits and gateway health must live in a shared cache.
+
+    An error with several workers anywhere; a warning under production settings (where
+    one process is rarely the whole deployment). Development and tests run one process.
+    """
     if not _cache_is_process_local():
         return []
     if getattr(settings, "XENX_WORKERS", 1) > 1:
@@ -32,6 +36,8 @@ def check_shared_cache(app_configs, **kwargs):
                 id="xenx.E001",
             )
         ]
+    if getattr(settings, "XENX_ENVIRONMENT", "development") != "production":
+        return []
     return [
         Warning(
             "The default cache is process-local: rate limits, token revocation and "

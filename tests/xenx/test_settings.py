@@ -16,13 +16,23 @@ REDIS = {
 }
 
 
-def test_process_local_cache_warns(settings):
+def test_process_local_cache_warns_in_production(settings):
     settings.CACHES = LOCMEM
     settings.XENX_WORKERS = 1
+    settings.XENX_ENVIRONMENT = "production"
     assert [m.id for m in check_shared_cache(None)] == ["xenx.W001"]
 
 
-def test_process_local_cache_with_several_workers_is_an_error(settings):
+def test_process_local_cache_is_fine_for_one_development_process(settings):
+    settings.CACHES = LOCMEM
+    settings.XENX_WORKERS = 1
+    settings.XENX_ENVIRONMENT = "development"
+    assert check_shared_cache(None) == []
+
+
+@pytest.mark.parametrize("environment", ["development", "production"])
+def test_process_local_cache_with_several_workers_is_an_error(settings, environment):
+    settings.XENX_ENVIRONMENT = environment
     settings.CACHES = LOCMEM
     settings.XENX_WORKERS = 4
     assert [m.id for m in check_shared_cache(None)] == ["xenx.E001"]
@@ -87,3 +97,17 @@ def test_database_url_selects_postgres(monkeypatch):
 
     cfg = dj_database_url.parse("postgres://postgres@127.0.0.1:5432/xenx")
     assert cfg["ENGINE"] == "django.db.backends.postgresql"
+
+
+@pytest.mark.slow
+def test_production_without_redis_warns_on_plain_check():
+    proc = _run(
+        ["check"],
+        {
+            "DJANGO_SETTINGS_MODULE": "xenx.settings.production",
+            "SECRET_KEY": secrets.token_urlsafe(64),
+            "ALLOWED_HOSTS": "xenx.example.com",
+            "REDIS_URL": "",
+        },
+    )
+    assert "xenx.W001" in proc.stderr + proc.stdout

@@ -8,6 +8,7 @@ import dj_database_url
 from .env import env_bool, env_int, env_json_object, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
+XENX_ENVIRONMENT = "development"  # overridden by production.py and test.py
 
 DEV_SECRET_KEY = "django-insecure-xenx-development-key-do-not-use-in-production"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", DEV_SECRET_KEY)

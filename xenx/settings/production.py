@@ -6,6 +6,7 @@ from .base import *  # noqa: F403
 from .base import DEV_SECRET_KEY, SECRET_KEY
 from .env import env_bool, env_int
 
+XENX_ENVIRONMENT = "production"
 DEBUG = env_bool("DEBUG", False)
 if not DEBUG and (
     not SECRET_KEY or SECRET_KEY == DEV_SECRET_KEY or len(SECRET_KEY) < 50

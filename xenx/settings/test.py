@@ -5,6 +5,7 @@ import os
 from .base import *  # noqa: F403
 from .base import CACHES, REDIS_URL
 
+XENX_ENVIRONMENT = "test"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
