@@ -36,7 +36,7 @@ def documents_of(user, *, search: str = "", owner=None):
     if search:
         qs = qs.filter(
             Q(title__icontains=search)
-            | Q(original_name__icontains=search)
+            | Q(original_filename__icontains=search)
             | Q(owner__email__icontains=search)
         )
     return qs.order_by("-created_at", "-pk")

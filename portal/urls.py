@@ -15,7 +15,7 @@ urlpatterns = [
     path("documents", views.document_list_view, name="documents"),
     path("documents/upload", views.document_upload_view, name="document-upload"),
     path(
-        "documents/<str:pk>/download",
+        "documents/<int:pk>/download",
         views.document_download_view,
         name="document-download",
     ),

@@ -301,7 +301,7 @@ def document_download_view(request, pk):
     response = FileResponse(
         document.file.open("rb"),
         as_attachment=True,
-        filename=document.original_name or f"document-{document.pk}",
+        filename=document.original_filename or f"document-{document.pk}",
         content_type=document.content_type,
     )
     response["Cache-Control"] = "private, no-store"
