@@ -52,4 +52,6 @@ class XenxAdminSite(admin.AdminSite):
             else:
                 messages.error(request, "Your account cannot use the admin site.")
                 return redirect("portal:dashboard")
-        return redirect(f"{reverse('portal:login')}?{urlencode({'next': next_url})}")
+        return redirect(
+            f"{reverse('portal:login')}?{urlencode({'next': next_url}, safe='/')}"
+        )

@@ -16,7 +16,7 @@ from .admin_site import passed_second_factor
 
 
 def _to_login(request):
-    query = urlencode({"next": request.get_full_path()})
+    query = urlencode({"next": request.get_full_path()}, safe="/")
     return redirect(f"{reverse('portal:login')}?{query}")
 
 
