@@ -10,7 +10,7 @@ from django.db import transaction
 
 from xenx.roles import Role
 
-from . import audit
+from . import audit, revocation
 
 
 @transaction.atomic
@@ -26,10 +26,16 @@ def user_create(
     actor=None,
     request=None,
 ):
-    """Create a user; raises django ValidationError on bad data (email, role, password)."""
+    """Create a user; raises django ValidationError on bad data (email, role, password)
+    and Forbidden when ``actor`` may not create this role in this organization."""
+    from organizations import policies
+
     User = get_user_model()
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
+    policies.check_user_create(
+        actor, role=role, organization_id=getattr(organization, "pk", None)
+    )
     user = User(
         email=email,
         role=role,
@@ -53,4 +59,154 @@ def user_create(
         request=request,
         data={"role": role},
     )
+    return user
+
+
+# --- User management (SPEC §5) -------------------------------------------------------
+# Role rules live in organizations.policies; visibility (404) is the caller's job
+# through organizations.scoping.visible.
+
+USER_UPDATE_FIELDS = ("first_name", "last_name", "role", "organization", "is_active")
+
+
+def _invalidate_after_commit(user_id) -> None:
+    """Drop the cached token state now and once more after commit, so that a request
+    reading the old row between the two cannot keep a stale record cached."""
+    from . import revocation
+
+    revocation.invalidate_user(user_id)
+    transaction.on_commit(lambda: revocation.invalidate_user(user_id))
+
+
+@transaction.atomic
+def user_update(*, user, actor=None, request=None, **changes):
+    """Change profile fields, role, organization or active status of ``user``.
+
+    Only an admin grants the admin role or moves a user to another organization
+    (Forbidden otherwise). A role change or a move revokes the user's tokens (their
+    claims are stale) and is audited; the role Group follows through ``User.save``.
+    """
+    from organizations import policies
+
+    unknown = set(changes) - set(USER_UPDATE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not updatable user fields: {sorted(unknown)}")
+    if "role" in changes and changes["role"] not in Role.values:
+        raise ValidationError({"role": f"Unknown role {changes['role']!r}."})
+    changed = {}
+    for field, value in changes.items():
+        if field == "organization":
+            new_id = getattr(value, "pk", None)
+            if new_id != user.organization_id:
+                changed["organization_id"] = new_id
+        elif getattr(user, field) != value:
+            changed[field] = value
+    policies.check_user_update(actor, user, changes=changed)
+    is_active = changed.pop("is_active", None)
+    if is_active is not None:
+        # The same checks and audit as the dedicated endpoints.
+        (user_activate if is_active else user_deactivate)(
+            user=user, actor=actor, request=request
+        )
+    if not changed:
+        return user
+    before = {field: getattr(user, field) for field in changed}
+    for field, value in changed.items():
+        setattr(user, field, value)
+    user.full_clean(exclude=["password"])
+    fields = [*changed, "is_staff", "is_superuser"]
+    security = {"role", "organization_id"} & set(changed)
+    if security:
+        revocation.revoke_user_tokens(user, save=False)
+        fields.append("tokens_revoked_before")
+    user.save(update_fields=fields)
+    if "role" in changed:
+        audit.record(
+            audit.Action.USER_ROLE_CHANGED,
+            actor=actor,
+            target=user,
+            request=request,
+            data={"from": before["role"], "to": user.role},
+        )
+    other = set(changed) - {"role"}
+    if other:
+        audit.record(
+            audit.Action.USER_UPDATED,
+            actor=actor,
+            target=user,
+            request=request,
+            data={
+                "fields": sorted(other),
+                **(
+                    {
+                        "organization": {
+                            "from": before["organization_id"],
+                            "to": user.organization_id,
+                        }
+                    }
+                    if "organization_id" in other
+                    else {}
+                ),
+            },
+        )
+    if security:
+        _invalidate_after_commit(user.pk)
+    return user
+
+
+@transaction.atomic
+def user_deactivate(*, user, actor=None, request=None):
+    """Soft delete: the user can no longer log in and every token is refused at once."""
+    from organizations import policies
+
+    policies.check_user_admin_action(actor, user)
+    if not user.is_active:
+        return user
+    user.is_active = False
+    revocation.revoke_user_tokens(user, save=False)
+    user.save(update_fields=["is_active", "tokens_revoked_before"])
+    audit.record(
+        audit.Action.USER_DEACTIVATED, actor=actor, target=user, request=request
+    )
+    _invalidate_after_commit(user.pk)
+    return user
+
+
+@transaction.atomic
+def user_activate(*, user, actor=None, request=None):
+    """Undo a deactivation. Tokens issued before it stay revoked."""
+    from organizations import policies
+
+    policies.check_user_admin_action(actor, user)
+    if user.is_active:
+        return user
+    user.is_active = True
+    user.save(update_fields=["is_active"])
+    audit.record(audit.Action.USER_ACTIVATED, actor=actor, target=user, request=request)
+    _invalidate_after_commit(user.pk)
+    return user
+
+
+@transaction.atomic
+def user_reset_mfa(*, user, actor=None, request=None):
+    """Remove the user's TOTP devices and backup codes (lost phone) and revoke its
+    tokens; the next login asks for the password only."""
+    from django_otp.plugins.otp_static.models import StaticDevice
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from organizations import policies
+
+    policies.check_user_admin_action(actor, user)
+    totp, _ = TOTPDevice.objects.filter(user=user).delete()
+    static, _ = StaticDevice.objects.filter(user=user).delete()
+    revocation.revoke_user_tokens(user)
+    user._xenx_mfa_enabled = False
+    audit.record(
+        audit.Action.MFA_RESET,
+        actor=actor,
+        target=user,
+        request=request,
+        data={"totp_devices": totp, "static_devices": static},
+    )
+    _invalidate_after_commit(user.pk)
     return user

@@ -1,3 +1,10 @@
 """/api/users... (user management)."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from . import user_views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("users", user_views.UserViewSet, basename="user")
+
+urlpatterns = router.urls

@@ -1,9 +1,35 @@
-"""Writes about organizations."""
+"""Writes about organizations, invitations and documents. Each security-relevant write
+records its audit event in the same transaction; ``actor`` is checked against
+``policies`` (None: the platform itself, unchecked)."""
 
+from __future__ import annotations
+
+import hashlib
+import logging
+from functools import partial
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 from django.utils.text import slugify
 
-from .models import Organization
+from xenx.errors import PayloadTooLarge, ValidationFailed
+from xenx.roles import Role
+
+from . import filetypes, policies
+from .models import (
+    Document,
+    Invitation,
+    Organization,
+    hash_invitation_token,
+    invitation_ttl,
+    new_invitation_token,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def unique_slug(name: str) -> str:
@@ -12,6 +38,9 @@ def unique_slug(name: str) -> str:
     while Organization.objects.filter(slug=slug).exists():
         slug, n = f"{base}-{n}", n + 1
     return slug
+
+
+# --- Organizations -----------------------------------------------------------------
 
 
 @transaction.atomic
@@ -25,6 +54,7 @@ def organization_create(
 ) -> Organization:
     from accounts import audit
 
+    policies.check_organization_write(actor)
     org = Organization.objects.create(
         name=name, slug=slug or unique_slug(name), mfa_required=mfa_required
     )
@@ -36,3 +66,262 @@ def organization_create(
         request=request,
     )
     return org
+
+
+ORGANIZATION_FIELDS = ("name", "slug", "mfa_required", "is_active")
+
+
+@transaction.atomic
+def organization_update(
+    *, organization: Organization, actor=None, request=None, **changes
+) -> Organization:
+    """Change name, slug, mfa_required or is_active. Deactivation and an MFA
+    requirement take effect on every member's tokens at once."""
+    from accounts import audit, revocation
+
+    policies.check_organization_write(actor)
+    unknown = set(changes) - set(ORGANIZATION_FIELDS)
+    if unknown:
+        raise ValueError(f"Not organization fields: {sorted(unknown)}")
+    changed = {
+        field: value
+        for field, value in changes.items()
+        if getattr(organization, field) != value
+    }
+    if not changed:
+        return organization
+    before = {field: getattr(organization, field) for field in changed}
+    for field, value in changed.items():
+        setattr(organization, field, value)
+    organization.save(update_fields=list(changed))
+    if changed.get("is_active") is False:
+        action = audit.Action.ORGANIZATION_DEACTIVATED
+    else:
+        action = audit.Action.ORGANIZATION_UPDATED
+    audit.record(
+        action,
+        actor=actor,
+        target=organization,
+        organization=organization,
+        request=request,
+        data={"before": before, "after": changed},
+    )
+    revocation.invalidate_org(organization.pk)
+    transaction.on_commit(partial(revocation.invalidate_org, organization.pk))
+    return organization
+
+
+def organization_deactivate(
+    *, organization: Organization, actor=None, request=None
+) -> Organization:
+    """Soft delete: members can no longer log in, and their tokens are refused."""
+    return organization_update(
+        organization=organization, actor=actor, request=request, is_active=False
+    )
+
+
+# --- Invitations -------------------------------------------------------------------
+
+
+def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
+    context = {
+        "invitation": invitation,
+        "token": token,
+        "organization": invitation.organization,
+        "role": invitation.get_role_display(),
+        "inviter": inviter,
+        "public_url": settings.XENX_PUBLIC_URL.rstrip("/"),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"You are invited to join {invitation.organization.name} on XenX",
+        body=render_to_string("emails/invitation.txt", context),
+        to=[invitation.email],
+    )
+    message.attach_alternative(
+        render_to_string("emails/invitation.html", context), "text/html"
+    )
+    message.send()
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, actor=None, request=None
+) -> tuple[Invitation, str]:
+    """Invite ``email`` to ``organization`` with ``role``; returns the invitation and
+    its token (shown once: only its hash is stored) and emails the token."""
+    from django.contrib.auth import get_user_model
+
+    from accounts import audit
+
+    if role not in Role.values:
+        raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
+    policies.check_invitation_create(actor, organization=organization, role=role)
+    email = email.strip().lower()
+    if not organization.is_active:
+        raise ValidationFailed(
+            details={"organization": ["This organization is deactivated."]}
+        )
+    if get_user_model().objects.filter(email__iexact=email).exists():
+        raise ValidationFailed(
+            details={"email": ["This person already has an account."]}
+        )
+    token = new_invitation_token()
+    now = timezone.now()
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            organization=organization,
+            email=email,
+            role=role,
+            token_hash=hash_invitation_token(token),
+            created_by=actor if getattr(actor, "pk", None) else None,
+            created_at=now,
+            expires_at=now + invitation_ttl(),
+        )
+        audit.record(
+            audit.Action.INVITATION_CREATED,
+            actor=actor,
+            target=invitation,
+            organization=organization,
+            request=request,
+            data={"email": email, "role": role},
+        )
+    _send_invitation_email(invitation, token, actor)
+    return invitation, token
+
+
+def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitation:
+    """Use ``invitation`` for ``user`` (once: the row is locked, so two concurrent
+    registrations cannot both use it). The user lands in the invitation's organization
+    with its role. Raises ValidationFailed on ``invitation`` when it cannot be used."""
+    from accounts import audit, revocation
+
+    from .selectors import invitation_problem
+
+    with transaction.atomic():
+        locked = (
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .get(pk=invitation.pk)
+        )
+        problem = invitation_problem(locked, email=user.email)
+        if problem:
+            raise ValidationFailed(problem, details={"invitation": [problem]})
+        locked.accepted_at = timezone.now()
+        locked.accepted_by = user
+        locked.save(update_fields=["accepted_at", "accepted_by"])
+        if (user.organization_id, user.role) != (locked.organization_id, locked.role):
+            user.organization = locked.organization
+            user.role = locked.role
+            user.save(
+                update_fields=["organization", "role", "is_staff", "is_superuser"]
+            )
+            revocation.invalidate_user(user.pk)
+        audit.record(
+            audit.Action.INVITATION_ACCEPTED,
+            actor=user,
+            target=locked,
+            organization=locked.organization,
+            request=request,
+            data={"email": locked.email, "role": locked.role},
+        )
+    invitation.accepted_at, invitation.accepted_by = locked.accepted_at, user
+    return locked
+
+
+# --- Documents ---------------------------------------------------------------------
+
+
+def max_upload_bytes() -> int:
+    return settings.XENX_MAX_UPLOAD_BYTES
+
+
+def _sha256(fileobj) -> str:
+    digest = hashlib.sha256()
+    fileobj.seek(0)
+    while chunk := fileobj.read(64 * 1024):
+        digest.update(chunk)
+    fileobj.seek(0)
+    return digest.hexdigest()
+
+
+def document_create(
+    *, owner, upload, title: str = "", actor=None, request=None
+) -> Document:
+    """Store ``upload`` (a Django UploadedFile) as a document of ``owner``, a client.
+
+    413 over XENX_MAX_UPLOAD_BYTES; 415 unless its bytes are an allowed type matching
+    its name. Stored under a generated name through the default storage.
+    """
+    from accounts import audit
+
+    policies.check_document_create(actor)
+    if owner.role != Role.CLIENT:
+        raise ValidationFailed(details={"owner": ["Documents belong to clients."]})
+    if upload.size is not None and upload.size > max_upload_bytes():
+        raise PayloadTooLarge(
+            f"The file is larger than {max_upload_bytes()} bytes.",
+        )
+    original = (upload.name or "").rsplit("/", 1)[-1][:255]
+    sniffed = filetypes.sniff(upload, original)
+    digest = _sha256(upload)
+    document = Document(
+        owner=owner,
+        title=(title or original or "Untitled")[:200],
+        original_filename=original,
+        content_type=sniffed.mime,
+        size=upload.size,
+        sha256=digest,
+        uploaded_by=actor if getattr(actor, "pk", None) else None,
+    )
+    # The stored name is generated (upload_to); only the extension of the detected
+    # type is kept, never the client's name.
+    document.file.save(f"upload{sniffed.extension}", upload, save=False)
+    try:
+        with transaction.atomic():
+            document.save()
+            audit.record(
+                audit.Action.DOCUMENT_UPLOADED,
+                actor=actor,
+                target=document,
+                organization=owner.organization,
+                request=request,
+                data={
+                    "owner": owner.pk,
+                    "content_type": sniffed.mime,
+                    "size": document.size,
+                },
+            )
+    except BaseException:
+        document.file.storage.delete(document.file.name)
+        raise
+    return document
+
+
+def _delete_stored_file(storage, name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:  # a leftover file must not turn a delete into an error
+        logger.exception("could not delete stored file %s", name)
+
+
+def delete_file_on_commit(document: Document) -> None:
+    """Remove the stored file once the row's deletion is committed."""
+    if document.file.name:
+        storage = document.file.storage or default_storage
+        transaction.on_commit(partial(_delete_stored_file, storage, document.file.name))
+
+
+@transaction.atomic
+def document_delete(*, document: Document, actor=None, request=None) -> None:
+    """Delete the row and (after commit, by the post_delete signal) its file."""
+    from accounts import audit
+
+    policies.check_document_delete(actor)
+    audit.record(
+        audit.Action.DOCUMENT_DELETED,
+        actor=actor,
+        target=document,
+        organization=document.owner.organization,
+        request=request,
+        data={"owner": document.owner_id, "title": document.title},
+    )
+    document.delete()

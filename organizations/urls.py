@@ -1,3 +1,11 @@
 """/api/organizations..., /api/documents..."""
 
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from . import views
+
+router = SimpleRouter(trailing_slash=False)
+router.register("organizations", views.OrganizationViewSet, basename="organization")
+router.register("documents", views.DocumentViewSet, basename="document")
+
+urlpatterns = router.urls

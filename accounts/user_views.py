@@ -1,0 +1,158 @@
+"""/api/users: user management within what ``scoping.visible`` lets the caller see;
+what it may change is decided by ``organizations.policies`` inside the services."""
+
+from django.contrib.auth import get_user_model
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from rest_framework import serializers, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from organizations.api import ScopedViewSet, django_validation_as_api
+from organizations.models import Organization
+from xenx.errors import Forbidden, ValidationFailed
+from xenx.roles import Role
+
+from . import services
+from .serializers import UserSerializer
+from .user_selectors import user_list
+
+
+class UserCreateSerializer(serializers.Serializer):
+    email = serializers.EmailField(max_length=254)
+    password = serializers.CharField(
+        required=False, allow_blank=True, write_only=True, trim_whitespace=False
+    )
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    role = serializers.ChoiceField(choices=Role.choices)
+    organization = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        help_text="Organization id; defaults to the caller's. Only an admin may "
+        "name another one.",
+    )
+
+
+class UserUpdateSerializer(serializers.Serializer):
+    first_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    last_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    organization = serializers.IntegerField(required=False, allow_null=True)
+    is_active = serializers.BooleanField(required=False)
+
+
+def _organization(actor, org_id):
+    """Resolve an organization id from a request body. Non-admins may only name their
+    own (403 otherwise, without telling whether the other one exists)."""
+    if org_id is None:
+        return None
+    if actor.role != Role.ADMIN:
+        if org_id != actor.organization_id:
+            raise Forbidden(
+                "Only an administrator can place a user in another organization."
+            )
+        return actor.organization
+    org = Organization.objects.filter(pk=org_id).first()
+    if org is None:
+        raise ValidationFailed(details={"organization": ["Unknown organization."]})
+    return org
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[
+            OpenApiParameter("role", str, enum=Role.values),
+            OpenApiParameter("is_active", bool),
+            OpenApiParameter("organization", int, description="Organization id."),
+            OpenApiParameter("search", str, description="Substring of email or name."),
+        ]
+    ),
+    create=extend_schema(request=UserCreateSerializer, responses={201: UserSerializer}),
+    partial_update=extend_schema(
+        request=UserUpdateSerializer, responses=UserSerializer
+    ),
+    destroy=extend_schema(description="Deactivates the user (soft delete)."),
+)
+class UserViewSet(ScopedViewSet):
+    """Admins: every user; staff: its organization's; a CPA: its organization's
+    clients; everyone: itself."""
+
+    scoped_model = get_user_model()
+    serializer_class = UserSerializer
+    http_method_names = ["get", "post", "patch", "delete", "head", "options"]
+
+    def list(self, request):
+        qs = user_list(qs=self.get_queryset(), params=request.query_params)
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
+    def create(self, request):
+        serializer = UserCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        actor = request.user
+        if "organization" in data:
+            organization = _organization(actor, data.pop("organization"))
+        elif actor.role == Role.ADMIN:
+            organization = None
+        else:
+            organization = actor.organization
+        with django_validation_as_api():
+            user = services.user_create(
+                **data, organization=organization, actor=actor, request=request
+            )
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+    def partial_update(self, request, pk=None):
+        user = self.get_object()
+        serializer = UserUpdateSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        if "organization" in changes:
+            org_id = changes["organization"]
+            if org_id == user.organization_id:
+                changes["organization"] = user.organization
+            elif request.user.role != Role.ADMIN:
+                raise Forbidden(
+                    "Only an administrator can move a user to another organization."
+                )
+            else:
+                changes["organization"] = _organization(request.user, org_id)
+        with django_validation_as_api():
+            user = services.user_update(
+                user=user, actor=request.user, request=request, **changes
+            )
+        return Response(UserSerializer(user).data)
+
+    def destroy(self, request, pk=None):
+        services.user_deactivate(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=UserSerializer)
+    @action(detail=True, methods=["post"])
+    def deactivate(self, request, pk=None):
+        user = services.user_deactivate(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(request=None, responses=UserSerializer)
+    @action(detail=True, methods=["post"])
+    def activate(self, request, pk=None):
+        user = services.user_activate(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(request=None, responses=UserSerializer)
+    @action(detail=True, methods=["post"], url_path="reset-mfa")
+    def reset_mfa(self, request, pk=None):
+        user = services.user_reset_mfa(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(UserSerializer(user).data)

@@ -1,0 +1,38 @@
+"""The base of every view that serves rows of a model: its queryset IS
+``scoping.visible(request.user, model)``, so a row outside it answers 404 and a new
+view cannot forget the scoping (the isolation matrix checks every route)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import viewsets
+
+from xenx.errors import ValidationFailed
+
+from .scoping import visible
+
+
+class ScopedViewSet(viewsets.GenericViewSet):
+    scoped_model = None  # the model whose visible rows this view serves
+
+    def get_queryset(self):
+        return visible(self.request.user, self.scoped_model)
+
+    def list_filter(self, qs):
+        """Narrow the visible rows by query parameters (list only)."""
+        return qs
+
+
+@contextmanager
+def django_validation_as_api():
+    """Model validation errors from services → 400 validation_error with details."""
+    try:
+        yield
+    except DjangoValidationError as exc:
+        if hasattr(exc, "error_dict"):
+            details = {field: list(msgs) for field, msgs in exc.message_dict.items()}
+        else:
+            details = {"non_field_errors": list(exc.messages)}
+        raise ValidationFailed(details=details) from None
