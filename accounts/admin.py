@@ -6,10 +6,11 @@ from django.db.models import Exists, OuterRef
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
+from organizations.scoping import visible
 from xenx.errors import ApiError
 from xenx.roles import Role
 
-from . import audit
+from . import audit  # also registers the audit log's visibility rule
 from .models import AuditEvent, User
 
 
@@ -210,6 +211,11 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_filter = ["action", "organization"]
     search_fields = ["actor_email", "target_repr", "request_id"]
     date_hierarchy = "created_at"
+
+    readonly_fields = [f.name for f in AuditEvent._meta.fields]
+
+    def get_queryset(self, request):
+        return visible(request.user, AuditEvent)
 
     def has_add_permission(self, request):
         return False

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from organizations.scoping import register
 from xenx.net import client_ip
+from xenx.roles import Role
 
 from .models import AuditEvent
 
@@ -47,3 +49,14 @@ def record(
         request_id=request_id,
         data=data or {},
     )
+
+
+@register("accounts.auditevent")
+def _visible_audit_events(user, model):
+    """Admins: every event; staff: their organization's; everyone else: none."""
+    qs = model._default_manager.select_related("actor", "organization")
+    if user.role == Role.ADMIN:
+        return qs.all()
+    if user.role == Role.STAFF and user.organization_id:
+        return qs.filter(organization_id=user.organization_id)
+    return qs.none()

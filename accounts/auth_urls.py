@@ -2,8 +2,27 @@
 
 from django.urls import path
 
-from . import auth_views
+from . import auth_views as v
 
 urlpatterns = [
-    path("me", auth_views.MeView.as_view(), name="auth-me"),
+    path("register", v.RegisterView.as_view(), name="auth-register"),
+    path("verify-email", v.VerifyEmailView.as_view(), name="auth-verify-email"),
+    path("login", v.LoginView.as_view(), name="auth-login"),
+    path("mfa/verify", v.MfaVerifyView.as_view(), name="auth-mfa-verify"),
+    path("token/refresh", v.RefreshView.as_view(), name="auth-token-refresh"),
+    path("logout", v.LogoutView.as_view(), name="auth-logout"),
+    path("logout-all", v.LogoutAllView.as_view(), name="auth-logout-all"),
+    path("me", v.MeView.as_view(), name="auth-me"),
+    path(
+        "password/change", v.PasswordChangeView.as_view(), name="auth-password-change"
+    ),
+    path("password/reset", v.PasswordResetView.as_view(), name="auth-password-reset"),
+    path(
+        "password/reset/confirm",
+        v.PasswordResetConfirmView.as_view(),
+        name="auth-password-reset-confirm",
+    ),
+    path("mfa/totp", v.TotpView.as_view(), name="auth-mfa-totp"),
+    path("mfa/totp/confirm", v.TotpConfirmView.as_view(), name="auth-mfa-totp-confirm"),
+    path("mfa/backup-codes", v.BackupCodesView.as_view(), name="auth-mfa-backup-codes"),
 ]

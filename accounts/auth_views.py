@@ -1,9 +1,167 @@
-from drf_spectacular.utils import extend_schema
+"""/api/auth/...: one thin view per operation; the work is in ``auth_services`` and
+``mfa``."""
+
+from drf_spectacular.utils import (
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from . import auth_services, mfa
+from .auth_serializers import (
+    BackupCodesSerializer,
+    CodeSerializer,
+    ErrorSerializer,
+    LoginResponseSerializer,
+    LoginSerializer,
+    MfaChallengeSerializer,
+    MfaVerifySerializer,
+    PasswordChangeSerializer,
+    PasswordResetConfirmSerializer,
+    PasswordResetSerializer,
+    RefreshSerializer,
+    RegisterSerializer,
+    TokenInputSerializer,
+    TokenPairSerializer,
+    TotpConfirmResponseSerializer,
+    TotpEnrolmentSerializer,
+)
 from .serializers import UserSerializer
+
+TAG = ["auth"]
+
+
+def _errors(*statuses: int) -> dict:
+    return {s: OpenApiResponse(ErrorSerializer) for s in statuses}
+
+
+def _valid(serializer_class, request):
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def _login_body(result: dict) -> dict:
+    if result.get("mfa_required"):
+        return result
+    return {**result, "user": UserSerializer(result["user"]).data}
+
+
+class PublicView(APIView):
+    """No authentication: a stale Bearer header must not break login or refresh."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+
+class RegisterView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=RegisterSerializer,
+        responses={201: UserSerializer, **_errors(400, 403, 429)},
+    )
+    def post(self, request):
+        data = _valid(RegisterSerializer, request)
+        user = auth_services.register(request=request._request, **data)
+        return Response(UserSerializer(user).data, status=201)
+
+
+class VerifyEmailView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=TokenInputSerializer,
+        responses={204: None, **_errors(400)},
+    )
+    def post(self, request):
+        data = _valid(TokenInputSerializer, request)
+        auth_services.verify_email(request=request._request, token=data["token"])
+        return Response(status=204)
+
+
+LOGIN_RESPONSE = PolymorphicProxySerializer(
+    component_name="LoginResult",
+    serializers=[LoginResponseSerializer, MfaChallengeSerializer],
+    resource_type_field_name=None,
+)
+
+
+class LoginView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=LoginSerializer,
+        responses={200: LOGIN_RESPONSE, **_errors(400, 401, 429)},
+        description="Password login. With a confirmed TOTP device the answer is an "
+        "MFA challenge (`mfa_required`, `mfa_token`) instead of tokens.",
+    )
+    def post(self, request):
+        data = _valid(LoginSerializer, request)
+        result = auth_services.login_password_step(
+            request=request._request, email=data["email"], password=data["password"]
+        )
+        return Response(_login_body(result))
+
+
+class MfaVerifyView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=MfaVerifySerializer,
+        responses={200: LoginResponseSerializer, **_errors(400, 401, 429)},
+    )
+    def post(self, request):
+        data = _valid(MfaVerifySerializer, request)
+        result = auth_services.login_mfa_step(
+            request=request._request, mfa_token=data["mfa_token"], code=data["code"]
+        )
+        return Response(_login_body(result))
+
+
+def _pair(issued: dict) -> dict:
+    return {
+        "access": issued["access"],
+        "refresh": issued["refresh"],
+        "token_type": "Bearer",
+        "expires_in": issued["expires_in"],
+    }
+
+
+class RefreshView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=RefreshSerializer,
+        responses={200: TokenPairSerializer, **_errors(400, 401)},
+    )
+    def post(self, request):
+        data = _valid(RefreshSerializer, request)
+        issued = auth_services.token_refresh(
+            request=request._request, refresh=data["refresh"]
+        )
+        return Response(_pair(issued))
+
+
+class LogoutView(APIView):
+    @extend_schema(
+        tags=TAG, request=RefreshSerializer, responses={204: None, **_errors(400, 401)}
+    )
+    def post(self, request):
+        data = _valid(RefreshSerializer, request)
+        auth_services.logout(
+            request=request._request,
+            user=request.user,
+            identity=request.auth,
+            refresh=data["refresh"],
+        )
+        return Response(status=204)
+
+
+class LogoutAllView(APIView):
+    @extend_schema(tags=TAG, request=None, responses={204: None, **_errors(401)})
+    def post(self, request):
+        auth_services.logout_all(request=request._request, user=request.user)
+        return Response(status=204)
 
 
 class MeUpdateSerializer(serializers.Serializer):
@@ -14,16 +172,123 @@ class MeUpdateSerializer(serializers.Serializer):
 class MeView(APIView):
     """The caller's own profile. Role, organization and email are not writable here."""
 
-    @extend_schema(responses=UserSerializer)
+    @extend_schema(tags=TAG, responses={200: UserSerializer, **_errors(401)})
     def get(self, request):
         return Response(UserSerializer(request.user).data)
 
-    @extend_schema(request=MeUpdateSerializer, responses=UserSerializer)
+    @extend_schema(
+        tags=TAG,
+        request=MeUpdateSerializer,
+        responses={200: UserSerializer, **_errors(400, 401)},
+    )
     def patch(self, request):
-        serializer = MeUpdateSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = _valid(MeUpdateSerializer, request)
         user = request.user
-        for field, value in serializer.validated_data.items():
+        for field, value in data.items():
             setattr(user, field, value)
-        user.save(update_fields=[*serializer.validated_data.keys()])
+        if data:
+            user.save(update_fields=[*data.keys()])
         return Response(UserSerializer(user).data)
+
+
+class PasswordChangeView(APIView):
+    @extend_schema(
+        tags=TAG,
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer, **_errors(400, 401, 429)},
+        description="Revokes every other token of the user; use the returned pair.",
+    )
+    def post(self, request):
+        data = _valid(PasswordChangeSerializer, request)
+        issued = auth_services.password_change(
+            user=request.user,
+            old_password=data["old_password"],
+            new_password=data["new_password"],
+            request=request._request,
+            mfa=request.auth.mfa,
+        )
+        return Response(_pair(issued))
+
+
+class PasswordResetView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=PasswordResetSerializer,
+        responses={202: None, **_errors(400, 429)},
+        description="Always 202, whether or not the email is known.",
+    )
+    def post(self, request):
+        data = _valid(PasswordResetSerializer, request)
+        auth_services.password_reset_request(
+            request=request._request, email=data["email"]
+        )
+        return Response(status=202)
+
+
+class PasswordResetConfirmView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=PasswordResetConfirmSerializer,
+        responses={204: None, **_errors(400)},
+    )
+    def post(self, request):
+        data = _valid(PasswordResetConfirmSerializer, request)
+        auth_services.password_reset_confirm(request=request._request, **data)
+        return Response(status=204)
+
+
+class TotpView(APIView):
+    @extend_schema(
+        tags=TAG,
+        request=None,
+        responses={201: TotpEnrolmentSerializer, **_errors(400, 401)},
+        description="Start (or restart) TOTP enrolment with an unconfirmed device.",
+    )
+    def post(self, request):
+        return Response(mfa.totp_begin_enrolment(user=request.user), status=201)
+
+    @extend_schema(
+        tags=TAG,
+        request=CodeSerializer,
+        responses={204: None, **_errors(400, 401, 403, 429)},
+        description="Disable MFA: removes TOTP and backup codes. `code` is a TOTP or "
+        "backup code.",
+    )
+    def delete(self, request):
+        data = _valid(CodeSerializer, request)
+        mfa.mfa_disable(user=request.user, code=data["code"], request=request._request)
+        return Response(status=204)
+
+
+class TotpConfirmView(APIView):
+    @extend_schema(
+        tags=TAG,
+        request=CodeSerializer,
+        responses={200: TotpConfirmResponseSerializer, **_errors(400, 401, 429)},
+        description="Confirms the device and returns 10 backup codes (shown once). "
+        "Every earlier token of the user is revoked; a fresh pair (with `mfa: true`) "
+        "is returned with the codes.",
+    )
+    def post(self, request):
+        data = _valid(CodeSerializer, request)
+        codes = mfa.totp_confirm(
+            user=request.user, code=data["code"], request=request._request
+        )
+        from . import tokens
+
+        issued = tokens.issue_tokens(request.user, mfa=True)
+        return Response({"backup_codes": codes, **_pair(issued)})
+
+
+class BackupCodesView(APIView):
+    @extend_schema(
+        tags=TAG,
+        request=CodeSerializer,
+        responses={200: BackupCodesSerializer, **_errors(400, 401, 429)},
+    )
+    def post(self, request):
+        data = _valid(CodeSerializer, request)
+        codes = mfa.backup_codes_regenerate(
+            user=request.user, code=data["code"], request=request._request
+        )
+        return Response({"backup_codes": codes})

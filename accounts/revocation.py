@@ -9,16 +9,26 @@ Three kinds of records, fetched together with one ``get_many``:
 
 A process may memoise what it read for ``XENX_REVOCATION_MEMO_SECONDS`` (default 0.5 s;
 the contract allows a second); writes made in this process clear the memo at once.
+
+Coherence across processes: a writer deletes the shared record at once and, when its
+transaction commits, writes the fresh record (``set``); a reader that missed rebuilds
+the record from the database and stores it with ``add`` (only if still absent). So a
+reader that loaded the old row just before the writer committed can never overwrite the
+writer's fresh record, and every process sees a change within the memo window.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import transaction
 from django.utils import timezone
+
+from xenx.errors import ServiceUnavailable
 
 STATE_TTL = 3600
 _memo: dict[str, tuple[float, object]] = {}
@@ -113,7 +123,10 @@ def fetch_states(
         else:
             wanted.append(key)
     if wanted:
-        fetched = cache.get_many(wanted)
+        try:
+            fetched = cache.get_many(wanted)
+        except Exception as exc:  # the cache is down: fail closed (DESIGN.md)
+            raise ServiceUnavailable("Token revocation state is unavailable.") from exc
         ttl = memo_seconds()
         for key in wanted:
             value = fetched.get(key, _MISSING)
@@ -122,10 +135,10 @@ def fetch_states(
                     value = False
                 elif key.startswith("ustate:"):
                     value = _load_user_state(user_id)
-                    cache.set(key, value, STATE_TTL)
+                    cache.add(key, value, STATE_TTL)
                 else:
                     value = _load_org_state(org_id)
-                    cache.set(key, value, STATE_TTL)
+                    cache.add(key, value, STATE_TTL)
             found[key] = value
             if ttl > 0:
                 _memo[key] = (now + ttl, value)
@@ -141,7 +154,7 @@ def get_user_state(user_id) -> UserState | None:
     value = cache.get(_ukey(user_id), _MISSING)
     if value is _MISSING:
         value = _load_user_state(user_id)
-        cache.set(_ukey(user_id), value, STATE_TTL)
+        cache.add(_ukey(user_id), value, STATE_TTL)
     return value
 
 
@@ -149,24 +162,40 @@ def get_org_state(org_id) -> OrgState | None:
     value = cache.get(_okey(org_id), _MISSING)
     if value is _MISSING:
         value = _load_org_state(org_id)
-        cache.set(_okey(org_id), value, STATE_TTL)
+        cache.add(_okey(org_id), value, STATE_TTL)
     return value
 
 
+def _refresh_user(user_id) -> None:
+    cache.set(_ukey(user_id), _load_user_state(user_id), STATE_TTL)
+    _memo.pop(_ukey(user_id), None)
+
+
+def _refresh_org(org_id) -> None:
+    cache.set(_okey(org_id), _load_org_state(org_id), STATE_TTL)
+    _memo.pop(_okey(org_id), None)
+
+
 def invalidate_user(user_id) -> None:
-    """Call after any change to a user's activity, role, organization or revocation."""
+    """Call after any change to a user's activity, role, organization or revocation.
+
+    Deletes the shared record now and writes the committed state when the transaction
+    commits (see the module docstring for why both)."""
     cache.delete(_ukey(user_id))
     _memo.pop(_ukey(user_id), None)
+    transaction.on_commit(lambda: _refresh_user(user_id))
 
 
 def invalidate_org(org_id) -> None:
     cache.delete(_okey(org_id))
     _memo.pop(_okey(org_id), None)
+    transaction.on_commit(lambda: _refresh_org(org_id))
 
 
 def revoke_user_tokens(user, *, save: bool = True) -> None:
     """Refuse every token of ``user`` issued until now (logout-all, password change,
-    deactivation, role change)."""
+    deactivation, role change). Tokens issued afterwards, even within the same second,
+    still work: the comparison uses the microsecond ``ist`` claim."""
     user.tokens_revoked_before = timezone.now()
     if save:
         type(user).objects.filter(pk=user.pk).update(
@@ -182,6 +211,31 @@ def deny_access_token(jti: str, exp: float) -> None:
     _memo.pop(_jkey(jti), None)
 
 
+def is_denied(jti: str) -> bool:
+    return bool(cache.get(_jkey(jti)))
+
+
 def issued_at(payload: dict) -> float:
     """High-resolution issue time: our ``ist`` claim, else SimpleJWT's whole-second iat."""
     return float(payload.get("ist", payload.get("iat", 0)))
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def to_micros(value) -> int:
+    """Epoch microseconds of a datetime or of float epoch seconds (exact for both)."""
+    if value is None:
+        return 0
+    if isinstance(value, datetime):
+        return (value - _EPOCH) // _MICROSECOND
+    return round(float(value) * 1_000_000)
+
+
+def issued_before(payload: dict, revoked_before) -> bool:
+    """True when the token was issued at or before ``revoked_before`` (a datetime or
+    epoch seconds): compared in whole microseconds, so float rounding cannot let a
+    revoked token through nor refuse one issued right after the revocation."""
+    revoked = to_micros(revoked_before)
+    return revoked > 0 and to_micros(issued_at(payload)) <= revoked

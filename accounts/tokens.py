@@ -1,14 +1,29 @@
 """Issuing and checking JWTs. ``authenticate_access_token`` is the one check every
 entry point uses (DRF views and the gateway); it costs no database query when the
-revocation state is cached."""
+revocation state is cached.
+
+Three token types share the signing key and are told apart by ``token_type``:
+``access`` (15 min), ``refresh`` (7 days, rotated, in SimpleJWT's outstanding/blacklist
+tables) and ``mfa`` (5 min, only good for ``/api/auth/mfa/verify``). Every decoder
+checks the type, so no token can stand in for another.
+
+Claims we add: ``email``, ``role``, ``org``, ``permissions``, ``mfa`` (SPEC §4), ``ist``
+(issue time in epoch seconds with microseconds: SimpleJWT's ``iat`` is whole seconds, too
+coarse to compare with a revocation made in the same second) and ``sst`` (the time of the
+password login that started this refresh family: the absolute session lifetime).
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
-from rest_framework_simplejwt.exceptions import TokenError
-from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+from django.conf import settings
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
 
@@ -31,6 +46,17 @@ class Identity:
     payload: dict
 
 
+class MfaToken(Token):
+    """The signed proof that step one (password) of a two-step login passed."""
+
+    token_type = "mfa"
+    lifetime = timedelta(seconds=getattr(settings, "XENX_MFA_TOKEN_SECONDS", 300))
+
+
+def session_max_seconds() -> int:
+    return int(getattr(settings, "XENX_SESSION_MAX_DAYS", 30)) * 86400
+
+
 def _user_claims(user, *, mfa: bool) -> dict:
     return {
         "email": user.email,
@@ -41,26 +67,96 @@ def _user_claims(user, *, mfa: bool) -> dict:
     }
 
 
+def _issue_time(user) -> float:
+    """Now, but strictly after the user's last wholesale revocation (which this process
+    may just have written), in microsecond resolution."""
+    now_us = time.time_ns() // 1000
+    floor = revocation.to_micros(getattr(user, "tokens_revoked_before", None))
+    return max(now_us, floor + 1) / 1_000_000
+
+
 def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> dict:
-    """A fresh refresh/access pair for ``user``. ``session_started`` is the time of the
-    password login that began this refresh family (absolute lifetime)."""
-    now = time.time()
-    refresh = RefreshToken.for_user(user)
+    """A fresh refresh/access pair for ``user``, recorded as outstanding.
+
+    ``session_started`` is the time of the password login that began this refresh family;
+    neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``."""
+    now = _issue_time(user)
+    sst = float(session_started or now)
+    cap = int(sst + session_max_seconds())
+    refresh = RefreshToken()
+    refresh[api_settings.USER_ID_CLAIM] = str(user.pk)
     for claim, value in _user_claims(user, mfa=mfa).items():
         refresh[claim] = value
     refresh["ist"] = now
-    refresh["sst"] = session_started or now
+    refresh["sst"] = sst
+    refresh["exp"] = min(int(refresh["exp"]), cap)
     access = refresh.access_token
     access["ist"] = now
-    return {"access": str(access), "refresh": str(refresh), "access_token": access}
+    access["exp"] = min(int(access["exp"]), cap)
+    OutstandingToken.objects.create(
+        user=user,
+        jti=refresh[api_settings.JTI_CLAIM],
+        token=str(refresh),
+        created_at=refresh.current_time,
+        expires_at=datetime_from_epoch(refresh["exp"]),
+    )
+    return {
+        "access": str(access),
+        "refresh": str(refresh),
+        "token_type": "Bearer",
+        "expires_in": max(0, int(access["exp"] - time.time())),
+        "access_token": access,
+        "refresh_token": refresh,
+    }
+
+
+def _decode(raw, token_type: str) -> dict:
+    """Signature (HS256 only: ``alg: none`` and others are refused), expiry, type and
+    the claims we rely on. Any failure is 401 ``invalid_token``."""
+    if not isinstance(raw, str) or not raw:
+        raise InvalidToken()
+    from rest_framework_simplejwt.state import token_backend
+
+    try:
+        payload = token_backend.decode(raw, verify=True)
+    except Exception as exc:  # TokenBackendError, expired, garbage
+        raise InvalidToken() from exc
+    if not isinstance(payload, dict) or payload.get("token_type") != token_type:
+        raise InvalidToken()
+    for claim in ("exp", "jti", api_settings.USER_ID_CLAIM):
+        if claim not in payload:
+            raise InvalidToken()
+    try:
+        int(payload[api_settings.USER_ID_CLAIM])
+        float(payload["exp"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    if float(payload["exp"]) <= time.time():
+        raise InvalidToken()
+    return payload
 
 
 def decode_access_token(raw: str) -> dict:
     """Signature, expiry and token_type=access (refresh and MFA tokens are refused)."""
-    try:
-        return AccessToken(raw).payload
-    except TokenError as exc:
-        raise InvalidToken() from exc
+    return _decode(raw, "access")
+
+
+def decode_refresh_token(raw: str) -> dict:
+    """A refresh token's payload (signature, expiry, type); revocation is the caller's."""
+    return _decode(raw, "refresh")
+
+
+def issue_mfa_token(user, *, session_started: float | None = None) -> str:
+    token = MfaToken()
+    token[api_settings.USER_ID_CLAIM] = str(user.pk)
+    now = _issue_time(user)
+    token["ist"] = now
+    token["sst"] = float(session_started or now)
+    return str(token)
+
+
+def decode_mfa_token(raw: str) -> dict:
+    return _decode(raw, "mfa")
 
 
 def authenticate_access_token(raw: str, *, path: str = "") -> Identity:
@@ -78,7 +174,7 @@ def authenticate_access_token(raw: str, *, path: str = "") -> Identity:
         raise TokenRevoked()
     if org_state is not None and not org_state.is_active:
         raise TokenRevoked()
-    if denied or revocation.issued_at(payload) <= user_state.revoked_before:
+    if denied or revocation.issued_before(payload, user_state.revoked_before):
         raise TokenRevoked()
     mfa = bool(payload.get("mfa"))
     mfa_pending = bool(org_state and org_state.mfa_required and not mfa)

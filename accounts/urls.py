@@ -1,6 +1,9 @@
 from django.urls import include, path
 
+from .audit_views import AuditEventListView
+
 urlpatterns = [
     path("auth/", include("accounts.auth_urls")),
+    path("audit-events", AuditEventListView.as_view(), name="audit-events"),
     path("", include("accounts.user_urls")),
 ]

@@ -1,0 +1,80 @@
+"""Rate limits on the identity endpoints, with django-ratelimit on the shared cache.
+
+Two kinds of counters (SPEC §4):
+- per client IP (``*_ip``): every attempt counts, checked and counted before the work;
+- per account (``*_account``): only failures count; checked before the work (so a right
+  password is refused too once the limit is reached) and counted on each failure.
+
+Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`` are
+the documented ones; the other endpoints may be tuned with their own names and fall back
+to the login rates.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from django.conf import settings
+from django_ratelimit.core import get_usage
+
+from xenx.errors import RateLimited
+from xenx.net import client_ip
+
+FALLBACK = {
+    "register_ip": "login_ip",
+    "password_reset_ip": "login_ip",
+    "password_reset_account": "login_account",
+    "mfa_verify_ip": "login_ip",
+    "mfa_account": "login_account",
+    "password_change_account": "login_account",
+}
+
+
+def rate_for(name: str) -> str:
+    rates = settings.XENX_RATE_LIMITS
+    return rates.get(name) or rates[FALLBACK.get(name, name)]
+
+
+def _usage(request, name: str, value: str, *, increment: bool):
+    if request is None:  # service called outside a request (portal forms pass one)
+        request = SimpleNamespace(method="POST", META={})
+    return get_usage(
+        request,
+        group=f"xenx.{name}",
+        key=lambda group, req: value,
+        rate=rate_for(name),
+        increment=increment,
+    )
+
+
+def _raise(usage) -> None:
+    raise RateLimited(retry_after=max(1, int(usage.get("time_left") or 1)))
+
+
+def hit(request, name: str, value: str) -> None:
+    """Count one attempt and refuse it (429) when over the limit."""
+    usage = _usage(request, name, value, increment=True)
+    if usage is not None and usage["should_limit"]:
+        _raise(usage)
+
+
+def check(request, name: str, value: str) -> None:
+    """Refuse (429) when the failures already counted reached the limit."""
+    usage = _usage(request, name, value, increment=False)
+    if usage is not None and (
+        usage["should_limit"] or usage["count"] >= usage["limit"]
+    ):
+        _raise(usage)
+
+
+def fail(request, name: str, value: str) -> None:
+    """Count one failure (the caller answers the failure itself)."""
+    _usage(request, name, value, increment=True)
+
+
+def ip_of(request) -> str:
+    return client_ip(request) if request is not None else "0.0.0.0"  # noqa: S104
+
+
+def account_key(email: str) -> str:
+    return (email or "").strip().lower()
