@@ -5,12 +5,16 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from organizations import policies
 from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
 from organizations.scoping import visible
-from xenx.errors import ApiError
+from xenx.errors import ApiError, Forbidden
 from xenx.roles import Role
 
-from . import audit  # also registers the audit log's visibility rule
+from . import (
+    audit,  # also registers the audit log's visibility rule
+    services,
+)
 from .models import AuditEvent, User
 
 
@@ -30,8 +34,9 @@ class MfaFilter(admin.SimpleListFilter):
 
 
 def role_change_errors(actor, user, cleaned: dict) -> dict:
-    """What ``actor`` may not do to ``user`` (SPEC §2): only an admin grants the admin
-    role or puts a user in, out of, or into another organization."""
+    """What ``actor`` may not do to ``user`` (SPEC §2), as form errors by field: only
+    an admin grants the admin role or puts a user in, out of, or into another
+    organization. The service's policy (organizations.policies) is checked too."""
     if is_platform_admin(actor):
         return {}
     errors = {}
@@ -44,6 +49,32 @@ def role_change_errors(actor, user, cleaned: dict) -> dict:
                 "Only an administrator can move a user to another organization."
             )
     return errors
+
+
+def _policy_error(actor, original, cleaned: dict) -> str | None:
+    """The services' own rule (403 in the API) for this add or change, if refused."""
+    try:
+        if original is None:
+            policies.check_user_create(
+                actor,
+                role=cleaned.get("role"),
+                organization_id=getattr(cleaned.get("organization"), "pk", None),
+            )
+        else:
+            changes = {}
+            if "role" in cleaned and cleaned["role"] != original.role:
+                changes["role"] = cleaned["role"]
+            new_org = getattr(cleaned.get("organization"), "pk", None)
+            if "organization" in cleaned and new_org != original.organization_id:
+                changes["organization_id"] = new_org
+            other = {"email", "email_verified", "first_name", "last_name"}
+            if other & set(cleaned) or changes:
+                policies.check_user_update(
+                    actor, original, changes=changes or {"first_name": None}
+                )
+    except Forbidden as exc:
+        return exc.message
+    return None
 
 
 @admin.register(User)
@@ -122,35 +153,29 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
         class ActorCheckedForm(form_class):
             def clean(self):
                 cleaned = super().clean()
-                for field, message in role_change_errors(
-                    actor, self.instance, cleaned
-                ).items():
+                errors = role_change_errors(actor, self.instance, cleaned)
+                for field, message in errors.items():
                     self.add_error(field if field in self.fields else None, message)
+                if not errors:
+                    original = (
+                        User.objects.get(pk=self.instance.pk)
+                        if self.instance.pk
+                        else None
+                    )
+                    message = _policy_error(actor, original, cleaned)
+                    if message:
+                        self.add_error(None, message)
                 return cleaned
 
         ActorCheckedForm.__name__ = form_class.__name__
         return ActorCheckedForm
 
     def save_model(self, request, obj, form, change):
-        # The form already refused these; refuse again whatever path got here.
-        cleaned = {
-            "role": obj.role,
-            "organization": obj.organization,
-        }
-        if role_change_errors(request.user, obj, cleaned):
-            raise PermissionDenied
-        if change and {"role", "organization"} & set(form.changed_data):
-            with transaction.atomic():
-                super().save_model(request, obj, form, change)
-                audit.record(
-                    audit.Action.USER_ROLE_CHANGED,
-                    actor=request.user,
-                    target=obj,
-                    request=request,
-                    data={"role": obj.role, "organization": obj.organization_id},
-                )
-            return
+        """Writes through the accounts services: their policy checks, token revocation
+        on a role or organization change, and audit events."""
         if not change:
+            if _policy_error(request.user, None, form.cleaned_data):
+                raise PermissionDenied
             with transaction.atomic():
                 super().save_model(request, obj, form, change)
                 audit.record(
@@ -161,17 +186,35 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
                     data={"role": obj.role, "channel": "admin"},
                 )
             return
-        super().save_model(request, obj, form, change)
+        original = User.objects.get(pk=obj.pk)
+        changed = set(form.changed_data)
+        updates = {
+            f: form.cleaned_data[f] for f in changed if f in services.USER_UPDATE_FIELDS
+        }
+        other = sorted(changed & {"email", "email_verified"})
+        try:
+            with transaction.atomic():
+                services.user_update(
+                    user=original, actor=request.user, request=request, **updates
+                )
+                if other:
+                    for field in other:
+                        setattr(original, field, getattr(obj, field))
+                    original.save(update_fields=other)
+                    audit.record(
+                        audit.Action.USER_UPDATED,
+                        actor=request.user,
+                        target=original,
+                        request=request,
+                        data={"fields": other, "channel": "admin"},
+                    )
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
 
     def _run_service(self, request, queryset, service_name, done: str):
-        from . import services
-
         service = getattr(services, service_name)
         count, refused = 0, []
-        for user in queryset:
-            if user.role == Role.ADMIN and not is_platform_admin(request.user):
-                refused.append(user.email)
-                continue
+        for user in queryset:  # already scoped by get_queryset
             try:
                 service(user=user, actor=request.user, request=request)
             except (ApiError, ValidationError, PermissionDenied) as exc:

@@ -432,7 +432,6 @@ def _invitation_functions():
     """``organizations``' invitation API, when it exists (built by another change)."""
     try:
         from organizations.selectors import invitation_get_valid
-
         from organizations.services import invitation_accept
     except ImportError:
         return None

@@ -83,12 +83,6 @@ class PasswordChangeForm(forms.Form):
             password_validation.password_validators_help_texts()
         )
 
-    def clean_old_password(self):
-        old = self.cleaned_data["old_password"]
-        if not self.user.check_password(old):
-            raise forms.ValidationError("Your current password is not correct.")
-        return old
-
     def clean(self):
         cleaned = super().clean()
         new, again = cleaned.get("new_password"), cleaned.get("new_password_confirm")

@@ -15,6 +15,9 @@ from accounts import audit
 
 PENDING_KEY = "portal_mfa_pending"
 BACKEND = "accounts.backends.EmailBackend"
+# Wrong codes one password login may try before it must start again (as the API's
+# mfa_token allows).
+MAX_CODE_FAILURES = 5
 
 
 def pending_login_start(*, request, user, next_url: str) -> None:
@@ -25,6 +28,7 @@ def pending_login_start(*, request, user, next_url: str) -> None:
         "user_id": user.pk,
         "started": time.time(),
         "next": next_url,
+        "failures": 0,
     }
 
 
@@ -50,6 +54,25 @@ def pending_login(request):
     return user, state.get("next") or settings.LOGIN_REDIRECT_URL
 
 
+def pending_login_failed(*, request, user) -> bool:
+    """Record a wrong code; True when this login has had too many and was dropped."""
+    state = request.session.get(PENDING_KEY) or {}
+    failures = int(state.get("failures", 0)) + 1
+    audit.record(
+        audit.Action.MFA_FAILED,
+        actor=user,
+        target=user,
+        request=request,
+        data={"step": "login", "channel": "portal", "failures": failures},
+    )
+    if failures >= MAX_CODE_FAILURES:
+        request.session.pop(PENDING_KEY, None)
+        return True
+    state["failures"] = failures
+    request.session[PENDING_KEY] = state
+    return False
+
+
 @transaction.atomic
 def session_login(*, request, user, device=None) -> None:
     """Log ``user`` in to this session (and mark it verified by ``device``)."""
@@ -57,6 +80,13 @@ def session_login(*, request, user, device=None) -> None:
     auth_login(request, user, backend=BACKEND)
     if device is not None:
         django_otp.login(request, device)
+        audit.record(
+            audit.Action.MFA_USED,
+            actor=user,
+            target=user,
+            request=request,
+            data={"channel": "portal"},
+        )
     audit.record(
         audit.Action.LOGIN_SUCCEEDED,
         actor=user,
@@ -66,16 +96,21 @@ def session_login(*, request, user, device=None) -> None:
     )
 
 
-def login_failed(*, request, email: str, reason: str) -> None:
+def login_failed(*, request, email: str) -> None:
+    """The same audit event as a failed API login."""
     from django.contrib.auth import get_user_model
 
-    user = get_user_model()._default_manager.filter(email__iexact=email).first()
+    known = get_user_model()._default_manager.filter(email__iexact=email).first()
     audit.record(
         audit.Action.LOGIN_FAILED,
-        actor=None,
-        target=user,
+        target=known,
+        organization=getattr(known, "organization", None),
         request=request,
-        data={"channel": "portal", "email": email[:254], "reason": reason},
+        data={
+            "channel": "portal",
+            "email": email[:254],
+            "reason": "invalid_credentials",
+        },
     )
 
 

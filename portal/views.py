@@ -17,11 +17,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from accounts import throttling
 from accounts.selectors import user_has_confirmed_totp
-from xenx.errors import ApiError
+from xenx.errors import ApiError, RateLimited
 from xenx.roles import Role
 
-from . import selectors, services, throttle
+from . import selectors, services
 from .admin_site import passed_second_factor
 from .decorators import portal_login_required, roles_required
 from .forms import (
@@ -52,18 +53,33 @@ def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
 
-def _error_text(exc) -> list[str]:
+def _add_service_errors(form, exc, field: str) -> None:
+    """Put a service's error beside the form field it names (else beside ``field``)."""
+    if isinstance(exc, RateLimited):
+        form.add_error(None, "Too many attempts. Wait a minute and try again.")
+        return
+    details = {}
     if isinstance(exc, ApiError):
-        return [exc.message]
-    if isinstance(exc, ValidationError):
-        return exc.messages
-    return [str(exc)]
+        details = exc.details or {}
+    elif isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        details = exc.message_dict
+    placed = False
+    for name, errors in details.items():
+        target = name if name in form.fields else None
+        if name == "non_field_errors" or target is not None:
+            for message in errors if isinstance(errors, list) else [errors]:
+                form.add_error(target, str(message))
+            placed = True
+    if not placed:
+        messages_ = exc.messages if isinstance(exc, ValidationError) else [exc.message]
+        for message in messages_:
+            form.add_error(field, message)
 
 
-def _rate_limited(request, template, context, retry_after):
+def _rate_limited(request, template, context, exc: RateLimited):
     context["rate_limited"] = True
     response = render(request, template, context, status=429)
-    response["Retry-After"] = str(retry_after)
+    response["Retry-After"] = exc.headers.get("Retry-After", "60")
     return response
 
 
@@ -80,14 +96,18 @@ def login_view(request):
     form = LoginForm(request, data=request.POST or None)
     context = {"form": form, "next": next_url}
     if request.method == "POST":
-        email = request.POST.get("email", "")[:254]
-        retry_after = throttle.check(request, email)
-        if retry_after:
-            return _rate_limited(request, "portal/login.html", context, retry_after)
+        # The API login's throttles and counters (SPEC §4): per address, every attempt;
+        # per account, failures (a right password is refused too once it is reached).
+        account = throttling.account_key(request.POST.get("email", "")[:254])
+        try:
+            throttling.hit(request, "login_ip", throttling.ip_of(request))
+            throttling.check(request, "login_account", account)
+        except RateLimited as exc:
+            return _rate_limited(request, "portal/login.html", context, exc)
         if not form.is_valid():
-            if form.user is None and email:
-                throttle.failed(request, email)
-                services.login_failed(request=request, email=email, reason="password")
+            if form.user is None and account:
+                throttling.fail(request, "login_account", account)
+                services.login_failed(request=request, email=account)
             return render(request, "portal/login.html", context, status=200)
         user = form.user
         if user_has_confirmed_totp(user):
@@ -99,17 +119,14 @@ def login_view(request):
 
 
 def _second_factor_device(user, code):
-    """The device that accepted ``code`` (TOTP or backup code), or None."""
-    from django_otp.models import Device
+    """The user's TOTP device when ``code`` (TOTP or backup code, each accepted once)
+    is right, else None. The device marks the session verified (django-otp)."""
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     from accounts import mfa
 
-    accepted = mfa.verify_second_factor(user=user, code=code)
-    if not accepted:
+    if not mfa.verify_second_factor(user=user, code=code):
         return None
-    if isinstance(accepted, Device):
-        return accepted
     return TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
@@ -124,17 +141,21 @@ def login_verify_view(request):
     form = CodeForm(request.POST or None)
     context = {"form": form, "pending_user": user}
     if request.method == "POST":
-        retry_after = throttle.check(request, user.email)
-        if retry_after:
-            return _rate_limited(
-                request, "portal/login_verify.html", context, retry_after
-            )
+        account = str(user.pk)  # the API's MFA counters
+        try:
+            throttling.hit(request, "mfa_verify_ip", throttling.ip_of(request))
+            throttling.check(request, "mfa_account", account)
+        except RateLimited as exc:
+            return _rate_limited(request, "portal/login_verify.html", context, exc)
         if form.is_valid():
             device = _second_factor_device(user, form.cleaned_data["code"])
             if device is not None:
                 services.session_login(request=request, user=user, device=device)
                 return redirect(next_url)
-            throttle.failed(request, user.email)
+            throttling.fail(request, "mfa_account", account)
+            if services.pending_login_failed(request=request, user=user):
+                messages.error(request, "Too many wrong codes. Please sign in again.")
+                return redirect("portal:login")
             form.add_error("code", "That code is not valid. Try the next one.")
     return render(request, "portal/login_verify.html", context)
 
@@ -193,8 +214,7 @@ def client_invite_view(request):
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("email", message)
+            _add_service_errors(form, exc, "email")
         else:
             messages.success(
                 request, f"Invitation sent to {form.cleaned_data['email']}."
@@ -275,16 +295,15 @@ def document_upload_view(request):
         owner = form.cleaned_data.get("owner") or request.user
         upload = form.cleaned_data["file"]
         try:
-            document = org_services.document_upload(
+            document = org_services.document_create(
                 owner=owner,
-                file=upload,
-                title=form.cleaned_data["title"] or upload.name,
+                upload=upload,
+                title=form.cleaned_data["title"],
                 actor=request.user,
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("file", message)
+            _add_service_errors(form, exc, "file")
         else:
             messages.success(request, f"Uploaded “{document.title}”.")
             back = request.POST.get("back")
@@ -305,6 +324,7 @@ def document_download_view(request, pk):
         content_type=document.content_type,
     )
     response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response
 
 
@@ -371,8 +391,7 @@ def password_change_view(request):
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("new_password", message)
+            _add_service_errors(form, exc, "new_password")
         else:
             update_session_auth_hash(request, request.user)
             messages.success(
@@ -421,8 +440,7 @@ def totp_confirm_view(request):
                 user=request.user, code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("code", message)
+            _add_service_errors(form, exc, "code")
         else:
             request.session.pop(ENROLMENT_KEY, None)
             _verify_session(request)
@@ -475,8 +493,7 @@ def mfa_disable_view(request):
                 user=request.user, code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("code", message)
+            _add_service_errors(form, exc, "code")
         else:
             messages.success(request, "Two-factor authentication is off.")
             return redirect("portal:account")
@@ -497,8 +514,7 @@ def backup_codes_view(request):
                 user=request.user, code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
-            for message in _error_text(exc):
-                form.add_error("code", message)
+            _add_service_errors(form, exc, "code")
         else:
             messages.success(
                 request, "New backup codes made; the old ones stopped working."
