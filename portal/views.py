@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.functional import LazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -38,6 +39,16 @@ from .forms import (
 PAGE_SIZE = 20
 STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
 ENROLMENT_KEY = "portal_totp_enrolment"
+
+
+def _me(request):
+    """The signed-in User itself, not django-otp's lazy wrapper around it: services
+    may use ``type(user)``."""
+    user = request.user
+    while isinstance(user, LazyObject):  # django-otp wraps auth's lazy user
+        _ = user.pk  # evaluate it
+        user = user._wrapped
+    return user
 
 
 def _safe_next(request) -> str:
@@ -210,7 +221,7 @@ def client_invite_view(request):
                 organization=organization,
                 email=form.cleaned_data["email"],
                 role=Role.CLIENT,
-                actor=request.user,
+                actor=_me(request),
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
@@ -299,7 +310,7 @@ def document_upload_view(request):
                 owner=owner,
                 upload=upload,
                 title=form.cleaned_data["title"],
-                actor=request.user,
+                actor=_me(request),
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
@@ -385,7 +396,7 @@ def password_change_view(request):
     if form.is_valid():
         try:
             password_change(
-                user=request.user,
+                user=_me(request),
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
                 request=request,
@@ -413,7 +424,7 @@ def totp_begin_view(request):
     if user_has_confirmed_totp(request.user):
         messages.info(request, "Two-factor authentication is already on.")
         return redirect("portal:account")
-    enrolment = mfa.totp_begin_enrolment(user=request.user)
+    enrolment = mfa.totp_begin_enrolment(user=_me(request))
     request.session[ENROLMENT_KEY] = {
         "secret": enrolment["secret"],
         "otpauth_uri": enrolment["otpauth_uri"],
@@ -437,7 +448,7 @@ def totp_confirm_view(request):
     if request.method == "POST" and form.is_valid():
         try:
             codes = mfa.totp_confirm(
-                user=request.user, code=form.cleaned_data["code"], request=request
+                user=_me(request), code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")
@@ -490,7 +501,7 @@ def mfa_disable_view(request):
     if form.is_valid():
         try:
             mfa.mfa_disable(
-                user=request.user, code=form.cleaned_data["code"], request=request
+                user=_me(request), code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")
@@ -511,7 +522,7 @@ def backup_codes_view(request):
     if form.is_valid():
         try:
             codes = mfa.backup_codes_regenerate(
-                user=request.user, code=form.cleaned_data["code"], request=request
+                user=_me(request), code=form.cleaned_data["code"], request=request
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")

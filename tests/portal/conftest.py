@@ -48,3 +48,30 @@ def make_document(db):
         return doc
 
     return make
+
+
+def totp_code(user, *, offset_steps=0):
+    """The current (or a neighbouring) RFC 6238 code of the user's TOTP device."""
+    import base64
+    import time
+
+    import pyotp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user).order_by("-id").first()
+    totp = pyotp.TOTP(base64.b32encode(device.bin_key).decode())
+    return totp.at(time.time() + 30 * offset_steps)
+
+
+@pytest.fixture
+def mfa_user(make_user):
+    """mfa_user(role) → (user, backup codes): TOTP confirmed through accounts.mfa."""
+    from accounts import mfa
+
+    def make(role=Role.CPA, **fields):
+        user = make_user(role, **fields)
+        mfa.totp_begin_enrolment(user=user)
+        codes = mfa.totp_confirm(user=user, code=totp_code(user))
+        return user, codes
+
+    return make
