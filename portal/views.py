@@ -217,7 +217,7 @@ def client_invite_view(request):
     organization = request.user.organization
     if organization is not None and form.is_valid():
         try:
-            org_services.invitation_create(
+            invitation, _token = org_services.invitation_create(
                 organization=organization,
                 email=form.cleaned_data["email"],
                 role=Role.CLIENT,
@@ -227,9 +227,7 @@ def client_invite_view(request):
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "email")
         else:
-            messages.success(
-                request, f"Invitation sent to {form.cleaned_data['email']}."
-            )
+            messages.success(request, f"Invitation sent to {invitation.email}.")
             return redirect("portal:clients")
     elif organization is None:
         form.add_error(None, "Only members of an organization can invite clients.")
