@@ -1,0 +1,176 @@
+"""End to end in a real headless browser (Debian's Chromium, driven by Playwright from
+PyPI with the system browser; `playwright install` is never run).
+
+A CPA signs in with password + TOTP, invites a client, uploads a PDF for that client and
+downloads it again; screenshots of the dashboard and the account page at desktop and
+phone widths land in artifacts/screenshots/ (kept out of git).
+"""
+
+import re
+import socket
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core import mail
+
+from tests.conftest import DEFAULT_PASSWORD
+from tests.portal.conftest import PDF_BYTES, totp_code
+from xenx.roles import Role
+
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
+PORTS = range(18700, 18900)  # this project's port range for test servers
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="needs Debian's chromium at /usr/bin/chromium "
+        "(apt-get install chromium; .ci/extra-setup installs it in CI)",
+    ),
+]
+
+
+def _free_port() -> int:
+    for port in PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail("no free port in 18700-18899")
+
+
+@pytest.fixture
+def server(transactional_db):
+    from pytest_django.live_server_helper import LiveServer
+
+    live = LiveServer(f"127.0.0.1:{_free_port()}")
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
+    # makes between browser steps are still synchronous.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        yield chromium
+        chromium.close()
+
+
+def _shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    for label, width, height in (("desktop", 1280, 800), ("phone", 375, 812)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SHOTS / f"{name}-{label}.png"), full_page=True)
+        # Nothing overflows sideways at this width.
+        overflow = page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, f"{name} scrolls sideways at {width}px"
+    page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_cpa_with_totp_invites_uploads_and_downloads(
+    server, browser, mfa_user, tmp_path
+):
+    from accounts.services import user_create
+    from organizations.models import Document, Invitation
+    from organizations.services import invitation_accept
+
+    cpa, _codes = mfa_user(Role.CPA, first_name="Casey", last_name="Accountant")
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    problems = []
+    page.on(
+        "console",
+        lambda msg: problems.append(msg.text) if msg.type == "error" else None,
+    )
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+
+    # Sign in: password, then the TOTP code on a second page.
+    page.goto(f"{server.url}/portal/login")
+    page.fill("input[name=email]", cpa.email)
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/portal/login/verify")
+    page.fill("input[name=code]", totp_code(cpa, offset_steps=1))
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{server.url}/portal/")
+    assert page.inner_text("h1") == "Dashboard"
+    assert cpa.organization.name in page.inner_text(".stats")
+    _shoot(page, "dashboard")
+
+    # Invite a client by email.
+    page.click("nav >> text=Clients")
+    page.fill("input[name=email]", "new.client@example.com")
+    page.click("button:has-text('Send invitation')")
+    page.wait_for_selector("text=Invitation sent to new.client@example.com")
+    _shoot(page, "clients")
+    assert Invitation.objects.filter(email="new.client@example.com").exists()
+    token = re.search(r"^\s{4}(\S+)\s*$", mail.outbox[-1].body, re.M).group(1)
+
+    # The client creates an account with the invitation (what registration does).
+    client = user_create(
+        email="new.client@example.com",
+        password="client-passphrase-2025",
+        first_name="Nora",
+        last_name="Client",
+        role=Role.CLIENT,
+        organization=cpa.organization,
+    )
+    invitation = Invitation.objects.get(email="new.client@example.com")
+    assert token  # the invitation email carried its code
+    invitation_accept(invitation=invitation, user=client)
+
+    # Upload a PDF for that client from the client's page.
+    page.goto(f"{server.url}/portal/clients")
+    page.click("text=Nora Client")
+    page.wait_for_url(f"**/portal/clients/{client.pk}")
+    pdf = tmp_path / "return-2025.pdf"
+    pdf.write_bytes(PDF_BYTES)
+    page.fill("input[name=title]", "Tax return 2025")
+    page.set_input_files("input[name=file]", str(pdf))
+    page.click("form[enctype] button[type=submit]")
+    page.wait_for_selector("text=Uploaded “Tax return 2025”.")
+    _shoot(page, "client")
+    document = Document.objects.get(owner=client)
+    assert document.content_type == "application/pdf"
+
+    # Download it again: the same bytes.
+    with page.expect_download() as download_info:
+        page.click("a:has-text('Download')")
+    download = download_info.value
+    assert download.suggested_filename == "return-2025.pdf"
+    assert Path(download.path()).read_bytes() == PDF_BYTES
+
+    page.goto(f"{server.url}/portal/")
+    assert page.inner_text("#document-count") == "1"
+    assert page.inner_text("#client-count") == "1"
+    _shoot(page, "dashboard")
+
+    page.goto(f"{server.url}/portal/account")
+    assert page.inner_text("h1") == "Account"
+    _shoot(page, "account")
+
+    # No CSP violation or script error on any page.
+    assert problems == []
+    context.close()
