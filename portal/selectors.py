@@ -51,3 +51,17 @@ def dashboard(user) -> dict:
         "document_count": documents.count(),
         "recent_documents": list(documents[:5]),
     }
+
+
+def pending_invitations(user, *, limit: int = 10):
+    """Client invitations of ``user``'s scope not yet used and not expired."""
+    from django.utils import timezone
+
+    Invitation = apps.get_model("organizations", "Invitation")
+    return list(
+        visible(user, Invitation)
+        .filter(
+            role=Role.CLIENT, accepted_at__isnull=True, expires_at__gt=timezone.now()
+        )
+        .order_by("-created_at")[:limit]
+    )

@@ -203,6 +203,7 @@ def client_list_view(request):
             "page": page,
             "invite_form": InviteClientForm(),
             "can_invite": request.user.organization_id is not None,
+            "invitations": selectors.pending_invitations(request.user),
         },
     )
 
@@ -241,6 +242,7 @@ def client_invite_view(request):
             "page": page,
             "invite_form": form,
             "can_invite": organization is not None,
+            "invitations": selectors.pending_invitations(request.user),
         },
         status=400,
     )

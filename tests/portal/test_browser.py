@@ -174,3 +174,32 @@ def test_cpa_with_totp_invites_uploads_and_downloads(
     # No CSP violation or script error on any page.
     assert problems == []
     context.close()
+
+
+def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
+    import pyotp
+
+    client = make_user(Role.CLIENT, first_name="Quinn", last_name="Client")
+    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    page.goto(f"{server.url}/portal/login")
+    page.fill("input[name=email]", client.email)
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}/portal/")
+
+    page.goto(f"{server.url}/portal/account")
+    page.click("button:has-text('Set up two-factor')")
+    page.wait_for_url("**/portal/account/mfa/totp/confirm")
+    assert page.locator("figure.qr svg").count() == 1  # drawn inline, no request
+    box = page.locator("figure.qr svg").bounding_box()
+    assert box["width"] >= 100 and box["height"] >= 100
+    _shoot(page, "totp-enrol")
+    secret = page.inner_text("code.secret").strip()
+    page.fill("input[name=code]", pyotp.TOTP(secret).now())
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Your backup codes")
+    codes = page.locator("ul.codes code").all_inner_texts()
+    assert len(codes) == 10
+    _shoot(page, "backup-codes")
+    page.click("text=I saved them")
+    page.wait_for_selector("text=Signing in asks for a code")

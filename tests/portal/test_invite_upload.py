@@ -183,3 +183,16 @@ def test_staff_actions_skip_foreign_and_self(signed_in, make_user, other_org):
     assert b"Not changed" in response.content
     staff.refresh_from_db()
     assert staff.is_active
+
+
+def test_pending_invitations_listed_in_scope(signed_in, org, other_org):
+    from organizations.services import invitation_create
+
+    invitation_create(organization=org, email="waiting@example.com", role=Role.CLIENT)
+    invitation_create(
+        organization=other_org, email="elsewhere@example.com", role=Role.CLIENT
+    )
+    browser, _ = signed_in(Role.CPA)
+    html = browser.get("/portal/clients").content.decode()
+    assert "waiting@example.com" in html
+    assert "elsewhere@example.com" not in html
