@@ -161,3 +161,57 @@ def login(api):
         )
 
     return post
+
+
+# --- organizations / users / documents (issue 4) ----------------------------------------
+
+
+class DocumentFactory(factory.django.DjangoModelFactory):
+    """A stored text document of a client."""
+
+    class Meta:
+        model = "organizations.Document"
+
+    owner = factory.SubFactory(UserFactory, role=Role.CLIENT)
+    title = factory.Sequence(lambda n: f"Document {n}")
+    file = factory.django.FileField(filename="notes.txt", data=b"tax notes\n")
+    original_filename = "notes.txt"
+    content_type = "text/plain; charset=utf-8"
+    size = 10
+    sha256 = "0" * 64
+
+
+@pytest.fixture
+def document_factory(db):
+    return DocumentFactory
+
+
+class World:
+    """Two organizations with one user of each role (and a second client) and a
+    document per client; admins belong to none. ``own`` is ``org``, ``foreign`` is
+    ``other_org``."""
+
+    def __init__(self, org, other_org):
+        self.orgs = {"own": org, "foreign": other_org}
+        self.admin = UserFactory(role=Role.ADMIN, organization=None)
+        self.users = {}
+        self.documents = {}
+        for scope, organization in self.orgs.items():
+            for role in (Role.STAFF, Role.CPA, Role.CLIENT):
+                self.users[scope, role] = UserFactory(
+                    role=role, organization=organization
+                )
+            target = UserFactory(role=Role.CLIENT, organization=organization)
+            self.users[scope, "target"] = target
+            self.documents[scope, "target"] = DocumentFactory(owner=target)
+            self.documents[scope, Role.CLIENT] = DocumentFactory(
+                owner=self.users[scope, Role.CLIENT]
+            )
+
+    def actor(self, role):
+        return self.admin if role == Role.ADMIN else self.users["own", role]
+
+
+@pytest.fixture
+def world(db, org, other_org):
+    return World(org, other_org)

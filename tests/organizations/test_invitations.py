@@ -1,0 +1,248 @@
+"""Invitations (SPEC §5): who invites whom, the email, expiry, single use, binding to
+email, organization and role; the functions registration calls."""
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.core import mail
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import AuditEvent
+from organizations.models import Invitation, hash_invitation_token
+from organizations.selectors import invitation_get_valid
+from organizations.services import invitation_accept, invitation_create
+from tests.conftest import UserFactory, assert_error
+from xenx.errors import ValidationFailed
+from xenx.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+ADMIN, STAFF, CPA, CLIENT = Role.ADMIN, Role.STAFF, Role.CPA, Role.CLIENT
+
+
+def invite(client, org, email="invitee@example.com", role=CLIENT):
+    return client.post(
+        f"/api/organizations/{org.pk}/invitations",
+        {"email": email, "role": role},
+        format="json",
+    )
+
+
+@pytest.mark.parametrize(
+    ("actor_role", "role", "status"),
+    [
+        (ADMIN, ADMIN, 201),
+        (ADMIN, STAFF, 201),
+        (ADMIN, CLIENT, 201),
+        (STAFF, ADMIN, 403),
+        (STAFF, STAFF, 201),
+        (STAFF, CPA, 201),
+        (STAFF, CLIENT, 201),
+        (CPA, STAFF, 403),  # a cpa invites clients only
+        (CPA, CPA, 403),
+        (CPA, ADMIN, 403),
+        (CPA, CLIENT, 201),
+        (CLIENT, CLIENT, 403),
+    ],
+)
+def test_who_invites_which_role(make_user, auth_client, org, actor_role, role, status):
+    resp = invite(auth_client(make_user(actor_role)), org, role=role)
+    if status == 403:
+        assert_error(resp, 403, "permission_denied")
+        assert not Invitation.objects.exists()
+        assert mail.outbox == []
+    else:
+        assert resp.status_code == 201, resp.content
+        assert Invitation.objects.get().role == role
+
+
+def test_invitation_answer_email_and_storage(make_user, auth_client, org):
+    staff = make_user(STAFF)
+    before = timezone.now()
+    resp = invite(auth_client(staff), org, email="New.Person@Example.com")
+    body = resp.json()
+    assert {"token", "email", "role", "expires_at"} <= set(body)
+    assert body["email"] == "new.person@example.com" and body["role"] == CLIENT
+    invitation = Invitation.objects.get()
+    # 7 days by default; only a hash of the token is stored.
+    assert (
+        before + timedelta(days=7)
+        <= invitation.expires_at
+        <= timezone.now() + timedelta(days=7)
+    )
+    assert invitation.token_hash == hash_invitation_token(body["token"])
+    assert body["token"] not in invitation.token_hash
+    assert invitation.organization == org and invitation.created_by == staff
+    (message,) = mail.outbox
+    assert message.to == ["new.person@example.com"]
+    assert body["token"] in message.body
+    assert org.name in message.subject
+    html = message.alternatives[0][0]
+    assert body["token"] in html
+    assert AuditEvent.objects.filter(action="invitation.created").exists()
+
+
+def test_invitation_list_never_shows_tokens(make_user, auth_client, org):
+    staff = auth_client(make_user(STAFF))
+    token = invite(staff, org).json()["token"]
+    invite(staff, org, email="cpa@example.com", role=CPA)
+    body = staff.get(f"/api/organizations/{org.pk}/invitations").json()
+    assert body["count"] == 2
+    assert token not in str(body)
+    assert body["results"][0]["status"] == "pending"
+    # A cpa sees only the client invitations.
+    cpa = auth_client(make_user(CPA))
+    emails = [
+        i["email"]
+        for i in cpa.get(f"/api/organizations/{org.pk}/invitations").json()["results"]
+    ]
+    assert emails == ["invitee@example.com"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "nope", "role": CLIENT}, "email"),
+        ({"email": "a@example.com", "role": "root"}, "role"),
+        ({"role": CLIENT}, "email"),
+    ],
+)
+def test_bad_invitation_input_is_400(make_user, auth_client, org, body, field):
+    resp = auth_client(make_user(STAFF)).post(
+        f"/api/organizations/{org.pk}/invitations", body, format="json"
+    )
+    assert field in assert_error(resp, 400, "validation_error")["details"]
+
+
+def test_inviting_an_existing_account_is_400(make_user, auth_client, org):
+    existing = make_user(CLIENT)
+    resp = invite(auth_client(make_user(STAFF)), org, email=existing.email.upper())
+    assert "email" in assert_error(resp, 400, "validation_error")["details"]
+
+
+def test_inviting_into_a_deactivated_org_is_400(make_user, auth_client, org_factory):
+    dead = org_factory(is_active=False)
+    resp = invite(auth_client(make_user(ADMIN)), dead)
+    assert "organization" in assert_error(resp, 400, "validation_error")["details"]
+
+
+# --- The functions registration uses -----------------------------------------------
+
+
+@pytest.fixture
+def issued(org):
+    invitation, token = invitation_create(
+        organization=org, email="invitee@example.com", role=CPA
+    )
+    return invitation, token
+
+
+def _invalid(token, email):
+    with pytest.raises(ValidationFailed) as exc:
+        invitation_get_valid(token=token, email=email)
+    assert exc.value.code == "validation_error"
+    return exc.value.details["invitation"][0]
+
+
+def test_valid_invitation_is_found_case_insensitively(issued):
+    invitation, token = issued
+    assert invitation_get_valid(token=token, email="Invitee@Example.com") == invitation
+
+
+def test_unknown_token(issued):
+    assert "unknown" in _invalid("not-a-token", "invitee@example.com")
+    assert "unknown" in _invalid("", "invitee@example.com")
+
+
+def test_wrong_email(issued):
+    assert "another email" in _invalid(issued[1], "someone-else@example.com")
+
+
+def test_expired(issued):
+    invitation, token = issued
+    Invitation.objects.filter(pk=invitation.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert "expired" in _invalid(token, "invitee@example.com")
+
+
+def test_deactivated_organization(issued, org):
+    org.is_active = False
+    org.save()
+    assert "deactivated" in _invalid(issued[1], "invitee@example.com")
+
+
+def test_accept_lands_the_user_in_org_and_role_once(issued, org):
+    invitation, token = issued
+    user = UserFactory(email="invitee@example.com", role=CLIENT, organization=None)
+    invitation_accept(
+        invitation=invitation_get_valid(token=token, email=user.email), user=user
+    )
+    user.refresh_from_db()
+    assert (user.organization, user.role) == (org, CPA)
+    assert list(user.groups.values_list("name", flat=True)) == [CPA]
+    invitation.refresh_from_db()
+    assert invitation.accepted_by == user and invitation.accepted_at
+    assert AuditEvent.objects.filter(
+        action="invitation.accepted", target_id=str(invitation.pk)
+    ).exists()
+    # Used twice: refused both when looked up and when accepted again.
+    assert "already been used" in _invalid(token, user.email)
+    with pytest.raises(ValidationFailed):
+        invitation_accept(invitation=invitation, user=user)
+    assert AuditEvent.objects.filter(action="invitation.accepted").count() == 1
+
+
+def test_accept_refuses_another_email(issued):
+    other = UserFactory(email="other@example.com")
+    with pytest.raises(ValidationFailed):
+        invitation_accept(invitation=issued[0], user=other)
+    assert Invitation.objects.get().accepted_at is None
+
+
+def test_accept_refuses_an_invitation_that_expired_after_lookup(issued):
+    invitation, token = issued
+    found = invitation_get_valid(token=token, email="invitee@example.com")
+    Invitation.objects.filter(pk=invitation.pk).update(
+        expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    user = UserFactory(email="invitee@example.com", organization=None)
+    with pytest.raises(ValidationFailed):
+        invitation_accept(invitation=found, user=user)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks need PostgreSQL"
+)
+def test_concurrent_accepts_use_the_invitation_once(org):
+    invitation, _ = invitation_create(
+        organization=org, email="race@example.com", role=CLIENT
+    )
+    user = UserFactory(email="race@example.com", organization=None)
+    barrier = threading.Barrier(2)
+    results = []
+
+    def accept():
+        from django.db import connections
+
+        try:
+            barrier.wait()
+            invitation_accept(
+                invitation=Invitation.objects.get(pk=invitation.pk), user=user
+            )
+            results.append("ok")
+        except ValidationFailed:
+            results.append("refused")
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=accept) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["ok", "refused"]
+    assert AuditEvent.objects.filter(action="invitation.accepted").count() == 1
