@@ -4,7 +4,7 @@ from datetime import UTC
 
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
 from rest_framework.permissions import BasePermission
 
@@ -12,6 +12,7 @@ from organizations.scoping import visible
 from xenx.errors import ValidationFailed
 from xenx.roles import Role
 
+from .auth_serializers import ErrorSerializer
 from .models import AuditEvent
 
 
@@ -41,7 +42,11 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
 class CanReadAuditLog(BasePermission):
     def has_permission(self, request, view):
-        return request.user.role in (Role.ADMIN, Role.STAFF)
+        user = request.user
+        return bool(user and user.is_authenticated) and user.role in (
+            Role.ADMIN,
+            Role.STAFF,
+        )
 
 
 def _time_param(request, name):
@@ -61,6 +66,10 @@ def _time_param(request, name):
 
 @extend_schema(
     tags=["audit"],
+    responses={
+        200: AuditEventSerializer(many=True),
+        **{s: OpenApiResponse(ErrorSerializer) for s in (400, 401, 403)},
+    },
     parameters=[
         OpenApiParameter(
             "action",

@@ -8,6 +8,7 @@ recorded outside any transaction that the error would roll back.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import time
 
@@ -439,6 +440,8 @@ def _invitation_functions():
 
 
 def _invitation_for(token: str, email: str):
+    """The usable invitation for ``token`` and ``email``; 400 on ``invitation`` when it
+    is unknown, used, expired or for another email (or invitations do not exist)."""
     bad = ValidationFailed(
         details={"invitation": ["This invitation is invalid or has expired."]}
     )
@@ -455,6 +458,21 @@ def _invitation_for(token: str, email: str):
     return invitation
 
 
+def _invitation_accept(*, invitation, token: str, user, request) -> None:
+    """Call ``organizations.services.invitation_accept`` whichever way it takes the
+    invitation (the object, or its token)."""
+    _, invitation_accept = _invitation_functions()
+    params = inspect.signature(invitation_accept).parameters
+    kwargs = {"user": user}
+    if "invitation" in params:
+        kwargs["invitation"] = invitation
+    else:
+        kwargs["token"] = token
+    if "request" in params:
+        kwargs["request"] = request
+    invitation_accept(**kwargs)
+
+
 def _django_errors(exc: DjangoValidationError) -> dict:
     if hasattr(exc, "message_dict"):
         return {k: list(v) for k, v in exc.message_dict.items()}
@@ -464,7 +482,7 @@ def _django_errors(exc: DjangoValidationError) -> dict:
 def register(*, request, email, password, first_name="", last_name="", invitation=None):
     """Create an account: with an invitation, in its organization with its role;
     without, a ``client`` with no organization when self-registration is on. Sends the
-    verification email."""
+    verification email (not needed after an invitation, which came by email)."""
     from .services import user_create
 
     throttling.hit(request, "register_ip", throttling.ip_of(request))
@@ -483,19 +501,22 @@ def register(*, request, email, password, first_name="", last_name="", invitatio
                 last_name=last_name or "",
                 role=invite.role if invite else Role.CLIENT,
                 organization=invite.organization if invite else None,
-                email_verified=False,
+                # The invitation token came by email: the address is proven.
+                email_verified=invite is not None,
                 request=request,
             )
             if invite is not None:
-                _, invitation_accept = _invitation_functions()
-                invitation_accept(token=invitation, user=user)
+                _invitation_accept(
+                    invitation=invite, token=invitation, user=user, request=request
+                )
     except DjangoValidationError as exc:
         raise ValidationFailed(details=_django_errors(exc)) from None
     except IntegrityError:  # a concurrent registration of the same email
         raise ValidationFailed(
             details={"email": ["A user with this email already exists."]}
         ) from None
-    email_verification_send(user=user)
+    if not user.email_verified:
+        email_verification_send(user=user)
     return user
 
 

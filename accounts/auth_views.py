@@ -1,6 +1,7 @@
 """/api/auth/...: one thin view per operation; the work is in ``auth_services`` and
 ``mfa``."""
 
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import (
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -237,7 +238,23 @@ class PasswordResetConfirmView(PublicView):
         return Response(status=204)
 
 
+class BodyOnDeleteSchema(AutoSchema):
+    """DELETE /api/auth/mfa/totp takes a body (the code); drf-spectacular documents
+    bodies only for POST/PUT/PATCH unless told."""
+
+    def _get_request_body(self, direction="request"):
+        if self.method != "DELETE":
+            return super()._get_request_body(direction)
+        self.method = "POST"
+        try:
+            return super()._get_request_body(direction)
+        finally:
+            self.method = "DELETE"
+
+
 class TotpView(APIView):
+    schema = BodyOnDeleteSchema()
+
     @extend_schema(
         tags=TAG,
         request=None,

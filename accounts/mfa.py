@@ -45,6 +45,10 @@ STATIC_DEVICE_NAME = "Backup codes"
 # --- helpers ------------------------------------------------------------------------
 
 
+def _now() -> float:
+    return time.time()
+
+
 def _normalize(code) -> str:
     if not isinstance(code, str):
         return ""
@@ -90,7 +94,7 @@ def _verify_totp_device(device: TOTPDevice, code: str) -> bool:
     if not allowed:
         return False
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
-    totp.time = time.time()
+    totp.time = _now()
     if totp.verify(int(code), tolerance=1, min_t=device.last_t + 1):
         device.last_t = totp.t()
         device.throttle_reset(commit=False)
