@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),  # the live server sees committed rows
     pytest.mark.skipif(
         not CHROMIUM.exists(),
         reason="needs Debian's chromium at /usr/bin/chromium "
@@ -53,10 +54,39 @@ def _free_port() -> int:
     pytest.fail("no free port in 18700-18899")
 
 
+def _ensure_role_groups():
+    """Earlier transactional tests flush the database, role Groups (made by data
+    migrations) included: put them back as the migrations made them."""
+    import importlib
+
+    from django.contrib.auth.models import Group, Permission
+
+    if Group.objects.filter(name=Role.CPA).exists():
+        return
+    roles = importlib.import_module("accounts.migrations.0002_role_groups")
+    grants = importlib.import_module("organizations.migrations.0003_role_permissions")
+    wanted = {role: [] for role in roles.ROLES}
+    for role, entries in roles.DEFAULTS.items():
+        for app_label, model, actions in entries:
+            wanted[role] += [(app_label, f"{a}_{model}") for a in actions]
+    for role, models in grants.GRANTS.items():
+        for model, actions in models.items():
+            wanted[role] += [("organizations", f"{a}_{model}") for a in actions]
+    for role, perms in wanted.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        for app_label, codename in perms:
+            group.permissions.add(
+                Permission.objects.get(
+                    content_type__app_label=app_label, codename=codename
+                )
+            )
+
+
 @pytest.fixture
-def server(transactional_db):
+def server():
     from pytest_django.live_server_helper import LiveServer
 
+    _ensure_role_groups()
     live = LiveServer(f"127.0.0.1:{_free_port()}")
     yield live
     live.stop()
