@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
@@ -13,6 +14,7 @@ from xenx.roles import Role
 
 from . import (
     audit,  # also registers the audit log's visibility rule
+    revocation,
     services,
 )
 from .models import AuditEvent, User
@@ -210,6 +212,28 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
                     )
         except Forbidden as exc:
             raise PermissionDenied(exc.message) from exc
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's set-password page, plus what every password change does here:
+        the user's API tokens are revoked and the change is audited."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            changed = (
+                request.method == "POST"
+                and response.status_code == 302
+                and response.url != request.get_full_path()
+            )
+            if changed:
+                user = User.objects.get(pk=unquote(id))
+                revocation.revoke_user_tokens(user)
+                audit.record(
+                    audit.Action.PASSWORD_RESET,
+                    actor=request.user,
+                    target=user,
+                    request=request,
+                    data={"channel": "admin"},
+                )
+        return response
 
     def _run_service(self, request, queryset, service_name, done: str):
         service = getattr(services, service_name)

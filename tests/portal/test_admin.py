@@ -276,3 +276,29 @@ def test_staff_with_verified_session_enters(signed_in):
     session.save()
     assert browser.get("/admin/").status_code == 200
     assert browser.get(CHANGELIST).status_code == 200
+
+
+def test_staff_sets_password_in_admin_revokes_tokens_and_audits(
+    staff_admin, make_user, auth_client, other_org
+):
+    from tests.conftest import assert_error
+
+    browser, staff = staff_admin
+    client = make_user(Role.CLIENT)
+    api = auth_client(client)
+    url = f"/admin/accounts/user/{client.pk}/password/"
+    new = "brand-new-passphrase-31"
+    response = browser.post(
+        url, {"password1": new, "password2": new, "usable_password": "true"}
+    )
+    assert response.status_code == 302, response.content[:2000]
+    client.refresh_from_db()
+    assert client.check_password(new)
+    assert_error(api.get("/api/auth/me"), 401, "token_revoked")
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.PASSWORD_RESET, actor=staff, target_id=str(client.pk)
+    ).exists()
+    foreign = make_user(Role.CLIENT, organization=other_org)
+    assert (
+        browser.get(f"/admin/accounts/user/{foreign.pk}/password/").status_code == 404
+    )
