@@ -200,3 +200,8 @@ def test_deactivated_user_session_ends(signed_in):
     response = browser.get(reverse("portal:dashboard"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("portal:login"))
+
+
+def test_portal_without_slash_redirects(web, db):
+    response = web.get("/portal")
+    assert response.status_code == 302 and response["Location"] == "/portal/"
