@@ -2,11 +2,13 @@
 what it may change is decided by ``organizations.policies`` inside the services."""
 
 from django.contrib.auth import get_user_model
+from django.db import IntegrityError
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from organizations import policies
 from organizations.api import ScopedViewSet, django_validation_as_api
 from organizations.models import Organization
 from xenx.errors import Forbidden, ValidationFailed
@@ -90,6 +92,7 @@ class UserViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
+        policies.check_may_create_users(request.user)
         serializer = UserCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
@@ -100,10 +103,15 @@ class UserViewSet(ScopedViewSet):
             organization = None
         else:
             organization = actor.organization
-        with django_validation_as_api():
-            user = services.user_create(
-                **data, organization=organization, actor=actor, request=request
-            )
+        try:
+            with django_validation_as_api():
+                user = services.user_create(
+                    **data, organization=organization, actor=actor, request=request
+                )
+        except IntegrityError:  # lost a race with another creation of this email
+            raise ValidationFailed(
+                details={"email": ["A user with this email already exists."]}
+            ) from None
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
     def partial_update(self, request, pk=None):

@@ -105,7 +105,9 @@ def check_organization_write(actor) -> None:
         raise Forbidden("Only an administrator can change organizations.")
 
 
-def check_invitation_create(actor, *, organization, role: str) -> None:
+def check_invitation_create(actor, *, organization, role: str | None) -> None:
+    """``role=None``: whether ``actor`` may invite anyone at all (checked before the
+    request body, so a forbidden caller learns nothing from validation errors)."""
     if actor is None or _is_admin(actor):
         return
     if actor.organization_id != organization.pk or actor.role not in (
@@ -114,7 +116,13 @@ def check_invitation_create(actor, *, organization, role: str) -> None:
     ):
         raise Forbidden("You cannot invite people to this organization.")
     require_perm(actor, "organizations.add_invitation")
-    check_role_assignable(actor, role)
+    if role is not None:
+        check_role_assignable(actor, role)
+
+
+def check_may_create_users(actor) -> None:
+    if actor is not None and not _is_admin(actor):
+        require_perm(actor, "accounts.add_user")
 
 
 def check_document_create(actor) -> None:

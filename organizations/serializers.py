@@ -51,14 +51,26 @@ class InvitationCreatedSerializer(serializers.ModelSerializer):
     """The one answer that carries the token: it is not stored in clear."""
 
     token = serializers.SerializerMethodField()
+    email_sent = serializers.SerializerMethodField()
 
     class Meta:
         model = Invitation
-        fields = ["id", "token", "email", "role", "organization", "expires_at"]
+        fields = [
+            "id",
+            "token",
+            "email",
+            "role",
+            "organization",
+            "expires_at",
+            "email_sent",
+        ]
         read_only_fields = fields
 
     def get_token(self, invitation) -> str:
         return self.context["token"]
+
+    def get_email_sent(self, invitation) -> bool:
+        return getattr(invitation, "email_sent", True)
 
 
 class InvitationSerializer(serializers.ModelSerializer):

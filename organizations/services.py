@@ -147,7 +147,8 @@ def invitation_create(
     *, organization: Organization, email: str, role: str, actor=None, request=None
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns the invitation and
-    its token (shown once: only its hash is stored) and emails the token."""
+    its token (shown once: only its hash is stored) and emails the token.
+    ``invitation.email_sent`` tells whether the email went out."""
     from django.contrib.auth import get_user_model
 
     from accounts import audit
@@ -184,7 +185,12 @@ def invitation_create(
             request=request,
             data={"email": email, "role": role},
         )
-    _send_invitation_email(invitation, token, actor)
+    try:
+        _send_invitation_email(invitation, token, actor)
+        invitation.email_sent = True
+    except Exception:  # the invitation stands; the inviter has the token
+        logger.exception("could not send the invitation email %s", invitation.pk)
+        invitation.email_sent = False
     return invitation, token
 
 
@@ -198,7 +204,7 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
 
     with transaction.atomic():
         locked = (
-            Invitation.objects.select_for_update()
+            Invitation.objects.select_for_update(of=("self",))
             .select_related("organization")
             .get(pk=invitation.pk)
         )
@@ -260,7 +266,9 @@ def document_create(
         raise PayloadTooLarge(
             f"The file is larger than {max_upload_bytes()} bytes.",
         )
-    original = (upload.name or "").rsplit("/", 1)[-1][:255]
+    # Metadata only; control characters could not go into a download header.
+    original = (upload.name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    original = "".join(ch for ch in original if ch.isprintable())[:255]
     sniffed = filetypes.sniff(upload, original)
     digest = _sha256(upload)
     document = Document(

@@ -1,3 +1,6 @@
+import logging
+
+from django.core.files.uploadhandler import FileUploadHandler
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -12,10 +15,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from xenx.errors import PayloadTooLarge, ValidationFailed
+from xenx.errors import NotFound, PayloadTooLarge, ValidationFailed
 from xenx.roles import Role
 
-from . import selectors, services
+from . import policies, selectors, services
 from .api import ScopedViewSet, django_validation_as_api
 from .models import Document, Invitation, Organization
 from .scoping import visible
@@ -29,6 +32,8 @@ from .serializers import (
     OrganizationSerializer,
     OrganizationUpdateSerializer,
 )
+
+logger = logging.getLogger(__name__)
 
 SEARCH = OpenApiParameter("search", str, description="Case-insensitive substring.")
 
@@ -74,6 +79,7 @@ class OrganizationViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
+        policies.check_organization_write(request.user)
         serializer = OrganizationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         org = services.organization_create(
@@ -85,6 +91,7 @@ class OrganizationViewSet(ScopedViewSet):
 
     def partial_update(self, request, pk=None):
         org = self.get_object()
+        policies.check_organization_write(request.user)
         serializer = OrganizationUpdateSerializer(org, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         org = services.organization_update(
@@ -123,6 +130,7 @@ class OrganizationViewSet(ScopedViewSet):
             page = self.paginate_queryset(qs)
             data = InvitationSerializer(page, many=True).data
             return self.get_paginated_response(data)
+        policies.check_invitation_create(request.user, organization=org, role=None)
         serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation, token = services.invitation_create(
@@ -133,6 +141,23 @@ class OrganizationViewSet(ScopedViewSet):
         )
         data = InvitationCreatedSerializer(invitation, context={"token": token}).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+
+class UploadLimitHandler(FileUploadHandler):
+    """First in the upload handler chain: counts each file's bytes as they arrive and
+    aborts with 413 past the limit, before the rest is spooled to disk."""
+
+    def __init__(self, limit: int, request=None):
+        super().__init__(request)
+        self.limit = limit
+
+    def receive_data_chunk(self, raw_data, start):
+        if start + len(raw_data) > self.limit:
+            raise PayloadTooLarge(f"The file is larger than {self.limit} bytes.")
+        return raw_data
+
+    def file_complete(self, file_size):
+        return None  # the next handler builds the file
 
 
 class AnyRenderer(BaseRenderer):
@@ -187,6 +212,8 @@ class DocumentViewSet(ScopedViewSet):
             declared = 0
         if declared > limit + 64 * 1024:
             raise PayloadTooLarge(f"The file is larger than {limit} bytes.")
+        # And stop reading a file part as soon as it passes the limit (chunked bodies).
+        request._request.upload_handlers.insert(0, UploadLimitHandler(limit))
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -233,8 +260,13 @@ class DocumentViewSet(ScopedViewSet):
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, AnyRenderer])
     def download(self, request, pk=None):
         document = self.get_object()
+        try:
+            stream = document.file.open("rb")
+        except FileNotFoundError:
+            logger.error("stored file missing for document %s", document.pk)
+            raise NotFound("The file of this document is missing.") from None
         response = FileResponse(
-            document.file.open("rb"),
+            stream,
             as_attachment=True,
             filename=document.original_filename or f"document-{document.pk}",
             content_type=document.content_type,

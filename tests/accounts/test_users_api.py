@@ -215,11 +215,13 @@ def test_staff_changes_roles_within_org_and_group_follows(make_user, auth_client
 
 def test_admin_grants_admin_and_moves_users(make_user, auth_client, other_org):
     target = make_user(CLIENT)
+    old = auth_client(target)
     admin = auth_client(make_user(ADMIN))
     resp = admin.patch(
         f"/api/users/{target.pk}", {"organization": other_org.pk}, format="json"
     )
     assert resp.json()["organization"]["id"] == other_org.pk
+    assert_error(old.get("/api/users"), 401, "token_revoked")
     event = AuditEvent.objects.get(action="user.updated", target_id=str(target.pk))
     assert event.data["organization"]["to"] == other_org.pk
     resp = admin.patch(f"/api/users/{target.pk}", {"role": ADMIN}, format="json")
@@ -408,3 +410,8 @@ def test_anonymous_is_401(api):
     assert_error(api.get("/api/users"), 401, "not_authenticated")
     assert_error(api.get("/api/organizations"), 401, "not_authenticated")
     assert_error(api.get("/api/documents"), 401, "not_authenticated")
+
+
+def test_client_creating_users_gets_403_even_with_a_bad_body(make_user, auth_client):
+    resp = auth_client(make_user(CLIENT)).post("/api/users", {}, format="json")
+    assert_error(resp, 403, "permission_denied")

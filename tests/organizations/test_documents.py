@@ -272,3 +272,53 @@ def test_group_permission_can_take_away_upload(make_user, auth_client):
     )
     resp = upload(auth_client(make_user(Role.CLIENT)), "a.pdf", files.PDF)
     assert_error(resp, 403, "permission_denied")
+
+
+def test_download_of_a_missing_file_is_404(as_client):
+    doc_id = upload(as_client, "a.pdf", files.PDF).json()["id"]
+    default_storage.delete(Document.objects.get(pk=doc_id).file.name)
+    resp = as_client.get(f"/api/documents/{doc_id}/download")
+    assert_error(resp, 404, "not_found")
+
+
+@pytest.mark.parametrize("role", [Role.STAFF, Role.ADMIN])
+def test_admin_site_lists_only_visible_documents(
+    make_user, document_factory, other_org, client, role
+):
+    mine = document_factory(owner=make_user(Role.CLIENT))
+    foreign = document_factory(owner=make_user(Role.CLIENT, organization=other_org))
+    user = make_user(role)
+    from django.contrib.auth.models import Permission
+
+    user.user_permissions.add(Permission.objects.get(codename="view_document"))
+    client.force_login(user)
+    resp = client.get("/admin/organizations/document/")
+    assert resp.status_code == 200
+    shown = {d.pk for d in resp.context["cl"].queryset}
+    expected = {mine.pk, foreign.pk} if role == Role.ADMIN else {mine.pk}
+    assert shown == expected
+    assert client.get("/admin/organizations/document/add/").status_code == 403
+
+
+def test_control_characters_are_dropped_from_the_kept_name(as_client):
+    resp = upload(as_client, "ev\x07il\x1b.pdf", files.PDF)
+    assert resp.status_code == 201
+    assert resp.json()["original_filename"] == "evil.pdf"
+    download = as_client.get(f"/api/documents/{resp.json()['id']}/download")
+    assert download.status_code == 200
+    assert "\n" not in download["Content-Disposition"]
+
+
+def test_upload_stops_reading_past_the_limit(as_client, settings, monkeypatch):
+    """The 413 comes from the upload handler while the part streams in, before the
+    service would look at the whole file."""
+    from organizations import services
+
+    settings.XENX_MAX_UPLOAD_BYTES = 1000
+
+    def never(**kwargs):
+        raise AssertionError("the service must not be reached")
+
+    monkeypatch.setattr(services, "document_create", never)
+    resp = upload(as_client, "notes.txt", b"a" * 5000)
+    assert_error(resp, 413, "payload_too_large")

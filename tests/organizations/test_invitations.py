@@ -213,36 +213,104 @@ def test_accept_refuses_an_invitation_that_expired_after_lookup(issued):
         invitation_accept(invitation=found, user=user)
 
 
-@pytest.mark.django_db(transaction=True)
-@pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="row locks need PostgreSQL"
-)
-def test_concurrent_accepts_use_the_invitation_once(org):
-    invitation, _ = invitation_create(
-        organization=org, email="race@example.com", role=CLIENT
-    )
-    user = UserFactory(email="race@example.com", organization=None)
-    barrier = threading.Barrier(2)
-    results = []
+def _in_thread(fn):
+    """Run ``fn`` on its own connection, outside the test's transaction (its writes
+    commit), and return its result."""
+    from django.db import connections
 
-    def accept():
-        from django.db import connections
+    result = {}
 
+    def run():
         try:
-            barrier.wait()
-            invitation_accept(
-                invitation=Invitation.objects.get(pk=invitation.pk), user=user
-            )
-            results.append("ok")
-        except ValidationFailed:
-            results.append("refused")
+            result["value"] = fn()
+        except BaseException as exc:
+            result["error"] = exc
         finally:
             connections.close_all()
 
-    threads = [threading.Thread(target=accept) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(results) == ["ok", "refused"]
-    assert AuditEvent.objects.filter(action="invitation.accepted").count() == 1
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="row locks need PostgreSQL"
+)
+def test_concurrent_accepts_use_the_invitation_once(db):
+    # Committed rows (so two connections race on them), cleaned up by hand: a
+    # transactional test would flush the role Groups for the tests after it.
+    from accounts.models import User
+    from organizations.models import Organization
+
+    def setup():
+        org = Organization.objects.create(name="Race", slug="race-firm")
+        invitation, _ = invitation_create(
+            organization=org, email="race@example.com", role=CLIENT
+        )
+        user = User.objects.create_user("race@example.com", organization=None)
+        return org.pk, invitation.pk, user.pk
+
+    def cleanup():
+        AuditEvent.objects.filter(organization_id=org_id).delete()
+        Invitation.objects.filter(pk=invitation_id).delete()
+        User.objects.filter(pk=user_id).delete()
+        Organization.objects.filter(pk=org_id).delete()
+
+    org_id, invitation_id, user_id = _in_thread(setup)
+    try:
+        barrier = threading.Barrier(2)
+        results = []
+
+        def accept():
+            from django.db import connections
+
+            try:
+                invitation = Invitation.objects.get(pk=invitation_id)
+                user = User.objects.get(pk=user_id)
+                barrier.wait()
+                invitation_accept(invitation=invitation, user=user)
+                results.append("ok")
+            except ValidationFailed:
+                results.append("refused")
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=accept) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        accepted = _in_thread(
+            lambda: AuditEvent.objects.filter(
+                action="invitation.accepted", organization_id=org_id
+            ).count()
+        )
+        assert sorted(results) == ["ok", "refused"]
+        assert accepted == 1
+    finally:
+        _in_thread(cleanup)
+
+
+def test_email_failure_keeps_the_invitation_and_says_so(
+    make_user, auth_client, org, monkeypatch
+):
+    from organizations import services
+
+    def broken(*args, **kwargs):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(services, "_send_invitation_email", broken)
+    resp = invite(auth_client(make_user(STAFF)), org)
+    assert resp.status_code == 201
+    assert resp.json()["email_sent"] is False and resp.json()["token"]
+    assert Invitation.objects.count() == 1
+
+
+def test_client_inviting_gets_403_even_with_a_bad_body(make_user, auth_client, org):
+    resp = auth_client(make_user(CLIENT)).post(
+        f"/api/organizations/{org.pk}/invitations", {}, format="json"
+    )
+    assert_error(resp, 403, "permission_denied")

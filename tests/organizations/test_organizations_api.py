@@ -166,3 +166,17 @@ def test_mfa_required_set_later_takes_effect_on_existing_tokens(
     admin.patch(f"/api/organizations/{org.pk}", {"mfa_required": True}, format="json")
     assert_error(member.get("/api/documents"), 403, "mfa_required")
     assert member.get("/api/auth/me").status_code == 200
+
+
+@pytest.mark.parametrize("role", [Role.STAFF, Role.CPA, Role.CLIENT])
+def test_forbidden_callers_get_403_even_with_a_bad_body(
+    make_user, auth_client, org, role
+):
+    caller = auth_client(make_user(role))
+    assert_error(
+        caller.post("/api/organizations", {}, format="json"), 403, "permission_denied"
+    )
+    resp = caller.patch(
+        f"/api/organizations/{org.pk}", {"slug": "not a slug"}, format="json"
+    )
+    assert_error(resp, 403, "permission_denied")
