@@ -487,6 +487,8 @@ def register(*, request, email, password, first_name="", last_name="", invitatio
 
     throttling.hit(request, "register_ip", throttling.ip_of(request))
     email = (email or "").strip()
+    # Every attempt per email: slows probing which addresses have an account.
+    throttling.hit(request, "register_account", throttling.account_key(email))
     invite = None
     if invitation:
         invite = _invitation_for(invitation, email)

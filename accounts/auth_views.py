@@ -12,7 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import auth_services, mfa
+from . import auth_services, mfa, tokens
 from .auth_serializers import (
     BackupCodesSerializer,
     CodeSerializer,
@@ -291,8 +291,6 @@ class TotpConfirmView(APIView):
         codes = mfa.totp_confirm(
             user=request.user, code=data["code"], request=request._request
         )
-        from . import tokens
-
         issued = tokens.issue_tokens(request.user, mfa=True)
         return Response({"backup_codes": codes, **_pair(issued)})
 

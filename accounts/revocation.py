@@ -19,6 +19,7 @@ writer's fresh record, and every process sees a change within the memo window.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +31,7 @@ from django.utils import timezone
 
 from xenx.errors import ServiceUnavailable
 
+logger = logging.getLogger("xenx.revocation")
 STATE_TTL = 3600
 _memo: dict[str, tuple[float, object]] = {}
 _MISSING = object()
@@ -126,7 +128,13 @@ def fetch_states(
         try:
             fetched = cache.get_many(wanted)
         except Exception as exc:  # the cache is down: fail closed (DESIGN.md)
-            raise ServiceUnavailable("Token revocation state is unavailable.") from exc
+            if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+                raise ServiceUnavailable(
+                    "Token revocation state is unavailable."
+                ) from exc
+            # Fail open: the database still knows users and organizations, but not
+            # the logout denylist.
+            return _states_from_db(user_id, org_id)
         ttl = memo_seconds()
         for key in wanted:
             value = fetched.get(key, _MISSING)
@@ -148,6 +156,13 @@ def fetch_states(
     if user_state is not None and user_state.org_id != org_id:
         org_state = get_org_state(user_state.org_id) if user_state.org_id else None
     return user_state, org_state, bool(found[_jkey(jti)])
+
+
+def _states_from_db(user_id, org_id):
+    user_state = _load_user_state(user_id)
+    current_org = user_state.org_id if user_state is not None else org_id
+    org_state = _load_org_state(current_org) if current_org is not None else None
+    return user_state, org_state, False
 
 
 def get_user_state(user_id) -> UserState | None:
@@ -176,20 +191,37 @@ def _refresh_org(org_id) -> None:
     _memo.pop(_okey(org_id), None)
 
 
+def _cache_write(fn, *args) -> None:
+    """A write to the shared state. With the cache down the change could not reach other
+    processes (and a stale record could outlive the outage), so the write fails with 503
+    and the surrounding transaction rolls back; unless XENX_FAIL_OPEN_WITHOUT_CACHE."""
+    try:
+        fn(*args)
+    except Exception as exc:
+        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+            logger.warning("revocation state not written: cache unavailable")
+            return
+        raise ServiceUnavailable("Token revocation state is unavailable.") from exc
+
+
+def _on_commit(fn, *args) -> None:
+    transaction.on_commit(lambda: _cache_write(fn, *args))
+
+
 def invalidate_user(user_id) -> None:
     """Call after any change to a user's activity, role, organization or revocation.
 
     Deletes the shared record now and writes the committed state when the transaction
     commits (see the module docstring for why both)."""
-    cache.delete(_ukey(user_id))
     _memo.pop(_ukey(user_id), None)
-    transaction.on_commit(lambda: _refresh_user(user_id))
+    _cache_write(cache.delete, _ukey(user_id))
+    _on_commit(_refresh_user, user_id)
 
 
 def invalidate_org(org_id) -> None:
-    cache.delete(_okey(org_id))
     _memo.pop(_okey(org_id), None)
-    transaction.on_commit(lambda: _refresh_org(org_id))
+    _cache_write(cache.delete, _okey(org_id))
+    _on_commit(_refresh_org, org_id)
 
 
 def revoke_user_tokens(user, *, save: bool = True) -> None:
@@ -207,7 +239,7 @@ def revoke_user_tokens(user, *, save: bool = True) -> None:
 def deny_access_token(jti: str, exp: float) -> None:
     """Denylist one access token until it expires (logout)."""
     ttl = max(1, int(exp - time.time()) + 1)
-    cache.set(_jkey(jti), True, ttl)
+    _cache_write(cache.set, _jkey(jti), True, ttl)
     _memo.pop(_jkey(jti), None)
 
 

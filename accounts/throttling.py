@@ -8,20 +8,25 @@ Two kinds of counters (SPEC §4):
 Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`` are
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
+
+The shared cache down: 503 ``service_unavailable`` (fail closed, DESIGN.md), unless
+``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from types import SimpleNamespace
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from xenx.errors import RateLimited
+from xenx.errors import RateLimited, ServiceUnavailable
 from xenx.net import client_ip
 
 FALLBACK = {
     "register_ip": "login_ip",
+    "register_account": "login_account",
     "password_reset_ip": "login_ip",
     "password_reset_account": "login_account",
     "mfa_verify_ip": "login_ip",
@@ -38,13 +43,18 @@ def rate_for(name: str) -> str:
 def _usage(request, name: str, value: str, *, increment: bool):
     if request is None:  # service called outside a request (portal forms pass one)
         request = SimpleNamespace(method="POST", META={})
-    return get_usage(
-        request,
-        group=f"xenx.{name}",
-        key=lambda group, req: value,
-        rate=rate_for(name),
-        increment=increment,
-    )
+    try:
+        return get_usage(
+            request,
+            group=f"xenx.{name}",
+            key=lambda group, req: value,
+            rate=rate_for(name),
+            increment=increment,
+        )
+    except Exception as exc:  # the shared cache is down
+        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+            return None
+        raise ServiceUnavailable("Rate limiting is unavailable.") from exc
 
 
 def _raise(usage) -> None:
@@ -73,7 +83,19 @@ def fail(request, name: str, value: str) -> None:
 
 
 def ip_of(request) -> str:
-    return client_ip(request) if request is not None else "0.0.0.0"  # noqa: S104
+    """The client address to count: IPv4 as is, IPv6 by its /64 (one subscriber
+    usually holds a whole /64, so single addresses would be free to rotate)."""
+    if request is None:
+        return "0.0.0.0"  # noqa: S104
+    ip = client_ip(request)
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
+    return ip
 
 
 def account_key(email: str) -> str:

@@ -63,6 +63,15 @@ def test_staff_sees_only_its_organization(make_user, auth_client, events, org):
     assert {e["organization"] for e in body["results"]} == {org.pk}
 
 
+def test_staff_filters_cannot_reach_another_organization(
+    make_user, auth_client, events
+):
+    _, bob = events  # bob is in the other organization
+    staff = auth_client(make_user("staff"))
+    body = staff.get(f"/api/audit-events?actor={bob.pk}").json()
+    assert body["count"] == 0 and body["results"] == []
+
+
 @pytest.mark.parametrize("role", ["cpa", "client"])
 def test_others_are_refused(role, make_user, auth_client, events):
     assert_error(

@@ -125,6 +125,23 @@ def test_password_reset_full_flow(make_user):
     assert AuditEvent.objects.filter(action="password.reset_requested")
 
 
+def test_password_reset_link_ignores_the_host_header(make_user, settings):
+    """No reset poisoning: the link is built from XENX_PUBLIC_URL, not from Host."""
+    settings.ALLOWED_HOSTS = ["*"]
+    settings.XENX_PUBLIC_URL = "https://id.example.org"
+    user = make_user()
+    APIClient().post(
+        "/api/auth/password/reset",
+        {"email": user.email},
+        format="json",
+        HTTP_HOST="evil.example.net",
+        HTTP_X_FORWARDED_HOST="evil.example.net",
+    )
+    body = mail.outbox[0].body + mail.outbox[0].alternatives[0][0]
+    assert "https://id.example.org/portal/password-reset/" in body
+    assert "evil" not in body
+
+
 @pytest.mark.parametrize("case", ["unknown", "inactive", "unusable_password"])
 def test_password_reset_always_202_and_sends_nothing_when_it_should_not(
     case, make_user

@@ -51,3 +51,44 @@ def test_schema_is_served(api):
     response = api.get("/api/schema/")
     assert response.status_code == 200
     assert b"/api/auth/mfa/verify" in response.content
+
+
+AUTHENTICATED = [
+    ("post", "/api/auth/logout"),
+    ("post", "/api/auth/logout-all"),
+    ("get", "/api/auth/me"),
+    ("patch", "/api/auth/me"),
+    ("post", "/api/auth/password/change"),
+    ("post", "/api/auth/mfa/totp"),
+    ("delete", "/api/auth/mfa/totp"),
+    ("post", "/api/auth/mfa/totp/confirm"),
+    ("post", "/api/auth/mfa/backup-codes"),
+    ("get", "/api/audit-events"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), AUTHENTICATED)
+def test_endpoints_that_need_a_token(method, path, api):
+    from tests.conftest import assert_error
+
+    response = getattr(api, method)(path, {}, format="json")
+    error = assert_error(response, 401, "not_authenticated")
+    assert error["details"] == {}
+    assert response["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/auth/login"),
+        ("get", "/api/auth/token/refresh"),
+        ("put", "/api/auth/me"),
+        ("get", "/api/auth/mfa/verify"),
+        ("post", "/api/audit-events"),
+    ],
+)
+def test_wrong_methods(method, path, make_user, auth_client):
+    from tests.conftest import assert_error
+
+    client = auth_client(make_user("admin"))
+    assert_error(getattr(client, method)(path), 405, "method_not_allowed")

@@ -10,6 +10,20 @@ from tests.conftest import DEFAULT_PASSWORD, assert_error
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def _still_ratelimit_clock(monkeypatch):
+    """django-ratelimit counts in fixed windows: a test must not straddle two."""
+    import time
+    from types import SimpleNamespace
+
+    import django_ratelimit.core
+
+    now = time.time()
+    monkeypatch.setattr(
+        django_ratelimit.core, "time", SimpleNamespace(time=lambda: now)
+    )
+
+
 @pytest.fixture
 def rates(settings):
     def set_rates(**overrides):
@@ -53,6 +67,15 @@ def test_spoofed_forwarded_for_does_not_escape_the_ip_limit(make_user, rates):
     for n in range(2):
         assert _login(user.email, HTTP_X_FORWARDED_FOR=f"10.9.9.{n}").status_code == 200
     _assert_limited(_login(user.email, HTTP_X_FORWARDED_FOR="10.9.9.99"))
+
+
+def test_ipv6_addresses_are_counted_by_their_64(make_user, rates):
+    rates(login_ip="2/m")
+    user = make_user()
+    for n in range(2):
+        assert _login(user.email, ip=f"2001:db8:1:2::{n + 1}").status_code == 200
+    _assert_limited(_login(user.email, ip="2001:db8:1:2:ffff::9"))
+    assert _login(user.email, ip="2001:db8:1:3::1").status_code == 200
 
 
 def test_behind_a_trusted_proxy_each_client_has_its_own_count(
@@ -113,6 +136,23 @@ def test_register_is_throttled_per_ip(db, rates):
             "/api/auth/register",
             {"email": "r9@example.com", "password": "Long-enough-passphrase-1"},
             format="json",
+        )
+    )
+
+
+def test_register_is_throttled_per_email(make_user, rates):
+    """Probing whether an address has an account (400 on email) is slowed down."""
+    rates(register_ip="100/m", register_account="2/15m")
+    make_user(email="taken@example.com")
+    body = {"email": "Taken@example.com", "password": "Long-enough-passphrase-1"}
+    for n in range(2):
+        response = APIClient().post(
+            "/api/auth/register", body, format="json", REMOTE_ADDR=f"192.0.2.{n}"
+        )
+        assert_error(response, 400, "validation_error")
+    _assert_limited(
+        APIClient().post(
+            "/api/auth/register", body, format="json", REMOTE_ADDR="192.0.2.77"
         )
     )
 
@@ -229,3 +269,53 @@ def test_rate_limits_can_be_switched_off(make_user, rates, settings):
     user = make_user()
     for _ in range(3):
         assert _login(user.email).status_code == 200
+
+
+@pytest.fixture
+def cache_down(monkeypatch):
+    """cache_down() → from now on every cache call fails."""
+    from django.core.cache import cache
+
+    def boom(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    def switch_off():
+        for name in ("add", "get", "get_many", "incr", "set", "delete"):
+            monkeypatch.setattr(cache, name, boom)
+
+    return switch_off
+
+
+def test_cache_down_fails_closed(make_user, auth_client, cache_down):
+    user = make_user()
+    client = auth_client(user)
+    cache_down()
+    assert_error(_login(user.email), 503, "service_unavailable")
+    assert_error(client.get("/api/auth/me"), 503, "service_unavailable")
+
+
+def test_cache_down_refuses_a_deactivation_it_could_not_propagate(
+    make_user, cache_down
+):
+    from accounts.models import User
+    from xenx.errors import ServiceUnavailable
+
+    user = make_user()
+    cache_down()
+    user.is_active = False
+    with pytest.raises(ServiceUnavailable):
+        user.save()
+    assert User.objects.get(pk=user.pk).is_active is True  # rolled back
+
+
+def test_cache_down_fails_open_when_configured(make_user, settings, cache_down):
+    settings.XENX_FAIL_OPEN_WITHOUT_CACHE = True
+    user = make_user()
+    cache_down()
+    body = _login(user.email).json()
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert me.status_code == 200
+    user.is_active = False
+    user.save()
+    me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert_error(me, 401, "token_revoked")
