@@ -12,15 +12,17 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils.functional import LazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import throttling
 from accounts.selectors import user_has_confirmed_totp
-from xenx.errors import ApiError, RateLimited
+from xenx.errors import ApiError, PayloadTooLarge, RateLimited
 from xenx.roles import Role
 
 from . import selectors, services
@@ -261,6 +263,7 @@ def client_detail_view(request, pk):
             "client": client,
             "page": documents,
             "upload_form": _upload_form(request, initial={"owner": client.pk}),
+            "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
         },
     )
 
@@ -285,7 +288,13 @@ def _documents_page(request, upload_form, status=200):
     return render(
         request,
         "portal/documents.html",
-        {"search": search, "q": q, "page": page, "upload_form": upload_form},
+        {
+            "search": search,
+            "q": q,
+            "page": page,
+            "upload_form": upload_form,
+            "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
+        },
         status=status,
     )
 
@@ -296,14 +305,44 @@ def document_list_view(request):
     return _documents_page(request, _upload_form(request))
 
 
+def _too_large(request, limit: int):
+    messages.error(request, f"The file is larger than {filesizeformat(limit)}.")
+    response = redirect("portal:documents")
+    response.status_code = 303
+    return response
+
+
+@csrf_exempt  # checked by _document_upload, after the size guard below is installed
 @require_POST
-@portal_login_required
 def document_upload_view(request):
+    """Refuse an oversized body before reading it, and stop reading a file part as
+    soon as it passes XENX_MAX_UPLOAD_BYTES (the API's upload handler): the CSRF check
+    reads the body, so the guard must be in place first (Django's documented way)."""
+    from organizations import services as org_services
+    from organizations.views import UploadLimitHandler
+
+    limit = org_services.max_upload_bytes()
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit + 64 * 1024:
+        return _too_large(request, limit)
+    request.upload_handlers.insert(0, UploadLimitHandler(limit))
+    try:
+        return _document_upload(request)
+    except PayloadTooLarge:
+        return _too_large(request, limit)
+
+
+@csrf_protect
+@portal_login_required
+def _document_upload(request):
     from organizations import services as org_services
 
     form = _upload_form(request, data=request.POST, files=request.FILES)
     if form.is_valid():
-        owner = form.cleaned_data.get("owner") or request.user
+        owner = form.cleaned_data.get("owner") or _me(request)
         upload = form.cleaned_data["file"]
         try:
             document = org_services.document_create(
