@@ -8,11 +8,13 @@ phone widths land in artifacts/screenshots/ (kept out of git).
 
 import re
 import socket
+import threading
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.core import mail
+from django.db import connections
 
 from tests.conftest import DEFAULT_PASSWORD
 from tests.portal.conftest import PDF_BYTES, totp_code
@@ -89,11 +91,16 @@ def server():
     _ensure_role_groups()
     live = LiveServer(f"127.0.0.1:{_free_port()}")
     yield live
+    # Let request threads of the (closed) browser's connections finish before the
+    # server stops sharing its database connection with them.
+    for thread in threading.enumerate():
+        if "process_request_thread" in thread.name:
+            thread.join(timeout=10)
     live.stop()
 
 
 @pytest.fixture
-def browser(monkeypatch):
+def browser(server, monkeypatch):  # after the server: closed before it stops
     sync_api = pytest.importorskip("playwright.sync_api")
     # Playwright's sync API keeps an event loop in this thread; the ORM calls the test
     # makes between browser steps are still synchronous.
@@ -104,6 +111,9 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # ORM calls made while Playwright's loop runs get their own connections
+        # (asgiref's context-local storage): close them, or they outlive the test.
+        connections.close_all()
 
 
 def _shoot(page, name: str) -> None:
@@ -122,9 +132,10 @@ def _shoot(page, name: str) -> None:
 def test_cpa_with_totp_invites_uploads_and_downloads(
     server, browser, mfa_user, tmp_path
 ):
-    from accounts.services import user_create
+    import requests
+
+    from accounts.models import User
     from organizations.models import Document, Invitation
-    from organizations.services import invitation_accept
 
     cpa, _codes = mfa_user(Role.CPA, first_name="Casey", last_name="Accountant")
     context = browser.new_context(viewport={"width": 1280, "height": 800})
@@ -158,18 +169,22 @@ def test_cpa_with_totp_invites_uploads_and_downloads(
     assert Invitation.objects.filter(email="new.client@example.com").exists()
     token = re.search(r"^\s{4}(\S+)\s*$", mail.outbox[-1].body, re.M).group(1)
 
-    # The client creates an account with the invitation (what registration does).
-    client = user_create(
-        email="new.client@example.com",
-        password="client-passphrase-2025",
-        first_name="Nora",
-        last_name="Client",
-        role=Role.CLIENT,
-        organization=cpa.organization,
+    # The client registers with the code from the email (SPEC §4 register).
+    response = requests.post(
+        f"{server.url}/api/auth/register",
+        json={
+            "email": "new.client@example.com",
+            "password": "client-passphrase-2025",
+            "first_name": "Nora",
+            "last_name": "Client",
+            "invitation": token,
+        },
+        headers={"Connection": "close"},
+        timeout=30,
     )
-    invitation = Invitation.objects.get(email="new.client@example.com")
-    assert token  # the invitation email carried its code
-    invitation_accept(invitation=invitation, user=client)
+    assert response.status_code == 201, response.text
+    client = User.objects.get(email="new.client@example.com")
+    assert (client.role, client.organization_id) == (Role.CLIENT, cpa.organization_id)
 
     # Upload a PDF for that client from the client's page.
     page.goto(f"{server.url}/portal/clients")
@@ -210,7 +225,8 @@ def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
     import pyotp
 
     client = make_user(Role.CLIENT, first_name="Quinn", last_name="Client")
-    page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
     page.goto(f"{server.url}/portal/login")
     page.fill("input[name=email]", client.email)
     page.fill("input[name=password]", DEFAULT_PASSWORD)
@@ -233,3 +249,4 @@ def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
     _shoot(page, "backup-codes")
     page.click("text=I saved them")
     page.wait_for_selector("text=Signing in asks for a code")
+    context.close()
