@@ -302,3 +302,25 @@ def test_staff_sets_password_in_admin_revokes_tokens_and_audits(
     assert (
         browser.get(f"/admin/accounts/user/{foreign.pk}/password/").status_code == 404
     )
+
+
+def test_admin_organization_changes_are_audited(signed_in, org):
+    browser, admin = signed_in(Role.ADMIN)
+    url = f"/admin/organizations/organization/{org.pk}/change/"
+    response = browser.post(
+        url, {"name": org.name, "slug": org.slug, "mfa_required": "on"}
+    )  # is_active unticked: deactivates
+    assert response.status_code == 302, response.content[:1500]
+    org.refresh_from_db()
+    assert org.mfa_required and not org.is_active
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.ORGANIZATION_DEACTIVATED, actor=admin
+    ).exists()
+    response = browser.post(
+        "/admin/organizations/organization/add/",
+        {"name": "New Firm", "slug": "new-firm", "is_active": "on"},
+    )
+    assert response.status_code == 302
+    assert AuditEvent.objects.filter(
+        action=AuditEvent.Action.ORGANIZATION_CREATED, target_repr="New Firm"
+    ).exists()
