@@ -159,3 +159,15 @@ class DocumentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     # Uploads go through the service that sniffs the bytes (API, portal).
     def has_add_permission(self, request):
         return False
+
+    def delete_model(self, request, obj):
+        from . import services
+
+        try:
+            services.document_delete(document=obj, actor=request.user, request=request)
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def delete_queryset(self, request, queryset):
+        for document in queryset:  # one audited delete each
+            self.delete_model(request, document)

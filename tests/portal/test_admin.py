@@ -324,3 +324,28 @@ def test_admin_organization_changes_are_audited(signed_in, org):
     assert AuditEvent.objects.filter(
         action=AuditEvent.Action.ORGANIZATION_CREATED, target_repr="New Firm"
     ).exists()
+
+
+def test_document_delete_in_admin_is_audited_and_scoped(
+    staff_admin, make_user, other_org, make_document
+):
+    browser, staff = staff_admin
+    mine = make_document(make_user(Role.CLIENT))
+    foreign = make_document(make_user(Role.CLIENT, organization=other_org))
+    browser.post(
+        "/admin/organizations/document/",
+        {
+            "action": "delete_selected",
+            "_selected_action": [mine.pk, foreign.pk],
+            "post": "yes",
+        },
+    )
+    from organizations.models import Document
+
+    assert list(Document.objects.values_list("pk", flat=True)) == [foreign.pk]
+    assert (
+        AuditEvent.objects.filter(
+            action=AuditEvent.Action.DOCUMENT_DELETED, actor=staff
+        ).count()
+        == 1
+    )
