@@ -32,7 +32,9 @@ from django.utils import timezone
 from xenx.errors import ServiceUnavailable
 
 logger = logging.getLogger("xenx.revocation")
-STATE_TTL = 3600
+# Bounds how long a record can stay stale if a writer dies between its commit and its
+# on-commit refresh; a miss costs one indexed query per user per process-cluster.
+STATE_TTL = 600
 _memo: dict[str, tuple[float, object]] = {}
 _MISSING = object()
 
