@@ -349,3 +349,35 @@ def test_document_delete_in_admin_is_audited_and_scoped(
         ).count()
         == 1
     )
+
+
+def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
+    staff_admin, make_user, other_org, make_document
+):
+    """Any changelist of these apps staff can open lists only rows ``visible`` gives."""
+    from django.contrib import admin as django_admin
+
+    from accounts import audit
+    from organizations.scoping import visible
+    from organizations.services import invitation_create
+
+    browser, staff = staff_admin
+    foreign_client = make_user(Role.CLIENT, organization=other_org)
+    make_document(foreign_client)
+    invitation_create(organization=other_org, email="f@example.com", role=Role.CLIENT)
+    audit.record(audit.Action.LOGOUT, actor=foreign_client, target=foreign_client)
+    checked = 0
+    for model in django_admin.site._registry:
+        if model._meta.app_label not in ("accounts", "organizations"):
+            continue
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        response = browser.get(url)
+        if response.status_code == 403:
+            continue
+        assert response.status_code == 200, url
+        shown = {obj.pk for obj in response.context["cl"].result_list}
+        allowed = set(visible(staff, model).values_list("pk", flat=True))
+        assert shown <= allowed, url
+        assert model.objects.exclude(pk__in=allowed).exists(), url  # not vacuous
+        checked += 1
+    assert checked >= 4  # users, audit events, organizations, documents, invitations
