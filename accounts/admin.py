@@ -1,14 +1,89 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from organizations import policies
+from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
 from organizations.scoping import visible
+from xenx.errors import ApiError, Forbidden
+from xenx.roles import Role
 
-from . import audit  # noqa: F401  (registers the audit log's visibility rule)
+from . import (
+    audit,  # also registers the audit log's visibility rule
+    revocation,
+    services,
+)
 from .models import AuditEvent, User
 
 
+class MfaFilter(admin.SimpleListFilter):
+    title = "MFA"
+    parameter_name = "mfa"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Enabled"), ("no", "Not enabled")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(mfa_enabled=True)
+        if self.value() == "no":
+            return queryset.filter(mfa_enabled=False)
+        return queryset
+
+
+def role_change_errors(actor, user, cleaned: dict) -> dict:
+    """What ``actor`` may not do to ``user`` (SPEC §2), as form errors by field: only
+    an admin grants the admin role or puts a user in, out of, or into another
+    organization. The service's policy (organizations.policies) is checked too."""
+    if is_platform_admin(actor):
+        return {}
+    errors = {}
+    if cleaned.get("role") == Role.ADMIN or (user.pk and user.role == Role.ADMIN):
+        errors["role"] = "Only an administrator can grant or change the admin role."
+    if "organization" in cleaned:
+        org = cleaned.get("organization")
+        if org is None or org.pk != actor.organization_id:
+            errors["organization"] = (
+                "Only an administrator can move a user to another organization."
+            )
+    return errors
+
+
+def _policy_error(actor, original, cleaned: dict) -> str | None:
+    """The services' own rule (403 in the API) for this add or change, if refused."""
+    try:
+        if original is None:
+            policies.check_user_create(
+                actor,
+                role=cleaned.get("role"),
+                organization_id=getattr(cleaned.get("organization"), "pk", None),
+            )
+        else:
+            changes = {}
+            if "role" in cleaned and cleaned["role"] != original.role:
+                changes["role"] = cleaned["role"]
+            new_org = getattr(cleaned.get("organization"), "pk", None)
+            if "organization" in cleaned and new_org != original.organization_id:
+                changes["organization_id"] = new_org
+            other = {"email", "email_verified", "first_name", "last_name"}
+            if other & set(cleaned) or changes:
+                policies.check_user_update(
+                    actor, original, changes=changes or {"first_name": None}
+                )
+    except Forbidden as exc:
+        return exc.message
+    return None
+
+
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
+    """Users. Staff see and change their own organization only; is_active changes only
+    through the audited actions (deactivate, activate), MFA resets likewise."""
+
     ordering = ["email"]
     list_display = [
         "email",
@@ -17,10 +92,12 @@ class UserAdmin(DjangoUserAdmin):
         "role",
         "organization",
         "is_active",
+        "mfa_status",
     ]
-    list_filter = ["role", "organization", "is_active"]
+    list_filter = ["role", ("organization", OrgRelatedFilter), "is_active", MfaFilter]
     search_fields = ["email", "first_name", "last_name"]
-    readonly_fields = ["last_login", "date_joined"]
+    readonly_fields = ["is_active", "last_login", "date_joined"]
+    actions = ["deactivate_users", "activate_users", "reset_mfa"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["first_name", "last_name", "email_verified"]}),
@@ -38,6 +115,155 @@ class UserAdmin(DjangoUserAdmin):
     ]
     filter_horizontal = []
 
+    def get_queryset(self, request):
+        confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+        return super().get_queryset(request).annotate(mfa_enabled=Exists(confirmed))
+
+    @admin.display(boolean=True, description="MFA", ordering="mfa_enabled")
+    def mfa_status(self, obj):
+        return obj.mfa_enabled
+
+    def has_change_permission(self, request, obj=None):
+        if (
+            obj is not None
+            and obj.role == Role.ADMIN
+            and not is_platform_admin(request.user)
+        ):
+            return False  # staff may look at an admin in their org, not change it
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # users are deactivated (audited), never deleted here
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not is_platform_admin(request.user):
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.ADMIN]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "organization" and not is_platform_admin(request.user):
+            field.required = True
+            field.empty_label = None
+            field.initial = request.user.organization_id
+        return field
+
+    def get_form(self, request, obj=None, **kwargs):
+        form_class = super().get_form(request, obj, **kwargs)
+        actor = request.user
+
+        class ActorCheckedForm(form_class):
+            def clean(self):
+                cleaned = super().clean()
+                errors = role_change_errors(actor, self.instance, cleaned)
+                for field, message in errors.items():
+                    self.add_error(field if field in self.fields else None, message)
+                if not errors:
+                    original = (
+                        User.objects.get(pk=self.instance.pk)
+                        if self.instance.pk
+                        else None
+                    )
+                    message = _policy_error(actor, original, cleaned)
+                    if message:
+                        self.add_error(None, message)
+                return cleaned
+
+        ActorCheckedForm.__name__ = form_class.__name__
+        return ActorCheckedForm
+
+    def save_model(self, request, obj, form, change):
+        """Writes through the accounts services: their policy checks, token revocation
+        on a role or organization change, and audit events."""
+        if not change:
+            if _policy_error(request.user, None, form.cleaned_data):
+                raise PermissionDenied
+            with transaction.atomic():
+                super().save_model(request, obj, form, change)
+                audit.record(
+                    audit.Action.USER_CREATED,
+                    actor=request.user,
+                    target=obj,
+                    request=request,
+                    data={"role": obj.role, "channel": "admin"},
+                )
+            return
+        original = User.objects.get(pk=obj.pk)
+        changed = set(form.changed_data)
+        updates = {
+            f: form.cleaned_data[f] for f in changed if f in services.USER_UPDATE_FIELDS
+        }
+        other = sorted(changed & {"email", "email_verified"})
+        try:
+            with transaction.atomic():
+                services.user_update(
+                    user=original, actor=request.user, request=request, **updates
+                )
+                if other:
+                    for field in other:
+                        setattr(original, field, getattr(obj, field))
+                    original.save(update_fields=other)
+                    audit.record(
+                        audit.Action.USER_UPDATED,
+                        actor=request.user,
+                        target=original,
+                        request=request,
+                        data={"fields": other, "channel": "admin"},
+                    )
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def user_change_password(self, request, id, form_url=""):
+        """Django's set-password page, plus what every password change does here:
+        the user's API tokens are revoked and the change is audited."""
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            changed = (
+                request.method == "POST"
+                and response.status_code == 302
+                and response.url != request.get_full_path()
+            )
+            if changed:
+                user = User.objects.get(pk=unquote(id))
+                revocation.revoke_user_tokens(user)
+                audit.record(
+                    audit.Action.PASSWORD_RESET,
+                    actor=request.user,
+                    target=user,
+                    request=request,
+                    data={"channel": "admin"},
+                )
+        return response
+
+    def _run_service(self, request, queryset, service_name, done: str):
+        service = getattr(services, service_name)
+        count, refused = 0, []
+        for user in queryset:  # already scoped by get_queryset
+            try:
+                service(user=user, actor=request.user, request=request)
+            except (ApiError, ValidationError, PermissionDenied) as exc:
+                refused.append(f"{user.email} ({getattr(exc, 'message', exc)})")
+            else:
+                count += 1
+        if count:
+            self.message_user(request, f"{done}: {count} user(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request, f"Not changed: {', '.join(refused)}.", messages.ERROR
+            )
+
+    @admin.action(description="Deactivate selected users", permissions=["change"])
+    def deactivate_users(self, request, queryset):
+        self._run_service(request, queryset, "user_deactivate", "Deactivated")
+
+    @admin.action(description="Activate selected users", permissions=["change"])
+    def activate_users(self, request, queryset):
+        self._run_service(request, queryset, "user_activate", "Activated")
+
+    @admin.action(description="Reset MFA of selected users", permissions=["change"])
+    def reset_mfa(self, request, queryset):
+        self._run_service(request, queryset, "user_reset_mfa", "MFA reset")
+
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
@@ -49,7 +275,7 @@ class AuditEventAdmin(admin.ModelAdmin):
         "organization",
         "ip",
     ]
-    list_filter = ["action", "organization"]
+    list_filter = ["action", ("organization", OrgRelatedFilter)]
     search_fields = ["actor_email", "target_repr", "request_id"]
     date_hierarchy = "created_at"
 

@@ -117,7 +117,7 @@ def _token_response(user, issued: dict) -> dict:
 def _touch_last_login(user) -> None:
     user.last_login = timezone.now()
     # A queryset update: no post_save, so the cached revocation state stays warm.
-    type(user).objects.filter(pk=user.pk).update(last_login=user.last_login)
+    get_user_model().objects.filter(pk=user.pk).update(last_login=user.last_login)
 
 
 def login_password_step(*, request, email, password) -> dict:
@@ -503,7 +503,7 @@ def verify_email(*, request, token) -> None:
     if not email_verification_tokens.check_token(user, raw):
         raise bad
     with transaction.atomic():
-        type(user).objects.filter(pk=user.pk).update(email_verified=True)
+        get_user_model().objects.filter(pk=user.pk).update(email_verified=True)
         user.email_verified = True
         audit.record(
             audit.Action.EMAIL_VERIFIED, actor=user, target=user, request=request

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
@@ -76,8 +77,6 @@ def clear_memo() -> None:
 
 
 def _load_user_state(user_id) -> UserState | None:
-    from django.contrib.auth import get_user_model
-
     row = (
         get_user_model()
         .objects.filter(pk=user_id)
@@ -232,7 +231,7 @@ def revoke_user_tokens(user, *, save: bool = True) -> None:
     still work: the comparison uses the microsecond ``ist`` claim."""
     user.tokens_revoked_before = timezone.now()
     if save:
-        type(user).objects.filter(pk=user.pk).update(
+        get_user_model().objects.filter(pk=user.pk).update(
             tokens_revoked_before=user.tokens_revoked_before
         )
     invalidate_user(user.pk)

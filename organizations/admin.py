@@ -7,7 +7,9 @@ it is "not found" and the admin redirects to its index).
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
 
+from xenx.errors import Forbidden
 from xenx.roles import Role
 
 from . import scoping
@@ -57,6 +59,42 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
     list_filter = ["is_active", "mfa_required"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request, obj, form, change):
+        """Through the audited services (token state follows is_active/mfa_required)."""
+        from . import services
+
+        try:
+            if change:
+                original = Organization.objects.get(pk=obj.pk)
+                changes = {
+                    f: form.cleaned_data[f]
+                    for f in form.changed_data
+                    if f in services.ORGANIZATION_FIELDS
+                }
+                services.organization_update(
+                    organization=original,
+                    actor=request.user,
+                    request=request,
+                    **changes,
+                )
+                obj.refresh_from_db()
+            else:
+                created = services.organization_create(
+                    name=obj.name,
+                    slug=obj.slug,
+                    mfa_required=obj.mfa_required,
+                    actor=request.user,
+                    request=request,
+                )
+                if not obj.is_active:
+                    services.organization_deactivate(
+                        organization=created, actor=request.user, request=request
+                    )
+                obj.pk = created.pk
+                obj.refresh_from_db()
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
 
     # Staff may look at their own organization; only admins create or change them.
     def has_add_permission(self, request):
@@ -121,3 +159,15 @@ class DocumentAdmin(ScopedAdminMixin, admin.ModelAdmin):
     # Uploads go through the service that sniffs the bytes (API, portal).
     def has_add_permission(self, request):
         return False
+
+    def delete_model(self, request, obj):
+        from . import services
+
+        try:
+            services.document_delete(document=obj, actor=request.user, request=request)
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+
+    def delete_queryset(self, request, queryset):
+        for document in queryset:  # one audited delete each
+            self.delete_model(request, document)

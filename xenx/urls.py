@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import health
@@ -12,6 +13,8 @@ urlpatterns = [
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),
     path("admin/", admin.site.urls),
+    path("portal", RedirectView.as_view(url="/portal/", permanent=False)),
+    path("portal/", include("portal.urls")),
     # The gateway's catch-all must stay last: /api/{service}/{path}.
     path("", include("gateway.urls")),
 ]

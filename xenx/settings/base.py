@@ -16,7 +16,8 @@ DEBUG = env_bool("DEBUG", True)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # Django admin with the XenX admin site (two-step login, staff scoping): portal/admin_site.py
+    "portal.apps.XenxAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -34,6 +35,7 @@ INSTALLED_APPS = [
     "organizations",
     "accounts",
     "gateway",
+    "portal",
 ]
 
 MIDDLEWARE = [
@@ -48,6 +50,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.SecurityHeadersMiddleware",
 ]
 
 ROOT_URLCONF = "xenx.urls"
@@ -122,6 +125,26 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/portal/login"
+LOGIN_REDIRECT_URL = "/portal/"
+
+# --- Browser security (portal and admin; production.py hardens cookies further) -------
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Content-Security-Policy sent on /portal/ and /admin/ pages (portal.middleware).
+XENX_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+# Django admin's own templates carry a few style="" attributes.
+XENX_ADMIN_CSP = XENX_CSP.replace(
+    "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+)
+# Seconds a password-verified login may wait for its second factor (portal login).
+XENX_PORTAL_MFA_SECONDS = 300
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"

@@ -1,0 +1,124 @@
+"""Portal forms. They validate input; the writes happen in the owning app's services."""
+
+from django import forms
+from django.contrib.auth import authenticate, password_validation
+
+from xenx.roles import Role
+
+
+class LoginForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "username"})
+    )
+    password = forms.CharField(
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    error_message = "Incorrect email or password."
+
+    def __init__(self, request=None, *args, **kwargs):
+        self.request = request
+        self.user = None
+        super().__init__(*args, **kwargs)
+
+    def clean(self):
+        cleaned = super().clean()
+        email, password = cleaned.get("email"), cleaned.get("password")
+        if email and password is not None:
+            self.user = authenticate(self.request, email=email, password=password)
+            if self.user is None:
+                # One message for unknown email, wrong password and inactive account.
+                raise forms.ValidationError(self.error_message, code="invalid_login")
+        return cleaned
+
+
+class CodeForm(forms.Form):
+    """A TOTP code (6 digits) or a backup code."""
+
+    code = forms.CharField(
+        max_length=32,
+        label="Code",
+        help_text="The 6-digit code from your authenticator app, or a backup code.",
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "text",
+                "autocapitalize": "off",
+                "spellcheck": "false",
+            }
+        ),
+    )
+
+    def clean_code(self):
+        return "".join(self.cleaned_data["code"].split())
+
+
+class ProfileForm(forms.Form):
+    first_name = forms.CharField(max_length=150, required=False)
+    last_name = forms.CharField(max_length=150, required=False)
+
+
+class PasswordChangeForm(forms.Form):
+    old_password = forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    new_password = forms.CharField(
+        label="New password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    new_password_confirm = forms.CharField(
+        label="New password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def __init__(self, user, *args, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+        self.fields["new_password"].help_text = "<br>".join(
+            password_validation.password_validators_help_texts()
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        new, again = cleaned.get("new_password"), cleaned.get("new_password_confirm")
+        if new and again and new != again:
+            self.add_error("new_password_confirm", "The two passwords differ.")
+        elif new:
+            try:
+                password_validation.validate_password(new, self.user)
+            except forms.ValidationError as exc:
+                self.add_error("new_password", exc)
+        return cleaned
+
+
+class SearchForm(forms.Form):
+    q = forms.CharField(max_length=100, required=False, label="Search")
+
+
+class InviteClientForm(forms.Form):
+    email = forms.EmailField(max_length=254, label="Client's email")
+
+
+class DocumentUploadForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False)
+    file = forms.FileField()
+    owner = forms.ModelChoiceField(
+        queryset=None, required=True, label="Client", empty_label="Choose a client"
+    )
+
+    def __init__(self, user, clients, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user.role == Role.CLIENT:
+            del self.fields["owner"]  # a client uploads for itself
+        else:
+            self.fields["owner"].queryset = clients
+            self.fields["owner"].label_from_instance = lambda u: (
+                f"{u.get_full_name()} <{u.email}>"
+                if u.get_full_name() != u.email
+                else u.email
+            )
