@@ -37,6 +37,7 @@ from xenx.errors import (
     UnsupportedMediaType,
     api_error_response,
     error_response,
+    response_for_exception,
 )
 from xenx.net import client_ip, forwarded_chain
 
@@ -44,6 +45,7 @@ from . import content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
 from .upstream import pool_for
+from .validators import RESERVED_NAMES
 
 logger = logging.getLogger("xenx.gateway")
 
@@ -163,21 +165,21 @@ class _RawMorsel(Morsel):
 
 @csrf_exempt
 def proxy_view(request, service, rest=None):
+    if service in RESERVED_NAMES:  # a platform route that does not exist
+        return error_response(request, 404)
     start = time.perf_counter()
-    svc = None
-    status = 500
+    svc = registry.get(service)
     try:
-        svc = registry.get(service)
         response = _handle(request, service, svc)
-        status = response.status_code
-        return response
-    finally:
-        metrics.observe(
-            svc.name if svc else "_unknown",
-            request.method,
-            status,
-            time.perf_counter() - start,
-        )
+    except Exception as exc:  # noqa: BLE001 - every failure gets the one error body
+        response = response_for_exception(request, exc)
+    metrics.observe(
+        svc.name if svc else "_unknown",
+        request.method,
+        response.status_code,
+        time.perf_counter() - start,
+    )
+    return response
 
 
 def _handle(request, service_name, svc):
