@@ -14,6 +14,7 @@ import time
 from http.cookies import Morsel
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -178,6 +179,10 @@ def _handle(request, service_name, svc):
     identity = None
     rl_headers = None
     try:
+        try:  # Django's CommonMiddleware would have checked ALLOWED_HOSTS by now
+            request.xenx_host = request.get_host()
+        except DisallowedHost:
+            raise MalformedRequest("The Host header is not allowed.") from None
         # Authentication unless public, then the MFA policy: authenticate_access_token
         # raises 401 codes first and mfa_required (403) after.
         auth = meta.get("HTTP_AUTHORIZATION")
@@ -404,7 +409,7 @@ def _upstream_headers(request, svc, identity, length) -> dict:
         headers["Authorization"] = meta["HTTP_AUTHORIZATION"]
     headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
     headers["X-Forwarded-Proto"] = request.scheme
-    headers["X-Forwarded-Host"] = request.get_host()
+    headers["X-Forwarded-Host"] = request.xenx_host
     headers["X-Request-ID"] = request.request_id
     if identity is not None:
         headers["X-User-Id"] = str(identity.user_id)

@@ -17,6 +17,10 @@ from gateway.upstream import close_pools
 class UpstreamHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
+    def setup(self):
+        super().setup()
+        self.server.conns.add(self.connection)
+
     def log_message(self, *args):
         pass
 
@@ -135,6 +139,7 @@ class Upstream:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), UpstreamHandler)
         self.server.daemon_threads = True
         self.server.requests = []
+        self.server.conns = set()
         self.server.behavior = None
         self.server.name = name
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -152,8 +157,13 @@ class Upstream:
         self.server.behavior = behavior
 
     def stop(self):
+        """Stop accepting and cut every open connection (a killed instance)."""
         self.server.shutdown()
         self.server.server_close()
+        for conn in list(self.server.conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(2)
+                conn.close()
 
 
 @pytest.fixture
