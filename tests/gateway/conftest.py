@@ -142,7 +142,11 @@ class Upstream:
         self.server.conns = set()
         self.server.behavior = None
         self.server.name = name
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self.thread.start()
 
     @property
