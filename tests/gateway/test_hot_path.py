@@ -68,3 +68,40 @@ def test_at_most_two_round_trips(
     count_round_trips["n"] = 0
     assert caller.get("/api/svc/x").status_code == 200
     assert count_round_trips["n"] == 1
+
+
+@pytest.mark.skipif(
+    not settings.CACHES["default"]["BACKEND"].startswith("django_redis"),
+    reason="needs Redis",
+)
+def test_large_limits_counted_in_batches(
+    make_service, upstream, api, count_round_trips, monkeypatch
+):
+    """Far below a large limit a call makes no round trip; the count still reaches the
+    shared cache (flushed), and near the limit counting is exact again."""
+    from gateway import batching, ratelimit
+    from gateway.registry import registry
+
+    make_service(
+        "svc", [upstream.url], public=True, rate_limits={"anonymous": "2000/m"}
+    )
+    assert api.get("/api/svc/x").status_code == 200  # synchronous: learns the count
+    batching.flush()  # what the background thread does every 0.1 s
+    count_round_trips["n"] = 0
+    for _ in range(10):
+        assert api.get("/api/svc/x").status_code == 200
+    assert count_round_trips["n"] == 0
+    batching.flush()
+    limit = ratelimit.limit_for(
+        registry.get("svc"), role=None, user_id=None, ip="127.0.0.1"
+    )
+    from django.core.cache import cache
+
+    assert cache.get(limit.key) == 11
+    # close to the limit: every call goes to Redis again
+    cache.set(limit.key, 1990, 120)
+    batching.flush()
+    count_round_trips["n"] = 0
+    resp = api.get("/api/svc/x")
+    assert resp["X-RateLimit-Remaining"] == str(2000 - 1991)
+    assert count_round_trips["n"] == 1
