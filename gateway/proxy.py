@@ -198,7 +198,7 @@ def _handle(request, service_name, svc):
             svc,
             role=identity.role if identity else None,
             user_id=identity.user_id if identity else None,
-            ip=client_ip(request),
+            ip=lambda: client_ip(request),
         )
         fast = batching.fast_path(svc, limit) if _batching() else None
         try:
