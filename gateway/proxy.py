@@ -107,7 +107,7 @@ class _BodyTooLarge(Exception):
 
 
 class _StreamedBody:
-    """The client's body read in chunks as urllib3 sends it, counted against the
+    """The client's body read in chunks as it is sent upstream, counted against the
     service's limit (a chunked upload has no Content-Length to check up front)."""
 
     def __init__(self, stream, length: int | None, limit: int):
@@ -140,7 +140,8 @@ class _RawMorsel(Morsel):
 
     def __init__(self, name: str, raw: str):
         super().__init__()
-        self._key, self._value, self._coded_value = name, raw, raw
+        value = raw.split("=", 1)[1].split(";", 1)[0].strip() if "=" in raw else ""
+        self._key, self._value, self._coded_value = name, value, value
         self.raw = raw
 
     def OutputString(self, attrs=None):  # noqa: N802 - Morsel's API
