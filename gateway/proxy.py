@@ -582,6 +582,8 @@ def _relay(request, upstream):
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in connection_named:
             continue
+        if "\n" in value or "\r" in value or "\n" in name:
+            continue  # a header Django could not emit (and a client must not get)
         if lower == "set-cookie":
             if cookies is None:
                 cookies = response.cookies
