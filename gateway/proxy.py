@@ -391,7 +391,11 @@ def _request_body(request, svc):
             raise PayloadTooLarge() from None
         content.check_multipart(meta, spooled, patterns)
         spooled.seek(0)
-        return spooled, length
+        if length is None:  # chunked from the client: now the size is known
+            spooled.seek(0, 2)
+            length = spooled.tell()
+            spooled.seek(0)
+        return _StreamedBody(spooled, length, svc.max_body_bytes), length
     return body, length
 
 
