@@ -323,10 +323,14 @@ def _memoised_identity(raw: str) -> Identity | None:
     identity, entries = hit
     memo = revocation._memo
     now = time.monotonic()
-    for key, entry in entries:
-        if memo.get(key) is not entry or entry[0] <= now:
-            _identity_memo.pop(raw, None)
-            return None
+    try:
+        for key, entry in entries:
+            if memo.get(key) is not entry or entry[0] <= now:
+                _identity_memo.pop(raw, None)
+                return None
+    except (TypeError, IndexError, KeyError):  # accounts.revocation changed shape
+        _identity_memo.clear()
+        return None
     if identity.payload.get("exp", 0) <= time.time():
         _identity_memo.pop(raw, None)
         return None
