@@ -273,3 +273,23 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# --- Gateway ------------------------------------------------------------------------
+# Keep-alive connections kept per upstream instance and worker: the worker's threads.
+XENX_GATEWAY_POOL_SIZE = env_int(
+    "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
+)
+XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))
+# Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),
+    "gateway.middleware.GatewayMiddleware",
+)
+# Access log lines of proxied calls go to the "xenx.access.gateway" logger: off below
+# WARNING (5xx) unless XENX_GATEWAY_ACCESS_LOG is on; /metrics counts every call.
+LOGGING["loggers"]["xenx.access.gateway"] = {
+    "level": "INFO" if env_bool("XENX_GATEWAY_ACCESS_LOG", False) else "WARNING"
+}
+# Calls far below a large limit (≥ 1000 per window) are counted in batches flushed every
+# 0.1 s instead of one Redis round trip each (gateway/batching.py); off: always exact.
+XENX_GATEWAY_RATE_BATCH = env_bool("XENX_GATEWAY_RATE_BATCH", True)
