@@ -129,6 +129,8 @@ class Processes:
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As the servers do: sockets of earlier runs in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
