@@ -61,6 +61,7 @@ class Target:
     port: int
     path: str
     token: bool = False  # send the bench user's access token
+    server: str = ""  # the process serving it (for --profile)
     runs: list[dict] = field(default_factory=list)
 
     @property
@@ -102,6 +103,9 @@ class Processes:
             with open(self.pidfile, "a") as fh:
                 fh.write(f"{proc.pid}\n")
         return proc
+
+    def pid_of(self, name: str) -> int | None:
+        return next((p.pid for n, p in self.procs if n == name), None)
 
     def check_alive(self) -> None:
         for name, proc in self.procs:
@@ -548,6 +552,133 @@ def print_table(result: dict) -> None:
             )
 
 
+# --- profiling (--profile) -----------------------------------------------------------
+
+
+def _frame_key(frame: str) -> tuple[str, str]:
+    """'func (path/to/file.py:12)' -> ('func (file.py)', package or project dir)."""
+    match = re.match(r"^(.*) \((.*?)(?::\d+)?\)$", frame)
+    if not match:
+        return frame, "?"
+    func, path = match.groups()
+    parts = path.split("/")
+    if "site-packages" in parts:
+        pkg = parts[parts.index("site-packages") + 1]
+    elif path.startswith("<"):
+        pkg = "stdlib"
+    elif any(re.fullmatch(r"python3\.\d+", part) for part in parts):
+        idx = next(i for i, p in enumerate(parts) if re.fullmatch(r"python3\.\d+", p))
+        pkg = "stdlib:" + parts[idx + 1].removesuffix(".py")
+    else:
+        pkg = parts[0] if len(parts) > 1 else "project"
+        try:
+            rel = Path(path).resolve().relative_to(ROOT)
+            pkg = rel.parts[0] if len(rel.parts) > 1 else "project"
+        except ValueError:
+            pass
+    return f"{func} ({parts[-1]})", pkg
+
+
+# Leaf frames that block (in C, without the GIL) rather than compute.
+WAIT_LEAVES = {
+    "_worker (thread.py)",
+    "EpollSelector.select (selectors.py)",
+    "PollSelector.select (selectors.py)",
+    "SocketIO.readinto (socket.py)",
+    "poll_wait_for_socket.<locals>.do_poll (wait.py)",
+    "Condition.wait (threading.py)",
+    "Event.wait (threading.py)",
+    "Arbiter.sleep (arbiter.py)",
+    "Connection.read_response (connection.py)",
+    "SocketBuffer._read_from_socket (resp3.py)",
+    "SocketBuffer._read_from_socket (socket.py)",
+    "_read_from_socket (socket.py)",
+}
+
+
+def summarize_profile(raw: Path, top: int = 25) -> str:
+    """Self and inclusive sample shares by function, and self share by package."""
+    self_c: dict[str, int] = {}
+    incl_c: dict[str, int] = {}
+    pkg_c: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_key(f) for f in stack.split(";")]
+        frames = [f for f in frames if not f[0].startswith("process ")]
+        if not frames:
+            continue
+        leaf, pkg = frames[-1]
+        if leaf in WAIT_LEAVES:
+            pkg = "(waiting)"
+        self_c[leaf] = self_c.get(leaf, 0) + n
+        pkg_c[pkg] = pkg_c.get(pkg, 0) + n
+        for name in {f[0] for f in frames}:
+            incl_c[name] = incl_c.get(name, 0) + n
+    if not total:
+        return "no samples"
+
+    def table(counts: dict[str, int], title: str) -> list[str]:
+        rows = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [title] + [f"  {100 * c / total:5.1f}%  {k}" for k, c in rows]
+
+    out = [f"{total} samples of non-idle threads; blocking calls count as (waiting)"]
+    out += table(pkg_c, "self time by package:")
+    out += table(self_c, "self time by function:")
+    out += table(incl_c, "inclusive time by function:")
+    return "\n".join(out)
+
+
+def profile_target(
+    target: Target, procs: Processes, seconds: float, token: str | None
+) -> Path | None:
+    pid = procs.pid_of(target.server)
+    if pid is None or target.server.startswith("nginx"):
+        log(f"  ({target.key}) not a Python server: not profiled")
+        return None
+    RESULTS.mkdir(exist_ok=True)
+    raw = RESULTS / f"profile-{target.key}.txt"
+    cmd = [
+        str(Path(sys.executable).parent / "py-spy"),
+        "record",
+        "--pid",
+        str(pid),
+        "--subprocesses",
+        "--full-filenames",
+        "--rate",
+        "250",
+        "--duration",
+        f"{seconds + 1:g}",
+        "--format",
+        "raw",
+        "--output",
+        str(raw),
+    ]
+    spy = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
+    time.sleep(1.0)  # let it attach to the workers
+    res = run_wrk(target, CONNECTIONS[0], seconds, token)
+    try:
+        _, err = spy.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        spy.kill()
+        _, err = spy.communicate()
+    if spy.returncode != 0 or not raw.exists():
+        raise BenchError(f"py-spy failed on ({target.key}): {err.decode()[-1000:]}")
+    summary = summarize_profile(raw)
+    (RESULTS / f"profile-{target.key}.summary.txt").write_text(summary + "\n")
+    log(
+        f"  ({target.key}) {res['rps']:,.0f} req/s under py-spy; "
+        f"{raw} and profile-{target.key}.summary.txt"
+    )
+    return raw
+
+
 # --- main --------------------------------------------------------------------------
 
 
@@ -564,6 +695,13 @@ def parse_args(argv):
         "--port-base", type=int, default=18500, help="five ports from here (18500)"
     )
     parser.add_argument(
+        "--profile",
+        default="",
+        metavar="KEYS",
+        help="after the measured rounds, one extra run per target (e.g. b,d) under "
+        "py-spy; writes bench/results/profile-KEY.txt (collapsed stacks) and a summary",
+    )
+    parser.add_argument(
         "--keep-servers",
         type=float,
         default=0,
@@ -577,6 +715,9 @@ def parse_args(argv):
     if not keys or any(k not in "abcde" for k in keys):
         parser.error("--targets takes letters among a,b,c,d,e")
     args.keys = keys
+    args.profile_keys = [k.strip() for k in args.profile.split(",") if k.strip()]
+    if any(k not in keys for k in args.profile_keys):
+        parser.error("--profile takes letters among the --targets")
     if args.rounds < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--rounds >= 1, --seconds > 0, --warmup >= 0")
     estimate = (
@@ -610,15 +751,26 @@ def main(argv=None) -> int:
     base = args.port_base
     upstream_port = base
     all_targets = {
-        "a": Target("a", "nginx proxy (machine limit)", base + 1, "/api/echo/json"),
-        "b": Target("b", "django-revproxy", base + 2, "/api/echo/json"),
-        "c": Target("c", "bare Django view (ceiling)", base + 3, "/json"),
+        "a": Target(
+            "a",
+            "nginx proxy (machine limit)",
+            base + 1,
+            "/api/echo/json",
+            server="nginx-proxy",
+        ),
+        "b": Target(
+            "b", "django-revproxy", base + 2, "/api/echo/json", server="revproxy"
+        ),
+        "c": Target(
+            "c", "bare Django view (ceiling)", base + 3, "/json", server="bare-django"
+        ),
         "d": Target(
             "d",
             "XenX, authenticated + rate-limited",
             base + 4,
             f"/api/{AUTH_SERVICE}/json",
             token=True,
+            server="xenx",
         ),
         "e": Target(
             "e", "XenX, public service", base + 4, f"/api/{PUBLIC_SERVICE}/json"
@@ -734,6 +886,10 @@ def main(argv=None) -> int:
                         f"{res['rps']:>10,.0f} {res['p50_ms']:>8.2f} "
                         f"{res['p99_ms']:>8.2f} {load:>16}{flag}"
                     )
+        if args.profile_keys:
+            log("profiling (extra runs, not counted in the figures)")
+            for key in args.profile_keys:
+                profile_target(all_targets[key], procs, args.seconds, token)
         if args.keep_servers:
             log(f"keeping the servers up {args.keep_servers:g} s (--keep-servers)")
             time.sleep(args.keep_servers)
