@@ -249,3 +249,10 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
     },
 }
+
+# --- Gateway ------------------------------------------------------------------------
+# Keep-alive connections kept per upstream instance and worker: the worker's threads.
+XENX_GATEWAY_POOL_SIZE = env_int(
+    "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
+)
+XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))

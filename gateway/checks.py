@@ -1,0 +1,56 @@
+"""Active health checks (``check_services``): poll each enabled instance's
+``health_check_path`` and write the verdict to the shared cache, where the proxy's
+breaker reads it."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import urllib3
+
+from . import state
+from .models import Service
+
+MAX_CHECK_TIMEOUT = 5.0
+
+_http = urllib3.PoolManager(num_pools=64, maxsize=2, retries=False)
+
+
+def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str]:
+    url = instance.url.rstrip("/") + service.health_check_path
+    timeout = min(service.timeout_seconds, MAX_CHECK_TIMEOUT)
+    try:
+        response = _http.request(
+            "GET", url, timeout=urllib3.Timeout(total=timeout), redirect=False
+        )
+        ok = 200 <= response.status < 400
+        detail = f"HTTP {response.status}"
+    except urllib3.exceptions.HTTPError as exc:
+        ok, detail = False, type(exc).__name__
+    if ok:
+        state.record_success(instance.id)
+    else:
+        state.mark_down(instance.id, down_seconds)
+    return ok, detail
+
+
+def check_all(*, down_seconds: float) -> list[tuple[str, str, bool, str]]:
+    """[(service, instance url, healthy, detail)] for every enabled instance."""
+    jobs = []
+    for service in Service.objects.filter(enabled=True).prefetch_related("instances"):
+        for instance in service.instances.all():
+            if instance.enabled:
+                jobs.append((service, instance))
+    if not jobs:
+        return []
+    with ThreadPoolExecutor(max_workers=min(16, len(jobs))) as pool:
+        results = list(
+            pool.map(
+                lambda job: check_instance(job[1], job[0], down_seconds=down_seconds),
+                jobs,
+            )
+        )
+    return [
+        (svc.name, inst.url, ok, detail)
+        for (svc, inst), (ok, detail) in zip(jobs, results, strict=True)
+    ]

@@ -1,0 +1,115 @@
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
+
+from gateway.services import service_register
+from gateway.validators import RATE_KEYS, parse_rate
+from xenx.roles import Role
+
+
+def _format_errors(exc: ValidationError) -> str:
+    if hasattr(exc, "message_dict"):
+        return "; ".join(
+            f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
+        )
+    return " ".join(exc.messages)
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a gateway service, or update it: the instance list becomes the URLs "
+        "given, and only the options given change."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("name", help="Service name: /api/NAME/... is forwarded.")
+        parser.add_argument(
+            "urls", nargs="+", metavar="URL", help="Instance base URLs."
+        )
+        public = parser.add_mutually_exclusive_group()
+        public.add_argument(
+            "--public",
+            dest="public",
+            action="store_true",
+            default=None,
+            help="Allow anonymous calls.",
+        )
+        public.add_argument(
+            "--private",
+            dest="public",
+            action="store_false",
+            help="Require a token (the default for new services).",
+        )
+        parser.add_argument(
+            "--roles",
+            help="Comma-separated roles allowed to call (exact); '' allows every role.",
+        )
+        parser.add_argument(
+            "--rate-limit",
+            action="append",
+            metavar="ROLE=RATE",
+            help="Per-role rate, e.g. client=30/m or anonymous=10/s (repeatable).",
+        )
+        parser.add_argument("--timeout", type=float, help="Upstream timeout (seconds).")
+        parser.add_argument(
+            "--retries", type=int, help="Extra tries on another instance."
+        )
+        parser.add_argument("--health-path", help="Path polled by check_services.")
+        parser.add_argument("--description", help="Free text.")
+        enabled = parser.add_mutually_exclusive_group()
+        enabled.add_argument(
+            "--disable", dest="enabled", action="store_false", default=None
+        )
+        enabled.add_argument("--enable", dest="enabled", action="store_true")
+
+    def handle(self, *args, name, urls, **options):
+        fields = {}
+        if options["public"] is not None:
+            fields["public"] = options["public"]
+        if options["enabled"] is not None:
+            fields["enabled"] = options["enabled"]
+        if options["roles"] is not None:
+            roles = [r.strip() for r in options["roles"].split(",") if r.strip()]
+            unknown = sorted(set(roles) - set(Role.values))
+            if unknown:
+                raise CommandError(
+                    f"Unknown role(s) {', '.join(unknown)}; use {', '.join(Role.values)}."
+                )
+            fields["allowed_roles"] = roles
+        if options["rate_limit"]:
+            rates = {}
+            for item in options["rate_limit"]:
+                role, sep, rate = item.partition("=")
+                if not sep or role not in RATE_KEYS:
+                    raise CommandError(
+                        f"--rate-limit {item!r}: use ROLE=RATE with ROLE one of "
+                        f"{', '.join(sorted(RATE_KEYS))}."
+                    )
+                try:
+                    parse_rate(rate)
+                except ValidationError as exc:
+                    raise CommandError(
+                        f"--rate-limit {item!r}: {exc.messages[0]}"
+                    ) from None
+                rates[role] = rate
+            fields["rate_limits"] = rates
+        for option, field in (
+            ("timeout", "timeout_seconds"),
+            ("retries", "retries"),
+            ("health_path", "health_check_path"),
+            ("description", "description"),
+        ):
+            if options[option] is not None:
+                fields[field] = options[option]
+        try:
+            service, created = service_register(name=name, urls=urls, **fields)
+        except ValidationError as exc:
+            raise CommandError(
+                f"Service {name!r} not saved: {_format_errors(exc)}"
+            ) from None
+        verb = "Created" if created else "Updated"
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"{verb} service {service.name} with {len(urls)} instance(s): "
+                + ", ".join(urls)
+            )
+        )

@@ -1,0 +1,83 @@
+"""Prometheus metrics of the gateway (SPEC §7).
+
+With several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory,
+cleared at deploy): prometheus_client then keeps each worker's counters in memory-mapped
+files there and ``/metrics`` sums every worker of the node. Each node is scraped on its
+own, as usual for Prometheus. Without it the numbers are the answering process's only.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+
+REQUESTS = Counter(
+    "xenx_gateway_requests_total",
+    "Proxied calls by service, method and status class.",
+    ["service", "method", "status"],
+)
+LATENCY = Histogram(
+    "xenx_gateway_request_duration_seconds",
+    "Time to the response headers of proxied calls.",
+    ["service", "method", "status"],
+    buckets=(
+        0.001,
+        0.0025,
+        0.005,
+        0.01,
+        0.025,
+        0.05,
+        0.1,
+        0.25,
+        0.5,
+        1,
+        2.5,
+        5,
+        10,
+        30,
+    ),
+)
+UPSTREAM_ERRORS = Counter(
+    "xenx_gateway_upstream_errors_total",
+    "Failed upstream attempts by service and kind.",
+    ["service", "kind"],
+)
+RATE_LIMITED = Counter(
+    "xenx_gateway_rate_limited_total",
+    "Calls refused with 429 by service.",
+    ["service"],
+)
+
+_STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_children: dict[tuple, tuple] = {}
+
+
+def observe(service: str, method: str, status: int, seconds: float) -> None:
+    if method not in _METHODS:
+        method = "OTHER"
+    labels = (service, method, _STATUS_CLASS.get(status // 100, "other"))
+    children = _children.get(labels)
+    if children is None:
+        children = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
+        _children[labels] = children
+    children[0].inc()
+    children[1].observe(seconds)
+
+
+def render() -> tuple[bytes, str]:
+    if MULTIPROCESS:
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,107 @@
+"""The service registry: named back ends and their instances (SPEC §6).
+
+Live health is not a column: it is shared state in the cache (``gateway.health``), so
+every worker and node agrees and a failing instance costs no database write.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from . import validators
+
+
+def _default_list():
+    return []
+
+
+def _default_dict():
+    return {}
+
+
+class Service(models.Model):
+    name = models.CharField(
+        max_length=63, unique=True, validators=[validators.validate_service_name]
+    )
+    description = models.TextField(blank=True)
+    enabled = models.BooleanField(default=True)
+    public = models.BooleanField(
+        default=False, help_text="Anonymous calls allowed (no token needed)."
+    )
+    allowed_roles = models.JSONField(
+        default=_default_list,
+        blank=True,
+        validators=[validators.validate_roles],
+        help_text='Roles allowed to call, exact; empty = every authenticated role. e.g. ["cpa", "staff"]',
+    )
+    health_check_path = models.CharField(
+        max_length=255, default="/health", validators=[validators.validate_health_path]
+    )
+    timeout_seconds = models.FloatField(
+        default=30.0, validators=[MinValueValidator(0.1), MaxValueValidator(3600)]
+    )
+    retries = models.PositiveSmallIntegerField(
+        default=1, validators=[MaxValueValidator(10)]
+    )
+    rate_limits = models.JSONField(
+        default=_default_dict,
+        blank=True,
+        validators=[validators.validate_rate_limits],
+        help_text='Per role (or "anonymous") overrides of XENX_RATE_LIMITS, e.g. {"client": "30/m"}.',
+    )
+    max_body_bytes = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Empty: XENX_GATEWAY_MAX_BODY_BYTES.",
+    )
+    allowed_content_types = models.JSONField(
+        default=_default_list,
+        blank=True,
+        validators=[validators.validate_content_types],
+        help_text='Request media types accepted; empty = any. e.g. ["application/json", "image/*"]',
+    )
+    forward_authorization = models.BooleanField(
+        default=False, help_text="Pass the client's Authorization header upstream."
+    )
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def effective_max_body_bytes(self) -> int:
+        if self.max_body_bytes is not None:
+            return self.max_body_bytes
+        return settings.XENX_GATEWAY_MAX_BODY_BYTES
+
+
+class ServiceInstance(models.Model):
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, related_name="instances"
+    )
+    url = models.CharField(
+        max_length=500, validators=[validators.validate_instance_url]
+    )
+    weight = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "url"], name="gateway_instance_unique_url"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(weight__gte=1), name="gateway_instance_weight_min"
+            ),
+        ]
+
+    def __str__(self):
+        return self.url

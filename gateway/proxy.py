@@ -1,0 +1,588 @@
+"""``ANY /api/{service}/{path}``: the policy chain of SPEC §6, then forwarding.
+
+A plain Django view (no DRF, no session, no CSRF, no user lookup): in the steady state
+it costs no database query and at most two cache round trips, the token's revocation
+state (one ``get_many``, memoised ~0.5 s) and one pipeline that counts the rate limit and
+reads the registry version and the service's instance health.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from http.cookies import Morsel
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+)
+from urllib3.util import Timeout
+
+from accounts.tokens import Identity, authenticate_access_token, decode_access_token
+from xenx.errors import (
+    ApiError,
+    Forbidden,
+    MalformedRequest,
+    NotAuthenticated,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    api_error_response,
+    error_response,
+)
+from xenx.net import client_ip, forwarded_chain
+
+from . import content, metrics, paths, state
+from .ratelimit import headers_for, limit_for
+from .registry import registry
+from .upstream import pool_for
+
+logger = logging.getLogger("xenx.gateway")
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-Id")
+# Request headers never copied from the client: hop-by-hop ones, those the gateway sets
+# itself, and the client's own Host (the upstream gets its own).
+_DROP_META = frozenset(
+    {
+        "HTTP_HOST",
+        "HTTP_CONNECTION",
+        "HTTP_KEEP_ALIVE",
+        "HTTP_PROXY_AUTHORIZATION",
+        "HTTP_PROXY_AUTHENTICATE",
+        "HTTP_PROXY_CONNECTION",
+        "HTTP_TE",
+        "HTTP_TRAILER",
+        "HTTP_TRAILERS",
+        "HTTP_TRANSFER_ENCODING",
+        "HTTP_UPGRADE",
+        "HTTP_EXPECT",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_FORWARDED_PORT",
+        "HTTP_X_REAL_IP",
+        "HTTP_FORWARDED",
+        "HTTP_X_REQUEST_ID",
+        "HTTP_X_USER_ID",
+        "HTTP_X_USER_EMAIL",
+        "HTTP_X_USER_ROLE",
+        "HTTP_X_ORGANIZATION_ID",
+        "HTTP_AUTHORIZATION",
+    }
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+SMALL_BODY = 64 * 1024  # request bodies up to this are read at once (replayable)
+SMALL_RESPONSE = 256 * 1024  # responses up to this are read at once, not streamed
+CHUNK = 64 * 1024
+_header_names: dict[str, str] = {}
+
+
+def _header_name(meta_key: str) -> str:
+    name = _header_names.get(meta_key)
+    if name is None:
+        name = "-".join(p.capitalize() for p in meta_key[5:].split("_"))
+        _header_names[meta_key] = name
+    return name
+
+
+class _Failure(Exception):
+    """An upstream attempt failed. ``sent`` says whether any of the request may have
+    reached the upstream (then only idempotent requests are retried)."""
+
+    def __init__(self, kind: str, *, sent: bool, timeout: bool = False):
+        super().__init__(kind)
+        self.kind, self.sent, self.timeout = kind, sent, timeout
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class _StreamedBody:
+    """The client's body read in chunks as urllib3 sends it, counted against the
+    service's limit (a chunked upload has no Content-Length to check up front)."""
+
+    def __init__(self, stream, length: int | None, limit: int):
+        self.stream, self.remaining, self.limit = stream, length, limit
+        self.read_bytes = 0
+
+    def __iter__(self):
+        while True:
+            if self.remaining is None:
+                chunk = self.stream.read(CHUNK)
+            elif self.remaining <= 0:
+                return
+            else:
+                chunk = self.stream.read(min(CHUNK, self.remaining))
+                self.remaining -= len(chunk)
+            if not chunk:
+                return
+            self.read_bytes += len(chunk)
+            if self.read_bytes > self.limit:
+                raise _BodyTooLarge()
+            yield chunk
+
+
+class _RawMorsel(Morsel):
+    """One upstream Set-Cookie header, emitted exactly as the upstream sent it.
+
+    Django's response headers hold one value per name; its WSGI handler emits one
+    ``Set-Cookie`` line per entry of ``response.cookies``, so each upstream line becomes
+    one entry here."""
+
+    def __init__(self, name: str, raw: str):
+        super().__init__()
+        self._key, self._value, self._coded_value = name, raw, raw
+        self.raw = raw
+
+    def OutputString(self, attrs=None):  # noqa: N802 - Morsel's API
+        return self.raw
+
+
+@csrf_exempt
+def proxy_view(request, service, rest=None):
+    start = time.perf_counter()
+    svc = None
+    status = 500
+    try:
+        svc = registry.get(service)
+        response = _handle(request, service, svc)
+        status = response.status_code
+        return response
+    finally:
+        metrics.observe(
+            svc.name if svc else "_unknown",
+            request.method,
+            status,
+            time.perf_counter() - start,
+        )
+
+
+def _handle(request, service_name, svc):
+    if svc is None:
+        return error_response(
+            request, 404, "service_not_found", f"No service named {service_name!r}."
+        )
+    if not svc.enabled:
+        return error_response(
+            request, 503, "service_unavailable", f"Service {svc.name!r} is disabled."
+        )
+    meta = request.META
+    identity = None
+    rl_headers = None
+    try:
+        # Authentication unless public, then the MFA policy: authenticate_access_token
+        # raises 401 codes first and mfa_required (403) after.
+        auth = meta.get("HTTP_AUTHORIZATION")
+        if auth or not svc.public:
+            identity = _authenticate(request, auth)
+            request.xenx_user_id = identity.user_id
+            if svc.allowed_roles and identity.role not in svc.allowed_roles:
+                raise Forbidden(f"Your role may not call service {svc.name!r}.")
+        rest, query = paths.split_target(meta, service_name)
+        if not paths.is_clean(rest):
+            raise MalformedRequest("The path is not a clean relative path.")
+        limit = limit_for(
+            svc,
+            role=identity.role if identity else None,
+            user_id=identity.user_id if identity else None,
+            ip=client_ip(request),
+        )
+        try:
+            used, version, health = state.hot_round_trip(
+                limit.key if limit else None,
+                limit.period if limit else 0,
+                svc.health_keys,
+            )
+        except state.CacheDown:
+            if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
+                return error_response(
+                    request,
+                    503,
+                    "service_unavailable",
+                    "The gateway's shared state is unavailable.",
+                    headers={"Retry-After": "5"},
+                )
+            used, version, health = None, None, [None] * len(svc.health_keys)
+            limit = None
+        else:
+            registry.observe_version(version)
+        rl_headers = headers_for(limit, used) if limit and used is not None else None
+        if rl_headers and used > limit.count:
+            metrics.RATE_LIMITED.labels(svc.name).inc()
+            retry_after = max(1, int(rl_headers["X-RateLimit-Reset"]))
+            return error_response(
+                request,
+                429,
+                "rate_limited",
+                "Too many requests; slow down.",
+                headers={**rl_headers, "Retry-After": str(retry_after)},
+            )
+        body, length = _request_body(request, svc)
+        response = _forward(request, svc, identity, rest, query, body, length, health)
+    except ApiError as exc:
+        response = api_error_response(request, exc)
+    if rl_headers:
+        for name, value in rl_headers.items():
+            response[name] = value
+    return response
+
+
+def _authenticate(request, auth: str | None) -> Identity:
+    if not auth:
+        raise NotAuthenticated(headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    scheme, _, raw = auth.partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer" or not raw or " " in raw:
+        raise NotAuthenticated(
+            "The Authorization header must be 'Bearer <token>'.",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer realm="api"'},
+        )
+    try:
+        identity = authenticate_access_token(raw, path=request.path)
+    except state.CACHE_ERRORS:
+        if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
+            raise ApiError(
+                "The gateway's shared state is unavailable.",
+                status=503,
+                code="service_unavailable",
+                headers={"Retry-After": "5"},
+            ) from None
+        identity = _identity_from_claims(decode_access_token(raw))
+    if identity.mfa_pending:
+        from xenx.errors import MfaRequired
+
+        raise MfaRequired()
+    return identity
+
+
+def _identity_from_claims(payload: dict) -> Identity:
+    """Fail-open mode without the cache: the signed claims alone."""
+    return Identity(
+        user_id=int(payload["user_id"]),
+        email=str(payload.get("email", "")),
+        role=str(payload.get("role", "")),
+        org_id=payload.get("org"),
+        mfa=bool(payload.get("mfa")),
+        mfa_pending=False,
+        payload=payload,
+    )
+
+
+def _request_body(request, svc):
+    """(body, length): bytes, a chunk iterator or a spooled file, after the size
+    (413) and content-type (415) checks."""
+    meta = request.META
+    raw_length = meta.get("CONTENT_LENGTH")
+    stream = meta["wsgi.input"]
+    length = None
+    if raw_length:
+        try:
+            length = int(raw_length)
+        except ValueError:
+            raise MalformedRequest("Invalid Content-Length.") from None
+        if length < 0:
+            raise MalformedRequest("Invalid Content-Length.")
+        if length > svc.max_body_bytes:
+            raise PayloadTooLarge(
+                f"The body may be at most {svc.max_body_bytes} bytes for this service."
+            )
+    elif not meta.get("wsgi.input_terminated"):
+        length = 0  # no length and a server that cannot signal the end: no body
+    if length == 0:
+        return None, 0
+    patterns = svc.allowed_content_types
+    if patterns:
+        mime = content.media_type(meta.get("CONTENT_TYPE", ""))
+        if not content.allowed(mime, patterns):
+            raise UnsupportedMediaType(
+                f"Service {svc.name!r} does not accept {mime or 'an untyped body'}."
+            )
+    if length is not None and length <= SMALL_BODY:
+        data = stream.read(length)
+        if len(data) < length:
+            raise MalformedRequest("The body ended before its Content-Length.")
+        body = data
+    else:
+        body = _StreamedBody(stream, length, svc.max_body_bytes)
+    if patterns and content.media_type(meta.get("CONTENT_TYPE", "")).startswith(
+        "multipart/"
+    ):
+        try:
+            spooled = content.spool([body] if isinstance(body, bytes) else body)
+        except _BodyTooLarge:
+            raise PayloadTooLarge() from None
+        content.check_multipart(meta, spooled, patterns)
+        spooled.seek(0)
+        return spooled, length
+    return body, length
+
+
+def _upstream_headers(request, svc, identity, length) -> dict:
+    meta = request.META
+    connection_named = set()
+    conn = meta.get("HTTP_CONNECTION")
+    if conn:
+        connection_named = {
+            "HTTP_" + t.strip().upper().replace("-", "_")
+            for t in conn.split(",")
+            if t.strip()
+        }
+    headers = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            if key in _DROP_META or key in connection_named:
+                continue
+            if key == "HTTP_COOKIE":
+                value = _without_platform_cookies(value)
+                if not value:
+                    continue
+            headers[_header_name(key)] = value
+    content_type = meta.get("CONTENT_TYPE")
+    if content_type:
+        headers["Content-Type"] = content_type
+    if length:
+        headers["Content-Length"] = str(length)
+    if svc.forward_authorization and meta.get("HTTP_AUTHORIZATION"):
+        headers["Authorization"] = meta["HTTP_AUTHORIZATION"]
+    headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.get_host()
+    headers["X-Request-ID"] = request.request_id
+    if identity is not None:
+        headers["X-User-Id"] = str(identity.user_id)
+        headers["X-User-Email"] = identity.email
+        headers["X-User-Role"] = identity.role
+        if identity.org_id is not None:
+            headers["X-Organization-Id"] = str(identity.org_id)
+    return headers
+
+
+def _without_platform_cookies(value: str) -> str:
+    """XenX's own session and CSRF cookies stay with XenX."""
+    names = (settings.SESSION_COOKIE_NAME + "=", settings.CSRF_COOKIE_NAME + "=")
+    if not any(n in value for n in names):
+        return value
+    kept = [c for c in value.split(";") if not c.strip().startswith(names)]
+    return ";".join(kept).strip()
+
+
+def _candidates(svc, health) -> tuple[list, object]:
+    """(instances whose circuit is closed, a half-open instance whose single trial this
+    call won, or None). ``health`` is [open_until…, failures…] from the round trip."""
+    now = state.now_ms()
+    healthy, half_open = [], []
+    for index, inst in enumerate(svc.instances):
+        open_until = health[index] if health else None
+        if open_until is None:
+            healthy.append(inst)
+        elif open_until <= now:
+            half_open.append(inst)
+    for inst in half_open:
+        try:
+            if state.try_trial(inst.id, svc.timeout):
+                return healthy, inst
+        except state.CACHE_ERRORS:
+            break
+    return healthy, None
+
+
+def _forward(request, svc, identity, rest, query, body, length, health):
+    healthy, trial = _candidates(svc, health)
+    if not healthy and trial is None:
+        return error_response(
+            request,
+            503,
+            "service_unavailable",
+            f"No healthy instance of service {svc.name!r}.",
+            headers={"Retry-After": str(state.OPEN_SECONDS)},
+        )
+    count = len(svc.instances)
+    failures = {
+        inst.id: health[count + i] if health else None
+        for i, inst in enumerate(svc.instances)
+    }
+    headers = _upstream_headers(request, svc, identity, length)
+    method = request.method
+    timeout = Timeout(
+        connect=min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT),
+        read=svc.timeout,
+    )
+    url_tail = rest + ("?" + query if query is not None else "")
+    replayable = body is None or isinstance(body, bytes)
+    chunked = not replayable and length is None
+    tries = svc.retries + 1
+    last: _Failure | None = None
+    remaining = list(healthy)
+    inst = trial
+    while tries > 0:
+        if inst is None:
+            if not remaining:
+                break
+            inst = svc.pick(remaining)
+            remaining.remove(inst)
+        tries -= 1
+        try:
+            upstream = _attempt(
+                inst, method, inst.base_path + url_tail, body, headers, timeout, chunked
+            )
+        except _BodyTooLarge:
+            return error_response(request, 413, "payload_too_large")
+        except _Failure as failure:
+            last = failure
+            metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
+            state.record_failure(inst.id, trial=inst is trial)
+            logger.warning(
+                "upstream failure",
+                extra={"service": svc.name, "instance": inst.url, "kind": failure.kind},
+            )
+            inst = None
+            if failure.kind == "read_timeout":
+                break  # the upstream had the request: waiting again doubles the wait
+            if failure.sent and (method not in IDEMPOTENT or not replayable):
+                break
+            if not replayable and _consumed(body):
+                break
+            continue
+        if inst is trial or failures.get(inst.id):
+            state.record_success(inst.id)
+        return _relay(request, upstream)
+    if last is not None and last.timeout:
+        return error_response(
+            request,
+            504,
+            "gateway_timeout",
+            "The upstream service did not answer in time.",
+        )
+    return error_response(request, 502, "bad_gateway", "The upstream service failed.")
+
+
+def _consumed(body) -> bool:
+    if hasattr(body, "read_bytes"):
+        return body.read_bytes > 0
+    return hasattr(body, "tell") and body.tell() > 0
+
+
+def _attempt(inst, method, url, body, headers, timeout, chunked):
+    pool = pool_for(inst)
+    try:
+        return pool.urlopen(
+            method,
+            url,
+            body=body,
+            headers=headers,
+            retries=False,
+            redirect=False,
+            assert_same_host=False,
+            timeout=timeout,
+            preload_content=False,
+            decode_content=False,
+            chunked=chunked,
+        )
+    except _BodyTooLarge:
+        raise
+    except ConnectTimeoutError as exc:
+        raise _Failure("connect_timeout", sent=False, timeout=True) from exc
+    except NewConnectionError as exc:
+        raise _Failure("connect_error", sent=False) from exc
+    except ReadTimeoutError as exc:
+        raise _Failure("read_timeout", sent=True, timeout=True) from exc
+    except (OSError, ProtocolError, HTTPError) as exc:
+        if _is_timeout(exc):
+            raise _Failure("read_timeout", sent=True, timeout=True) from exc
+        raise _Failure("connection_reset", sent=True) from exc
+
+
+def _is_timeout(exc) -> bool:
+    causes = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
+    return any(isinstance(c, TimeoutError | ReadTimeoutError) for c in causes)
+
+
+def _relay(request, upstream):
+    """The upstream's answer, status and headers as sent (minus hop-by-hop), body
+    streamed unless it is small."""
+    up_headers = upstream.headers
+    connection_named = set()
+    conn = up_headers.get("Connection")
+    if conn:
+        connection_named = {t.strip().lower() for t in conn.split(",") if t.strip()}
+    length = up_headers.get("Content-Length")
+    small = (
+        (length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE)
+        or request.method == "HEAD"
+        or upstream.status in (204, 304)
+    )
+    if small:
+        try:
+            data = (
+                upstream.read(decode_content=False) if request.method != "HEAD" else b""
+            )
+        except Exception as exc:  # noqa: BLE001 - the upstream broke mid-body
+            upstream.close()
+            upstream.release_conn()
+            raise ApiError(
+                status=502, code="bad_gateway", message="The upstream service failed."
+            ) from exc
+        upstream.release_conn()
+        response = HttpResponse(
+            data, status=upstream.status, reason=upstream.reason or None
+        )
+    else:
+        response = StreamingHttpResponse(
+            _stream(upstream), status=upstream.status, reason=upstream.reason or None
+        )
+    del response["Content-Type"]
+    cookies = None
+    for name, value in up_headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in connection_named:
+            continue
+        if lower == "set-cookie":
+            if cookies is None:
+                cookies = response.cookies
+            cookie_name = value.split("=", 1)[0].strip()
+            cookies[f"{cookie_name}\x00{len(cookies)}"] = _RawMorsel(cookie_name, value)
+            continue
+        if name in response:
+            response[name] = response[name] + ", " + value
+        else:
+            response[name] = value
+    response.xenx_passthrough = True
+    return response
+
+
+def _stream(upstream):
+    complete = False
+    try:
+        yield from upstream.stream(CHUNK, decode_content=False)
+        complete = True
+    finally:
+        if not complete:
+            upstream.close()  # unread data must not go back into the pool
+        upstream.release_conn()
+
+
+def metrics_token_ok(auth: str) -> bool:
+    token = settings.XENX_METRICS_TOKEN
+    return bool(token) and hmac.compare_digest(auth, f"Bearer {token}")

@@ -1,0 +1,156 @@
+"""Writes to the service registry. Each records its audit event in the same
+transaction; every save or delete bumps the registry version (see ``signals``)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from accounts import audit
+
+from .models import Service, ServiceInstance
+
+SERVICE_FIELDS = (
+    "description",
+    "enabled",
+    "public",
+    "allowed_roles",
+    "health_check_path",
+    "timeout_seconds",
+    "retries",
+    "rate_limits",
+    "max_body_bytes",
+    "allowed_content_types",
+    "forward_authorization",
+)
+DEMO_SERVICE = "demo"
+DEMO_URL = "http://127.0.0.1:9000"
+
+
+def _instance_specs(instances) -> list[dict]:
+    """Accept URLs or {url, weight, enabled} dicts; refuse duplicates."""
+    specs = []
+    seen = set()
+    for item in instances:
+        spec = {"url": item} if isinstance(item, str) else dict(item)
+        url = spec.get("url", "")
+        if url in seen:
+            raise ValidationError({"instances": [f"{url} is listed twice."]})
+        seen.add(url)
+        specs.append(spec)
+    return specs
+
+
+def _set_instances(service: Service, instances) -> None:
+    """The instance list becomes exactly ``instances`` (kept rows keep their id, so
+    their health state in the cache stays theirs)."""
+    specs = _instance_specs(instances)
+    existing = {i.url: i for i in service.instances.all()}
+    wanted = set()
+    errors = {}
+    for index, spec in enumerate(specs):
+        inst = existing.get(spec["url"]) or ServiceInstance(service=service)
+        inst.url = spec["url"]
+        inst.weight = spec.get("weight", inst.weight or 1)
+        inst.enabled = spec.get("enabled", True)
+        try:
+            inst.full_clean(exclude=["service"], validate_unique=False)
+        except ValidationError as exc:
+            for field, msgs in exc.message_dict.items():
+                errors[f"instances.{index}.{field}"] = msgs
+            continue
+        inst.save()
+        wanted.add(inst.url)
+    if errors:
+        raise ValidationError(errors)
+    for url, inst in existing.items():
+        if url not in wanted:
+            inst.delete()
+
+
+@transaction.atomic
+def service_create(
+    *, name: str, instances=(), actor=None, request=None, **fields
+) -> Service:
+    """Create a service with its instances; raises django ValidationError."""
+    unknown = set(fields) - set(SERVICE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+    service = Service(name=name, **fields)
+    service.full_clean()
+    service.save()
+    _set_instances(service, instances)
+    audit.record(
+        audit.Action.SERVICE_CREATED,
+        actor=actor,
+        target=service,
+        request=request,
+        data={"instances": [i.url for i in service.instances.all()]},
+    )
+    return service
+
+
+@transaction.atomic
+def service_update(
+    *, service: Service, instances=None, actor=None, request=None, **fields
+) -> Service:
+    """Change only the fields given; ``instances`` (when given) replaces the list."""
+    unknown = set(fields) - set(SERVICE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+    changed = sorted(k for k, v in fields.items() if getattr(service, k) != v)
+    for key, value in fields.items():
+        setattr(service, key, value)
+    service.full_clean()
+    service.save()
+    if instances is not None:
+        before = sorted(i.url for i in service.instances.all())
+        _set_instances(service, instances)
+        if sorted(i.url for i in service.instances.all()) != before:
+            changed.append("instances")
+    audit.record(
+        audit.Action.SERVICE_UPDATED,
+        actor=actor,
+        target=service,
+        request=request,
+        data={"changed": changed},
+    )
+    return service
+
+
+@transaction.atomic
+def service_delete(*, service: Service, actor=None, request=None) -> None:
+    audit.record(
+        audit.Action.SERVICE_DELETED,
+        actor=actor,
+        target=service,
+        request=request,
+        data={"name": service.name},
+    )
+    service.delete()
+
+
+def service_register(*, name: str, urls: list[str], actor=None, **options):
+    """``register_service``: create, or update with the instance list becoming
+    ``urls`` and only the options given changing. Returns (service, created)."""
+    service = Service.objects.filter(name=name).first()
+    if service is None:
+        return service_create(name=name, instances=urls, actor=actor, **options), True
+    return (
+        service_update(service=service, instances=urls, actor=actor, **options),
+        False,
+    )
+
+
+def service_seed_demo() -> str:
+    """The demo service of ``seed_demo`` (idempotent)."""
+    if Service.objects.filter(name=DEMO_SERVICE).exists():
+        return f"Service {DEMO_SERVICE} exists."
+    service_create(
+        name=DEMO_SERVICE,
+        instances=[DEMO_URL],
+        description="Demo back end; start one on 127.0.0.1:9000 to try the gateway.",
+    )
+    return (
+        f"Created service {DEMO_SERVICE} → {DEMO_URL} (calls: /api/{DEMO_SERVICE}/…)."
+    )

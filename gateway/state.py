@@ -1,0 +1,196 @@
+"""Shared state in the cache: registry version, instance health, rate-limit counters.
+
+Values are plain integers so that the raw Redis client (used on the hot path, where
+several commands go out as one pipelined round trip) and Django's cache API read and
+write the same keys. With a process-local cache (development, tests without Redis) the
+same functions fall back to the cache API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from django.core.cache import cache
+
+VERSION_KEY = "gw:registry:version"
+FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
+OPEN_SECONDS = 30
+STATE_TTL = 86400
+
+try:  # the errors a cache outage raises, whichever backend
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import RedisError
+
+    CACHE_ERRORS: tuple[type[BaseException], ...] = (
+        RedisError,
+        ConnectionInterrupted,
+        OSError,
+    )
+except ImportError:  # pragma: no cover
+    CACHE_ERRORS = (OSError,)
+
+
+class CacheDown(Exception):
+    """The shared cache did not answer."""
+
+
+_raw = None
+_raw_checked = False
+
+
+def raw_client():
+    """The raw redis client behind django-redis, or None for another backend."""
+    global _raw, _raw_checked
+    if not _raw_checked:
+        from django.core.cache import caches
+
+        try:
+            from django_redis.cache import RedisCache
+        except ImportError:  # pragma: no cover
+            RedisCache = None
+        if RedisCache is not None and isinstance(caches["default"], RedisCache):
+            from django_redis import get_redis_connection
+
+            _raw = get_redis_connection("default")
+        _raw_checked = True
+    return _raw
+
+
+def key(name: str) -> str:
+    """The cache's full key (prefix and version), as Django's cache API would write it."""
+    return cache.make_key(name)
+
+
+def open_key(instance_id: int) -> str:
+    return f"gw:open:{instance_id}"
+
+
+def fail_key(instance_id: int) -> str:
+    return f"gw:fail:{instance_id}"
+
+
+def trial_key(instance_id: int) -> str:
+    return f"gw:trial:{instance_id}"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _int(value) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# --- registry version -------------------------------------------------------------
+
+
+def get_version() -> int | None:
+    try:
+        return _int(cache.get(VERSION_KEY))
+    except CACHE_ERRORS as exc:
+        raise CacheDown() from exc
+
+
+def bump_version() -> None:
+    """Tell every worker and node that the registry changed."""
+    # On a cache outage workers keep their snapshot; the change shows when it is back.
+    with contextlib.suppress(*CACHE_ERRORS):
+        cache.set(VERSION_KEY, time.time_ns(), None)
+
+
+# --- the hot path's one pipelined round trip ----------------------------------------
+
+
+def hot_round_trip(rl_key: str | None, period: int, health_keys: tuple[str, ...]):
+    """Count one call against ``rl_key`` and read the registry version and the health
+    keys, all in one round trip. Returns (count or None, version, health values)."""
+    client = raw_client()
+    try:
+        if client is not None:
+            pipe = client.pipeline(transaction=False)
+            if rl_key is not None:
+                full = key(rl_key)
+                pipe.incr(full)
+                pipe.expire(full, period + 1, nx=True)
+            pipe.mget([key(VERSION_KEY), *(key(k) for k in health_keys)])
+            results = pipe.execute()
+            count = results[0] if rl_key is not None else None
+            values = results[-1]
+            return count, _int(values[0]), [_int(v) for v in values[1:]]
+        count = None
+        if rl_key is not None:
+            cache.add(rl_key, 0, period + 1)
+            try:
+                count = cache.incr(rl_key)
+            except ValueError:  # expired between add and incr
+                cache.set(rl_key, 1, period + 1)
+                count = 1
+        found = cache.get_many([VERSION_KEY, *health_keys])
+        return (
+            count,
+            _int(found.get(VERSION_KEY)),
+            [_int(found.get(k)) for k in health_keys],
+        )
+    except CACHE_ERRORS as exc:
+        raise CacheDown() from exc
+
+
+# --- instance health (passive breaker and active checks) ---------------------------
+
+
+def get_health(instance_ids) -> dict[int, tuple[int | None, int | None]]:
+    """{instance_id: (open_until_ms, consecutive_failures)} for reporting."""
+    ids = list(instance_ids)
+    names = [open_key(i) for i in ids] + [fail_key(i) for i in ids]
+    found = cache.get_many(names)
+    return {
+        i: (_int(found.get(open_key(i))), _int(found.get(fail_key(i)))) for i in ids
+    }
+
+
+def is_healthy(open_until: int | None, at_ms: int | None = None) -> bool:
+    return open_until is None or open_until <= (at_ms or now_ms())
+
+
+def try_trial(instance_id: int, hold_seconds: float) -> bool:
+    """Claim the single trial request of a half-open instance (one across workers)."""
+    return bool(cache.add(trial_key(instance_id), 1, max(1, int(hold_seconds) + 1)))
+
+
+def record_failure(instance_id: int, *, trial: bool = False) -> bool:
+    """Count a failure; open the circuit at the threshold (or when a trial failed).
+    Returns True when the circuit is (re)opened."""
+    try:
+        cache.add(fail_key(instance_id), 0, STATE_TTL)
+        try:
+            failures = cache.incr(fail_key(instance_id))
+        except ValueError:
+            cache.set(fail_key(instance_id), 1, STATE_TTL)
+            failures = 1
+        if trial or failures >= FAIL_THRESHOLD:
+            cache.set(open_key(instance_id), now_ms() + OPEN_SECONDS * 1000, STATE_TTL)
+            cache.delete(trial_key(instance_id))
+            return True
+    except CACHE_ERRORS:
+        pass
+    return False
+
+
+def record_success(instance_id: int) -> None:
+    """Close the circuit and reset the failure count."""
+    with contextlib.suppress(CACHE_ERRORS):
+        cache.delete_many(
+            [open_key(instance_id), fail_key(instance_id), trial_key(instance_id)]
+        )
+
+
+def mark_down(instance_id: int, seconds: float) -> None:
+    """An active check failed: unhealthy until a check or a trial succeeds."""
+    cache.set(open_key(instance_id), now_ms() + int(seconds * 1000), STATE_TTL)
+    cache.set(fail_key(instance_id), FAIL_THRESHOLD, STATE_TTL)

@@ -1,0 +1,58 @@
+"""GET /health (aggregate, SPEC §7) and GET /metrics (Prometheus text)."""
+
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+
+from accounts.tokens import authenticate_access_token
+from xenx.errors import ApiError, api_error_response, error_response
+from xenx.health import check_cache, check_database
+from xenx.roles import Role
+
+from . import metrics, selectors
+from .proxy import metrics_token_ok
+
+
+@require_GET
+def health(request):
+    checks = {"database": check_database(), "cache": check_cache()}
+    down = any(c["status"] != "ok" for c in checks.values())
+    services = {}
+    if checks["database"]["status"] == "ok":
+        all_services = [s for s in selectors.service_list() if s.enabled]
+        instances = [i for s in all_services for i in s.instances.all() if i.enabled]
+        health_by_id = selectors.instance_health(instances)
+        for service in all_services:
+            services[service.name] = selectors.service_health(service, health_by_id)
+    checks["services"] = services
+    if down:
+        status = "down"
+    elif any(s["status"] != "ok" for s in services.values()):
+        status = "degraded"
+    else:
+        status = "ok"
+    response = JsonResponse(
+        {"status": status, "checks": checks}, status=503 if down else 200
+    )
+    response.xenx_passthrough = True  # the 503 body is the health report itself
+    return response
+
+
+@require_GET
+def metrics_view(request):
+    auth = request.META.get("HTTP_AUTHORIZATION", "")
+    if not auth:
+        return error_response(
+            request, 401, headers={"WWW-Authenticate": 'Bearer realm="api"'}
+        )
+    if not metrics_token_ok(auth):
+        scheme, _, raw = auth.partition(" ")
+        if scheme.lower() != "bearer" or not raw.strip():
+            return error_response(request, 401, "invalid_token")
+        try:
+            identity = authenticate_access_token(raw.strip(), path=request.path)
+        except ApiError as exc:
+            return api_error_response(request, exc)
+        if identity.role != Role.ADMIN:
+            return error_response(request, 403)
+    body, content_type = metrics.render()
+    return HttpResponse(body, content_type=content_type)
