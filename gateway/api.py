@@ -1,6 +1,7 @@
 """/api/services and /api/services/{name}: admins manage, staff read (SPEC §6)."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
@@ -40,6 +41,7 @@ class _ServiceView(GenericAPIView):
 
 
 class ServiceListView(_ServiceView):
+    @extend_schema(operation_id="services_list")
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         self._with_health(page)

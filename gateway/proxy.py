@@ -25,16 +25,19 @@ from urllib3.exceptions import (
 )
 from urllib3.util import Timeout
 
+from accounts import revocation
 from accounts.tokens import Identity, authenticate_access_token, decode_access_token
 from xenx.errors import (
     ApiError,
     Forbidden,
     MalformedRequest,
+    MfaRequired,
     NotAuthenticated,
     PayloadTooLarge,
     UnsupportedMediaType,
     api_error_response,
     error_response,
+    response_for_exception,
 )
 from xenx.net import client_ip, forwarded_chain
 
@@ -42,6 +45,7 @@ from . import content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
 from .upstream import pool_for
+from .validators import RESERVED_NAMES
 
 logger = logging.getLogger("xenx.gateway")
 
@@ -161,21 +165,21 @@ class _RawMorsel(Morsel):
 
 @csrf_exempt
 def proxy_view(request, service, rest=None):
+    if service in RESERVED_NAMES:  # a platform route that does not exist
+        return error_response(request, 404)
     start = time.perf_counter()
-    svc = None
-    status = 500
+    svc = registry.get(service)
     try:
-        svc = registry.get(service)
         response = _handle(request, service, svc)
-        status = response.status_code
-        return response
-    finally:
-        metrics.observe(
-            svc.name if svc else "_unknown",
-            request.method,
-            status,
-            time.perf_counter() - start,
-        )
+    except Exception as exc:  # noqa: BLE001 - every failure gets the one error body
+        response = response_for_exception(request, exc)
+    metrics.observe(
+        svc.name if svc else "_unknown",
+        request.method,
+        response.status_code,
+        time.perf_counter() - start,
+    )
+    return response
 
 
 def _handle(request, service_name, svc):
@@ -259,6 +263,9 @@ def _authenticate(request, auth: str | None) -> Identity:
             code="invalid_token",
             headers={"WWW-Authenticate": 'Bearer realm="api"'},
         )
+    identity = _memoised_identity(raw)
+    if identity is not None:
+        return identity
     try:
         identity = authenticate_access_token(raw, path=request.path)
     except state.CACHE_ERRORS:
@@ -271,9 +278,55 @@ def _authenticate(request, auth: str | None) -> Identity:
             ) from None
         identity = _identity_from_claims(decode_access_token(raw))
     if identity.mfa_pending:
-        from xenx.errors import MfaRequired
-
         raise MfaRequired()
+    _remember_identity(raw, identity)
+    return identity
+
+
+# Identities of tokens checked in the last moments, valid exactly as long as the
+# revocation records they were built from are memoised by ``accounts.revocation`` (the
+# same entries, not expired, not dropped by an invalidation in this process): reusing
+# them adds no staleness and saves the JWT signature check on repeated calls.
+_identity_memo: dict[str, tuple[Identity, tuple]] = {}
+_IDENTITY_MEMO_MAX = 10_000
+
+
+def _revocation_entries(identity: Identity):
+    memo = getattr(revocation, "_memo", None)
+    if not isinstance(memo, dict):
+        return None
+    keys = [f"ustate:{identity.user_id}", f"jti:{identity.payload.get('jti')}"]
+    if identity.org_id is not None:
+        keys.append(f"ostate:{identity.org_id}")
+    entries = tuple(memo.get(k) for k in keys)
+    if any(e is None for e in entries):
+        return None
+    return tuple(zip(keys, entries, strict=True))
+
+
+def _remember_identity(raw: str, identity: Identity) -> None:
+    entries = _revocation_entries(identity)
+    if entries is None:
+        return
+    if len(_identity_memo) >= _IDENTITY_MEMO_MAX:
+        _identity_memo.clear()
+    _identity_memo[raw] = (identity, entries)
+
+
+def _memoised_identity(raw: str) -> Identity | None:
+    hit = _identity_memo.get(raw)
+    if hit is None:
+        return None
+    identity, entries = hit
+    memo = revocation._memo
+    now = time.monotonic()
+    for key, entry in entries:
+        if memo.get(key) is not entry or entry[0] <= now:
+            _identity_memo.pop(raw, None)
+            return None
+    if identity.payload.get("exp", 0) <= time.time():
+        _identity_memo.pop(raw, None)
+        return None
     return identity
 
 
@@ -569,6 +622,7 @@ def _relay(request, upstream):
         else:
             response[name] = value
     response.xenx_passthrough = True
+    response.xenx_proxied = True
     return response
 
 

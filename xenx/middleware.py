@@ -1,9 +1,9 @@
 """Small middleware, one concern each: request id, access log, API error bodies."""
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from django.utils.functional import SimpleLazyObject, empty
 
@@ -12,6 +12,9 @@ from .request_context import request_id_var, user_id_var
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 access_logger = logging.getLogger("xenx.access")
+# Proxied calls (responses marked ``xenx_proxied``) log here: 5xx at WARNING, the rest
+# at INFO, which settings switch off by default (the gateway's metrics count them).
+gateway_access_logger = logging.getLogger("xenx.access.gateway")
 
 
 def is_api_path(path: str) -> bool:
@@ -27,7 +30,7 @@ class RequestIdMiddleware:
 
     def __call__(self, request):
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
         request.request_id = request_id
         token = request_id_var.set(request_id)
         try:
@@ -60,9 +63,17 @@ class AccessLogMiddleware:
     def __call__(self, request):
         start = time.perf_counter()
         response = self.get_response(request)
+        logger, level = access_logger, logging.INFO
+        if getattr(response, "xenx_proxied", False):
+            logger = gateway_access_logger
+            if response.status_code >= 500:
+                level = logging.WARNING
+            if not logger.isEnabledFor(level):
+                return response
         user_id = _known_user_id(request)
         user_id_var.set(user_id)
-        access_logger.info(
+        logger.log(
+            level,
             "request",
             extra={
                 "request_id": getattr(request, "request_id", None),

@@ -256,3 +256,13 @@ XENX_GATEWAY_POOL_SIZE = env_int(
     "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
 )
 XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))
+# Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    "gateway.middleware.GatewayMiddleware",
+)
+# Access log lines of proxied calls go to the "xenx.access.gateway" logger: off below
+# WARNING (5xx) unless XENX_GATEWAY_ACCESS_LOG is on; /metrics counts every call.
+LOGGING["loggers"]["xenx.access.gateway"] = {
+    "level": "INFO" if env_bool("XENX_GATEWAY_ACCESS_LOG", False) else "WARNING"
+}
