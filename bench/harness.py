@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import resource
 import secrets
 import signal
 import socket
@@ -103,6 +104,9 @@ class Processes:
             with open(self.pidfile, "a") as fh:
                 fh.write(f"{proc.pid}\n")
         return proc
+
+    def pgids(self) -> set[int]:
+        return {p.pid for _, p in self.procs if p.poll() is None}
 
     def pid_of(self, name: str) -> int | None:
         return next((p.pid for n, p in self.procs if n == name), None)
@@ -226,6 +230,66 @@ def machine_info() -> dict:
 def loadavg() -> str:
     with open("/proc/loadavg") as fh:
         return " ".join(fh.read().split()[:3])
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_times() -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        fields = [int(x) for x in fh.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq
+    return busy, busy + idle + iowait + steal, steal
+
+
+def _group_jiffies(pgids: set[int]) -> int:
+    """utime + stime of every live process in the given process groups."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        rest = raw[raw.rfind(")") + 2 :].split()
+        if int(rest[2]) in pgids:  # pgrp
+            total += int(rest[11]) + int(rest[12])  # utime, stime
+    return total
+
+
+class CpuMeter:
+    """How busy the machine was during a run, and how much of that was ours (the
+    servers of this run and wrk) rather than other work on the machine."""
+
+    def __init__(self, pgids: set[int]):
+        self.pgids = pgids
+
+    def __enter__(self):
+        self.t0 = time.monotonic()
+        self.m0 = _cpu_times()
+        self.g0 = _group_jiffies(self.pgids)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        self.c0 = ru.ru_utime + ru.ru_stime
+        return self
+
+    def __exit__(self, *exc):
+        wall = time.monotonic() - self.t0
+        busy0, total0, steal0 = self.m0
+        busy1, total1, steal1 = _cpu_times()
+        ncpu = os.cpu_count() or 1
+        ticks = max(1, total1 - total0)
+        ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours = (_group_jiffies(self.pgids) - self.g0) / CLK_TCK
+        ours += ru.ru_utime + ru.ru_stime - self.c0  # wrk, once it has exited
+        self.busy_cores = ncpu * (busy1 - busy0) / ticks
+        self.steal_cores = ncpu * (steal1 - steal0) / ticks
+        self.ours_cores = ours / max(wall, 1e-6)
+        self.others_cores = max(0.0, self.busy_cores - self.ours_cores)
+        return False
 
 
 # --- servers -----------------------------------------------------------------------
@@ -480,6 +544,9 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
                 "rps": round(statistics.median(r["rps"] for r in runs), 1),
                 "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
                 "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+                "others_cores": round(
+                    statistics.median(r.get("cpu_others_cores", 0) for r in runs), 2
+                ),
                 "rounds": len(runs),
                 "rps_each": [round(r["rps"], 1) for r in runs],
             }
@@ -509,21 +576,22 @@ def render_markdown(result: dict) -> str:
         f"after: {result['loadavg_after']}.",
         f"Rounds: {result['config']['rounds']}, {result['config']['seconds']} s per run "
         f"after {result['config']['warmup']} s warm-up, wrk -t{WRK_THREADS}; "
-        "figures are medians over the rounds.",
+        'figures are medians over the rounds. "others\' CPU": cores busy with '
+        f"work other than this run's servers and wrk during the runs (of {m['nproc']}).",
         "",
     ]
     for conns, per in result["summary"].items():
         lines += [
             f"## {conns} connections",
             "",
-            "| target | req/s | p50 ms | p99 ms | req/s each round |",
-            "|---|---:|---:|---:|---|",
+            "| target | req/s | p50 ms | p99 ms | req/s each round | others' CPU |",
+            "|---|---:|---:|---:|---|---:|",
         ]
         for key, row in per.items():
             each = ", ".join(f"{x:,.0f}" for x in row["rps_each"])
             lines.append(
                 f"| ({key}) {row['label']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
-                f"| {row['p99_ms']:.2f} | {each} |"
+                f"| {row['p99_ms']:.2f} | {each} | {row['others_cores']:.2f} |"
             )
         ratios = result["ratios"].get(conns, {})
         if ratios:
@@ -537,12 +605,15 @@ def render_markdown(result: dict) -> str:
 
 def print_table(result: dict) -> None:
     log()
-    log(f"{'target':<44} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    log(
+        f"{'target':<44} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'others':>6}"
+    )
     for conns, per in result["summary"].items():
         for key, row in per.items():
             log(
                 f"({key}) {row['label']:<40} {conns:>5} {row['rps']:>10,.0f} "
-                f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f}"
+                f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['others_cores']:>6.2f}"
             )
         ratios = result["ratios"].get(conns, {})
         if ratios:
@@ -860,7 +931,7 @@ def main(argv=None) -> int:
         )
         log(
             f"{'round':>5} {'conns':>5} {'target':<40} {'req/s':>10} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'load avg':>16}"
+            f"{'p99 ms':>8} {'load avg':>16} {'others':>6}"
         )
         for rnd in range(1, args.rounds + 1):
             for conns in CONNECTIONS:
@@ -869,8 +940,18 @@ def main(argv=None) -> int:
                     if args.warmup > 0:
                         run_wrk(t, conns, args.warmup, token)
                     load = loadavg()
-                    res = run_wrk(t, conns, args.seconds, token)
-                    res.update(round=rnd, conns=conns, target=t.key, loadavg=load)
+                    with CpuMeter(procs.pgids()) as cpu:
+                        res = run_wrk(t, conns, args.seconds, token)
+                    res.update(
+                        round=rnd,
+                        conns=conns,
+                        target=t.key,
+                        loadavg=load,
+                        cpu_busy_cores=round(cpu.busy_cores, 2),
+                        cpu_ours_cores=round(cpu.ours_cores, 2),
+                        cpu_others_cores=round(cpu.others_cores, 2),
+                        cpu_steal_cores=round(cpu.steal_cores, 2),
+                    )
                     t.runs.append(res)
                     flag = ""
                     if res["non_2xx_3xx"] or res["socket_errors"]:
@@ -884,7 +965,8 @@ def main(argv=None) -> int:
                     log(
                         f"{rnd:>5} {conns:>5} ({t.key}) {t.label:<36} "
                         f"{res['rps']:>10,.0f} {res['p50_ms']:>8.2f} "
-                        f"{res['p99_ms']:>8.2f} {load:>16}{flag}"
+                        f"{res['p99_ms']:>8.2f} {load:>16} "
+                        f"{res['cpu_others_cores']:>6.2f}{flag}"
                     )
         if args.profile_keys:
             log("profiling (extra runs, not counted in the figures)")
@@ -925,6 +1007,10 @@ def main(argv=None) -> int:
     (RESULTS / "latest.json").write_text(json.dumps(result, indent=2) + "\n")
     (RESULTS / "latest.md").write_text(render_markdown(result))
     print_table(result)
+    log(
+        "others = CPU cores busy with work other than this run's servers and wrk "
+        f"(of {machine['nproc']}): above ~0.2 the figures are disturbed."
+    )
     log(
         f"\nwrote {RESULTS / 'latest.json'} and latest.md "
         f"({result['elapsed_seconds']:.0f} s)"
