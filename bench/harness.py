@@ -598,6 +598,19 @@ def render_markdown(result: dict) -> str:
             lines += ["", "Ratios of req/s: " + ", ".join(
                 f"{k} = {v:.2f}" for k, v in ratios.items())]  # fmt: skip
         lines.append("")
+    if result.get("percall"):
+        lines += [
+            "## In-process cost per call (--percall)",
+            "",
+            "| target | CPU us/call | wall us/call |",
+            "|---|---:|---:|",
+        ]
+        for key, row in result["percall"].items():
+            label = result["targets"][key]["label"]
+            lines.append(
+                f"| ({key}) {label} | {row['cpu_us']:.0f} | {row['wall_us']:.0f} |"
+            )
+        lines.append("")
     if result["problems"]:
         lines += ["## Problems", ""] + [f"- {p}" for p in result["problems"]] + [""]
     return "\n".join(lines)
@@ -621,6 +634,23 @@ def print_table(result: dict) -> None:
                 f"    ratios at {conns} connections: "
                 + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
             )
+    for key, row in result.get("percall", {}).items():
+        label = result["targets"][key]["label"]
+        log(
+            f"in process, one thread: ({key}) {label:<36} cpu {row['cpu_us']:7.0f} us/call"
+            f"  wall {row['wall_us']:7.0f} us/call"
+        )
+
+
+def measure_percall(target: Target, env: dict) -> dict:
+    cmd = [sys.executable, str(BENCH / "percall.py"), target.key, target.path]
+    cmd += ["--expect", BODY]
+    if target.token:
+        cmd += ["--user", BENCH_USER]
+    RESULTS.mkdir(exist_ok=True)
+    cmd += ["--cprofile", str(RESULTS / f"percall-{target.key}.prof")]
+    out = run(cmd, env=env, cwd=BENCH if target.key in "bc" else ROOT, what="percall")
+    return {k: round(v, 1) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
 
 # --- profiling (--profile) -----------------------------------------------------------
@@ -766,6 +796,12 @@ def parse_args(argv):
         "--port-base", type=int, default=18500, help="five ports from here (18500)"
     )
     parser.add_argument(
+        "--percall",
+        action="store_true",
+        help="after the load, the in-process cost per call of b, c, d, e (one thread, "
+        "best of 3 x 1000 calls, CPU and wall microseconds; see bench/percall.py)",
+    )
+    parser.add_argument(
         "--profile",
         default="",
         metavar="KEYS",
@@ -799,6 +835,8 @@ def parse_args(argv):
         * len(keys)
         * (args.seconds + args.warmup + 0.5)
     )
+    estimate += len(args.profile_keys) * (args.seconds + 3)
+    estimate += 60 if args.percall else 0
     if estimate > HARD_LIMIT_SECONDS - 20:
         parser.error(
             f"this would take about {estimate:.0f} s; the run must stay under "
@@ -873,6 +911,7 @@ def main(argv=None) -> int:
     procs = Processes(tmp, pidfile)
     token = None
     problems: list[str] = []
+    percall: dict[str, dict] = {}
     try:
         log(f"starting servers (logs in {tmp})")
         start_nginx(
@@ -906,6 +945,7 @@ def main(argv=None) -> int:
                     env=site_env,
                     cwd=BENCH,
                 )
+        env = None
         if {"d", "e"} & set(args.keys):
             env = xenx_env(secrets.token_urlsafe(64))
             log("preparing XenX: database, migrations, services, user, token")
@@ -968,6 +1008,16 @@ def main(argv=None) -> int:
                         f"{res['p99_ms']:>8.2f} {load:>16} "
                         f"{res['cpu_others_cores']:>6.2f}{flag}"
                     )
+        if args.percall:
+            log("in-process cost per call (one thread, no client socket)")
+            for t in targets:
+                if t.key == "a":
+                    continue
+                percall[t.key] = measure_percall(t, site_env if t.key in "bc" else env)
+                log(
+                    f"  ({t.key}) {t.label:<36} cpu {percall[t.key]['cpu_us']:7.0f} us"
+                    f"   wall {percall[t.key]['wall_us']:7.0f} us"
+                )
         if args.profile_keys:
             log("profiling (extra runs, not counted in the figures)")
             for key in args.profile_keys:
@@ -1001,6 +1051,7 @@ def main(argv=None) -> int:
         "summary": summary,
         "ratios": ratios,
         "runs": [r for t in targets for r in t.runs],
+        "percall": percall,
         "problems": problems,
     }
     RESULTS.mkdir(exist_ok=True)
