@@ -16,14 +16,6 @@ from http.cookies import Morsel
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-from urllib3.util import Timeout
 
 from accounts import revocation
 from accounts.tokens import Identity, authenticate_access_token, decode_access_token
@@ -44,7 +36,7 @@ from xenx.net import client_ip, forwarded_chain
 from . import content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
-from .upstream import pool_for
+from .upstream import UpstreamError, pool_for
 from .validators import RESERVED_NAMES
 
 logger = logging.getLogger("xenx.gateway")
@@ -107,15 +99,6 @@ def _header_name(meta_key: str) -> str:
         name = "-".join(p.capitalize() for p in meta_key[5:].split("_"))
         _header_names[meta_key] = name
     return name
-
-
-class _Failure(Exception):
-    """An upstream attempt failed. ``sent`` says whether any of the request may have
-    reached the upstream (then only idempotent requests are retried)."""
-
-    def __init__(self, kind: str, *, sent: bool, timeout: bool = False):
-        super().__init__(kind)
-        self.kind, self.sent, self.timeout = kind, sent, timeout
 
 
 class _BodyTooLarge(Exception):
@@ -478,15 +461,12 @@ def _forward(request, svc, identity, rest, query, body, length, health):
     }
     headers = _upstream_headers(request, svc, identity, length)
     method = request.method
-    timeout = Timeout(
-        connect=min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT),
-        read=svc.timeout,
-    )
+    connect_timeout = min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT)
     url_tail = rest + ("?" + query if query is not None else "")
     replayable = body is None or isinstance(body, bytes)
     chunked = not replayable and length is None
     tries = svc.retries + 1
-    last: _Failure | None = None
+    last: UpstreamError | None = None
     remaining = list(healthy)
     inst = trial
     while tries > 0:
@@ -497,12 +477,18 @@ def _forward(request, svc, identity, rest, query, body, length, health):
             remaining.remove(inst)
         tries -= 1
         try:
-            upstream = _attempt(
-                inst, method, inst.base_path + url_tail, body, headers, timeout, chunked
+            upstream = pool_for(inst).request(
+                method,
+                inst.base_path + url_tail,
+                headers,
+                body,
+                connect_timeout=connect_timeout,
+                read_timeout=svc.timeout,
+                chunked=chunked,
             )
         except _BodyTooLarge:
             return error_response(request, 413, "payload_too_large")
-        except _Failure as failure:
+        except UpstreamError as failure:
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
             state.record_failure(inst.id, trial=inst is trial)
@@ -537,67 +523,27 @@ def _consumed(body) -> bool:
     return hasattr(body, "tell") and body.tell() > 0
 
 
-def _attempt(inst, method, url, body, headers, timeout, chunked):
-    pool = pool_for(inst)
-    try:
-        return pool.urlopen(
-            method,
-            url,
-            body=body,
-            headers=headers,
-            retries=False,
-            redirect=False,
-            assert_same_host=False,
-            timeout=timeout,
-            preload_content=False,
-            decode_content=False,
-            chunked=chunked,
-        )
-    except _BodyTooLarge:
-        raise
-    except ConnectTimeoutError as exc:
-        raise _Failure("connect_timeout", sent=False, timeout=True) from exc
-    except NewConnectionError as exc:
-        raise _Failure("connect_error", sent=False) from exc
-    except ReadTimeoutError as exc:
-        raise _Failure("read_timeout", sent=True, timeout=True) from exc
-    except (OSError, ProtocolError, HTTPError) as exc:
-        if _is_timeout(exc):
-            raise _Failure("read_timeout", sent=True, timeout=True) from exc
-        raise _Failure("connection_reset", sent=True) from exc
-
-
-def _is_timeout(exc) -> bool:
-    causes = [exc, exc.__cause__, exc.__context__, *getattr(exc, "args", ())]
-    return any(isinstance(c, TimeoutError | ReadTimeoutError) for c in causes)
-
-
 def _relay(request, upstream):
-    """The upstream's answer, status and headers as sent (minus hop-by-hop), body
-    streamed unless it is small."""
-    up_headers = upstream.headers
-    connection_named = set()
-    conn = up_headers.get("Connection")
-    if conn:
-        connection_named = {t.strip().lower() for t in conn.split(",") if t.strip()}
-    length = up_headers.get("Content-Length")
-    small = (
-        (length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE)
-        or request.method == "HEAD"
+    """The upstream's answer: status and headers as sent (minus hop-by-hop), body read
+    at once when small, streamed otherwise."""
+    connection_named = ()
+    for name, value in upstream.headers:
+        if name.lower() == "connection":
+            connection_named = {t.strip().lower() for t in value.split(",")}
+    length = upstream.length
+    if (
+        length is not None
+        and length <= SMALL_RESPONSE
         or upstream.status in (204, 304)
-    )
-    if small:
+        or request.method == "HEAD"
+    ):
         try:
-            data = (
-                upstream.read(decode_content=False) if request.method != "HEAD" else b""
-            )
+            data = upstream.read()
         except Exception as exc:  # noqa: BLE001 - the upstream broke mid-body
             upstream.close()
-            upstream.release_conn()
             raise ApiError(
-                status=502, code="bad_gateway", message="The upstream service failed."
+                "The upstream service failed.", status=502, code="bad_gateway"
             ) from exc
-        upstream.release_conn()
         response = HttpResponse(
             data, status=upstream.status, reason=upstream.reason or None
         )
@@ -607,7 +553,7 @@ def _relay(request, upstream):
         )
     del response["Content-Type"]
     cookies = None
-    for name, value in up_headers.items():
+    for name, value in upstream.headers:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in connection_named:
             continue
@@ -627,14 +573,10 @@ def _relay(request, upstream):
 
 
 def _stream(upstream):
-    complete = False
     try:
-        yield from upstream.stream(CHUNK, decode_content=False)
-        complete = True
+        yield from upstream.stream()
     finally:
-        if not complete:
-            upstream.close()  # unread data must not go back into the pool
-        upstream.release_conn()
+        upstream.close()
 
 
 def metrics_token_ok(auth: str) -> bool:

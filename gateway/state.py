@@ -13,6 +13,8 @@ import time
 
 from django.core.cache import cache
 
+from . import fastredis
+
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
 OPEN_SECONDS = 30
@@ -36,12 +38,13 @@ class CacheDown(Exception):
 
 
 _raw = None
+_raw_params = None
 _raw_checked = False
 
 
 def raw_client():
     """The raw redis client behind django-redis, or None for another backend."""
-    global _raw, _raw_checked
+    global _raw, _raw_params, _raw_checked
     if not _raw_checked:
         from django.core.cache import caches
 
@@ -53,6 +56,7 @@ def raw_client():
             from django_redis import get_redis_connection
 
             _raw = get_redis_connection("default")
+            _raw_params = fastredis.params_of(_raw)
         _raw_checked = True
     return _raw
 
@@ -112,6 +116,17 @@ def hot_round_trip(rl_key: str | None, period: int, health_keys: tuple[str, ...]
     keys, all in one round trip. Returns (count or None, version, health values)."""
     client = raw_client()
     try:
+        if _raw_params is not None:
+            commands = []
+            if rl_key is not None:
+                full = key(rl_key)
+                commands.append(("INCR", full))
+                commands.append(("EXPIRE", full, period + 1, "NX"))
+            commands.append(("MGET", key(VERSION_KEY), *(key(k) for k in health_keys)))
+            results = fastredis.execute(_raw_params, commands)
+            count = results[0] if rl_key is not None else None
+            values = results[-1]
+            return count, _int(values[0]), [_int(v) for v in values[1:]]
         if client is not None:
             pipe = client.pipeline(transaction=False)
             if rl_key is not None:
@@ -137,7 +152,7 @@ def hot_round_trip(rl_key: str | None, period: int, health_keys: tuple[str, ...]
             _int(found.get(VERSION_KEY)),
             [_int(found.get(k)) for k in health_keys],
         )
-    except CACHE_ERRORS as exc:
+    except (*CACHE_ERRORS, ConnectionError, fastredis.RedisReplyError) as exc:
         raise CacheDown() from exc
 
 
