@@ -20,6 +20,7 @@ import platform
 import re
 import resource
 import secrets
+import shutil
 import signal
 import socket
 import statistics
@@ -850,6 +851,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
+    started_at = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
     def on_term(signum, frame):
         raise SystemExit(128 + signum)
@@ -882,7 +884,11 @@ def main(argv=None) -> int:
             server="xenx",
         ),
         "e": Target(
-            "e", "XenX, public service", base + 4, f"/api/{PUBLIC_SERVICE}/json"
+            "e",
+            "XenX, public service",
+            base + 4,
+            f"/api/{PUBLIC_SERVICE}/json",
+            server="xenx",
         ),
     }
     targets = [all_targets[k] for k in "abcde" if k in args.keys]
@@ -905,6 +911,7 @@ def main(argv=None) -> int:
     if busy:
         raise BenchError(f"ports already in use on 127.0.0.1: {busy}")
 
+    own_tmp = not os.environ.get("BENCH_TMP")
     tmp = Path(os.environ.get("BENCH_TMP") or tempfile.mkdtemp(prefix="xenx-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     pidfile = tmp / "pids"
@@ -1029,10 +1036,12 @@ def main(argv=None) -> int:
         procs.stop_all()
         if pidfile.exists():
             pidfile.unlink()
+        if own_tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     summary, ratios = summarize(targets)
     result = {
-        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": started_at,
         "machine": machine,
         "loadavg_before": load_before,
         "loadavg_after": loadavg(),
