@@ -11,7 +11,10 @@ from __future__ import annotations
 import re
 from urllib.parse import quote, unquote
 
-_SCHEME_SEGMENT = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+# An absolute URL smuggled into the path (``/api/svc/http://evil``, ``https:evil``).
+_SCHEME_SEGMENT = re.compile(
+    r"^(?:https?|wss?|ftp|file|gopher|data|javascript|mailto|ldap|dict):", re.I
+)
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
 # Characters kept as they are when a decoded path has to be re-encoded.
 _SAFE = "/!$&'()*+,;=:@-._~"

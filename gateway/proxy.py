@@ -14,6 +14,7 @@ import time
 from http.cookies import Morsel
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -33,7 +34,7 @@ from xenx.errors import (
 )
 from xenx.net import client_ip, forwarded_chain
 
-from . import content, metrics, paths, state
+from . import batching, content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
 from .upstream import UpstreamError, pool_for
@@ -178,6 +179,10 @@ def _handle(request, service_name, svc):
     identity = None
     rl_headers = None
     try:
+        try:  # Django's CommonMiddleware would have checked ALLOWED_HOSTS by now
+            request.xenx_host = request.get_host()
+        except DisallowedHost:
+            raise MalformedRequest("The Host header is not allowed.") from None
         # Authentication unless public, then the MFA policy: authenticate_access_token
         # raises 401 codes first and mfa_required (403) after.
         auth = meta.get("HTTP_AUTHORIZATION")
@@ -195,12 +200,18 @@ def _handle(request, service_name, svc):
             user_id=identity.user_id if identity else None,
             ip=client_ip(request),
         )
+        fast = batching.fast_path(svc, limit) if _batching() else None
         try:
-            used, version, health = state.hot_round_trip(
-                limit.key if limit else None,
-                limit.period if limit else 0,
-                svc.health_keys,
-            )
+            if fast is not None:
+                used, health = fast
+            else:
+                used, version, health = state.hot_round_trip(
+                    limit.key if limit else None,
+                    limit.period if limit else 0,
+                    svc.health_keys,
+                )
+                registry.observe_version(version)
+                batching.after_round_trip(svc, limit, used, health)
         except state.CacheDown:
             if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
                 return error_response(
@@ -210,10 +221,8 @@ def _handle(request, service_name, svc):
                     "The gateway's shared state is unavailable.",
                     headers={"Retry-After": "5"},
                 )
-            used, version, health = None, None, [None] * len(svc.health_keys)
+            used, health = None, [None] * len(svc.health_keys)
             limit = None
-        else:
-            registry.observe_version(version)
         rl_headers = headers_for(limit, used) if limit and used is not None else None
         if rl_headers and used > limit.count:
             metrics.RATE_LIMITED.labels(svc.name).inc()
@@ -233,6 +242,16 @@ def _handle(request, service_name, svc):
         for name, value in rl_headers.items():
             response[name] = value
     return response
+
+
+_batching_enabled: bool | None = None
+
+
+def _batching() -> bool:
+    global _batching_enabled
+    if _batching_enabled is None:
+        _batching_enabled = batching.enabled()
+    return _batching_enabled
 
 
 def _authenticate(request, auth: str | None) -> Identity:
@@ -404,7 +423,7 @@ def _upstream_headers(request, svc, identity, length) -> dict:
         headers["Authorization"] = meta["HTTP_AUTHORIZATION"]
     headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
     headers["X-Forwarded-Proto"] = request.scheme
-    headers["X-Forwarded-Host"] = request.get_host()
+    headers["X-Forwarded-Host"] = request.xenx_host
     headers["X-Request-ID"] = request.request_id
     if identity is not None:
         headers["X-User-Id"] = str(identity.user_id)
@@ -491,7 +510,12 @@ def _forward(request, svc, identity, rest, query, body, length, health):
         except UpstreamError as failure:
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
-            state.record_failure(inst.id, trial=inst is trial)
+            if state.record_failure(inst.id, trial=inst is trial):
+                batching.note_open(
+                    svc,
+                    svc.instances.index(inst),
+                    state.now_ms() + state.OPEN_SECONDS * 1000,
+                )
             logger.warning(
                 "upstream failure",
                 extra={"service": svc.name, "instance": inst.url, "kind": failure.kind},

@@ -61,6 +61,32 @@ def raw_client():
     return _raw
 
 
+def fast_redis_available() -> bool:
+    raw_client()
+    return _raw_params is not None
+
+
+def flush_round_trip(batch, health_keys):
+    """``batching``'s one pipeline: INCRBY + EXPIRE for each (key, pending, period),
+    then the registry version and ``health_keys``. Returns (totals, version, values)."""
+    commands = []
+    for name, pending, period in batch:
+        full = key(name)
+        commands.append(("INCRBY", full, pending))
+        commands.append(("EXPIRE", full, period + 1, "NX"))
+    commands.append(("MGET", key(VERSION_KEY), *(key(k) for k in health_keys)))
+    try:
+        results = fastredis.execute(_raw_params, commands)
+    except (*CACHE_ERRORS, ConnectionError, fastredis.RedisReplyError) as exc:
+        raise CacheDown() from exc
+    values = results[-1]
+    return (
+        results[0:-1:2],
+        _int(values[0]),
+        [_int(v) for v in values[1:]],
+    )
+
+
 def key(name: str) -> str:
     """The cache's full key (prefix and version), as Django's cache API would write it."""
     return cache.make_key(name)

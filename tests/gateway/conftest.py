@@ -9,13 +9,17 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway import services
+from gateway import batching, services
 from gateway.registry import registry
 from gateway.upstream import close_pools
 
 
 class UpstreamHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+
+    def setup(self):
+        super().setup()
+        self.server.conns.add(self.connection)
 
     def log_message(self, *args):
         pass
@@ -135,9 +139,14 @@ class Upstream:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), UpstreamHandler)
         self.server.daemon_threads = True
         self.server.requests = []
+        self.server.conns = set()
         self.server.behavior = None
         self.server.name = name
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
+        )
         self.thread.start()
 
     @property
@@ -152,8 +161,13 @@ class Upstream:
         self.server.behavior = behavior
 
     def stop(self):
+        """Stop accepting and cut every open connection (a killed instance)."""
         self.server.shutdown()
         self.server.server_close()
+        for conn in list(self.server.conns):
+            with contextlib.suppress(OSError):
+                conn.shutdown(2)
+                conn.close()
 
 
 @pytest.fixture
@@ -177,10 +191,14 @@ def upstream(upstream_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registry():
+def _fresh_registry(monkeypatch):
+    # No background flusher in tests: they call batching.flush() where it matters.
+    monkeypatch.setattr(batching, "_ensure_thread", lambda: None)
     registry.reset()
+    batching.reset()
     yield
     registry.reset()
+    batching.reset()
     close_pools()
 
 

@@ -1,0 +1,261 @@
+"""Against a real gunicorn: streaming without buffering, raw repeated headers, one
+rate-limit count across workers, registry changes seen by every worker."""
+
+import concurrent.futures
+import http.client
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from gateway.services import service_create, service_update
+
+pytestmark = [pytest.mark.slow]
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1024 * 1024
+
+
+def _free_port():
+    for port in random.sample(range(18300, 18500), 200):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 18300-18499")
+
+
+def _rss_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def _children(pid):
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+class Gunicorn:
+    def __init__(self, tmp_path, *, workers=1, worker_class="gthread", threads=4):
+        self.port = _free_port()
+        self.access_log = tmp_path / f"access-{self.port}.log"
+        db = connection.settings_dict
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "xenx.settings.test",
+            "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+            "WEB_CONCURRENCY": str(workers),
+            "PYTHONUNBUFFERED": "1",
+        }
+        args = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "xenx.wsgi",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "-w",
+            str(workers),
+            "-k",
+            worker_class,
+            "--threads",
+            str(threads),
+            "--access-logfile",
+            str(self.access_log),
+            "--access-logformat",
+            "%(p)s %(s)s",
+            "--log-level",
+            "warning",
+        ]
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _, _ = self.request("GET", "/health/live")
+                if status == 200 and len(_children(self.proc.pid)) == workers:
+                    break
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(self.proc.stderr.read().decode()[-2000:])
+            time.sleep(0.1)
+
+    @property
+    def workers(self):
+        return _children(self.proc.pid)
+
+    def request(self, method, path, body=None, headers=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            resp = conn.getresponse()
+            data = resp.read()
+            return resp.status, resp.msg, data
+        finally:
+            conn.close()
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture
+def real_db(transactional_db):
+    if connection.vendor != "postgresql":
+        pytest.skip("a gunicorn subprocess needs a shared database (PostgreSQL)")
+
+
+@pytest.fixture
+def gunicorn(real_db, tmp_path):
+    started = []
+
+    def start(**kwargs):
+        server = Gunicorn(tmp_path, **kwargs)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def test_50mb_download_streamed_without_buffering(gunicorn, upstream):
+    service_create(name="files", instances=[upstream.url], public=True)
+    server = gunicorn(workers=1)
+    (worker,) = server.workers
+    assert server.request("GET", "/api/files/big?n=1024")[0] == 200  # warm up
+    before = _rss_kib(worker)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request("GET", f"/api/files/big?n={50 * MB}")
+    resp = conn.getresponse()
+    assert resp.status == 200
+    assert resp.getheader("Content-Length") == str(50 * MB)
+    received = 0
+    peak = before
+    while chunk := resp.read(MB):
+        received += len(chunk)
+        if received % (10 * MB) < MB:
+            peak = max(peak, _rss_kib(worker))
+    conn.close()
+    peak = max(peak, _rss_kib(worker))
+    assert received == 50 * MB
+    assert peak - before < 20 * 1024, f"worker RSS grew {(peak - before) // 1024} MiB"
+
+
+def test_50mb_upload_streamed_without_buffering(gunicorn, upstream):
+    service_create(name="files", instances=[upstream.url], public=True)
+    server = gunicorn(workers=1)
+    (worker,) = server.workers
+    assert server.request("GET", "/api/files/x")[0] == 200
+    before = _rss_kib(worker)
+    peak = [before]
+
+    def body():
+        piece = b"u" * MB
+        for i in range(50):
+            if i % 10 == 0:
+                peak[0] = max(peak[0], _rss_kib(worker))
+            yield piece
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request(
+        "POST",
+        "/api/files/upload-count",
+        body=body(),
+        headers={
+            "Content-Length": str(50 * MB),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+    assert conn.getresponse().status == 200
+    conn.close()
+    peak[0] = max(peak[0], _rss_kib(worker))
+    assert upstream.requests[-1]["size"] == 50 * MB
+    assert peak[0] - before < 20 * 1024, (
+        f"worker RSS grew {(peak[0] - before) // 1024} MiB"
+    )
+
+
+def test_raw_headers_through_a_real_server(gunicorn, upstream):
+    service_create(name="svc", instances=[upstream.url], public=True)
+    server = gunicorn(workers=1)
+    status, msg, _ = server.request("GET", "/api/svc/cookies")
+    assert status == 200
+    assert msg.get_all("Set-Cookie") == [
+        "a=1; Path=/; HttpOnly",
+        "b=2; Path=/x; Max-Age=60",
+    ]
+    status, msg, _ = server.request("GET", "/api/svc/hop")
+    assert msg.get("X-Private") is None and msg.get("Keep-Alive") is None
+    assert msg.get("X-Kept") == "yes"
+    status, _, _ = server.request("GET", "/api/svc/%2e%2e/x")
+    assert status == 400
+    assert not any(
+        r["path"] == "/x" or r["path"].endswith("/../x") for r in upstream.requests
+    )
+
+
+@pytest.mark.skipif(
+    not settings.CACHES["default"]["BACKEND"].startswith("django_redis"),
+    reason="needs Redis",
+)
+def test_rate_limit_counted_once_across_two_workers(gunicorn, upstream):
+    service_create(
+        name="svc",
+        instances=[upstream.url],
+        public=True,
+        rate_limits={"anonymous": "6/m"},
+    )
+    server = gunicorn(workers=2, worker_class="sync")
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(
+                lambda _: server.request("GET", "/api/svc/slow?s=0.3")[0], range(16)
+            )
+        )
+    assert sorted(statuses) == [200] * 6 + [429] * 10
+    served = [line.split() for line in server.access_log.read_text().splitlines()]
+    pids = {pid for pid, status in served if status in ("200", "429")}
+    assert len(pids) == 2, "both workers must have answered"
+
+
+@pytest.mark.skipif(
+    not settings.CACHES["default"]["BACKEND"].startswith("django_redis"),
+    reason="needs Redis",
+)
+def test_registry_change_reaches_every_worker(gunicorn, upstream_factory):
+    a, b = upstream_factory("a"), upstream_factory("b")
+    service = service_create(name="svc", instances=[a.url], public=True)
+    server = gunicorn(workers=2, worker_class="gthread", threads=2)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: server.request("GET", "/api/svc/x"), range(8)))
+    service_update(service=service, instances=[b.url])
+    time.sleep(2.0)  # the contract: every worker within 2 seconds
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        bodies = list(
+            pool.map(lambda _: server.request("GET", "/api/svc/x")[2], range(12))
+        )
+    assert all(b'"server": "b"' in body for body in bodies)
