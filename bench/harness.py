@@ -581,6 +581,8 @@ def render_markdown(result: dict) -> str:
         f"work other than this run's servers and wrk during the runs (of {m['nproc']}).",
         "",
     ]
+    if result["config"].get("xenx_env_extra"):
+        lines += [f"XenX extra settings: {result['config']['xenx_env_extra']}", ""]
     for conns, per in result["summary"].items():
         lines += [
             f"## {conns} connections",
@@ -797,6 +799,14 @@ def parse_args(argv):
         "--port-base", type=int, default=18500, help="five ports from here (18500)"
     )
     parser.add_argument(
+        "--xenx-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an extra environment setting for XenX (repeatable), e.g. "
+        "XENX_GATEWAY_RATE_BATCH=0 to count every call in Redis synchronously",
+    )
+    parser.add_argument(
         "--percall",
         action="store_true",
         help="after the load, the in-process cost per call of b, c, d, e (one thread, "
@@ -823,6 +833,12 @@ def parse_args(argv):
     if not keys or any(k not in "abcde" for k in keys):
         parser.error("--targets takes letters among a,b,c,d,e")
     args.keys = keys
+    args.xenx_extra = {}
+    for item in args.xenx_env:
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            parser.error(f"--xenx-env takes NAME=VALUE, got {item!r}")
+        args.xenx_extra[name] = value
     args.profile_keys = [k.strip() for k in args.profile.split(",") if k.strip()]
     if any(k not in keys for k in args.profile_keys):
         parser.error("--profile takes letters among the --targets")
@@ -905,6 +921,8 @@ def main(argv=None) -> int:
         f"urllib3 {machine['urllib3']}, nginx {machine['nginx']}, wrk {machine['wrk']}"
     )
     log(f"load average before: {load_before}")
+    if args.xenx_extra:
+        log(f"XenX extra settings: {args.xenx_extra}")
 
     ports = sorted({upstream_port, *(t.port for t in targets)})
     busy = [p for p in ports if not port_free(p)]
@@ -955,6 +973,7 @@ def main(argv=None) -> int:
         env = None
         if {"d", "e"} & set(args.keys):
             env = xenx_env(secrets.token_urlsafe(64))
+            env.update(args.xenx_extra)
             log("preparing XenX: database, migrations, services, user, token")
             token = prepare_xenx(env, upstream_port)
             start_gunicorn(
@@ -1055,6 +1074,7 @@ def main(argv=None) -> int:
             "gunicorn": GUNICORN_ARGS,
             "body": BODY,
             "quick": args.quick,
+            "xenx_env_extra": args.xenx_extra,
         },
         "targets": {t.key: {"label": t.label, "url": t.url} for t in targets},
         "summary": summary,
