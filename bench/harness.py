@@ -730,7 +730,10 @@ def summarize_profile(raw: Path, top: int = 25) -> str:
         rows = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
         return [title] + [f"  {100 * c / total:5.1f}%  {k}" for k, c in rows]
 
-    out = [f"{total} samples of non-idle threads; blocking calls count as (waiting)"]
+    out = [
+        f"{total} wall-clock samples of threads py-spy saw as active (blocking calls it "
+        "missed count as (waiting)); for CPU shares use --percall's cProfile dump"
+    ]
     out += table(pkg_c, "self time by package:")
     out += table(self_c, "self time by function:")
     out += table(incl_c, "inclusive time by function:")
