@@ -425,6 +425,20 @@ def xenx_env(secret_key: str) -> dict:
 
 def prepare_xenx(env: dict, upstream_port: int) -> str:
     """A fresh database and Redis db, the two services and the user; returns a token."""
+    for cmd, what in (
+        (["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], "PostgreSQL"),
+        (["redis-cli", "-u", REDIS_URL, "ping"], "Redis"),
+    ):
+        try:
+            ok = subprocess.run(cmd, capture_output=True, timeout=10).returncode == 0
+        except (OSError, subprocess.TimeoutExpired):
+            ok = False
+        if not ok:
+            raise BenchError(
+                f"{what} does not answer on 127.0.0.1 (targets d and e need PostgreSQL "
+                "on :5432 with user postgres and Redis on :6379; .ci/run shows how to "
+                "start both), or leave them out: --targets a,b,c"
+            )
     manage = [sys.executable, str(ROOT / "manage.py")]
     psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
     run([*psql, f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"], what="drop db")
