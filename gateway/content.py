@@ -7,10 +7,11 @@ import io
 import tempfile
 
 import filetype
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.core.files.uploadhandler import FileUploadHandler, StopFutureHandlers
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 
-from xenx.errors import MalformedRequest, UnsupportedMediaType
+from xenx.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 SNIFF_BYTES = 8192
 # Types filetype cannot recognise by magic bytes: a part may claim one of these when
@@ -79,7 +80,11 @@ def check_multipart(meta: dict, body: io.IOBase, patterns: tuple) -> None:
     try:
         parser = MultiPartParser(meta, body, [handler], "utf-8")
         parser.parse()
-    except MultiPartParserError as exc:
+    except RequestDataTooBig as exc:
+        raise PayloadTooLarge(
+            "A form field of the multipart body is too large."
+        ) from exc
+    except (MultiPartParserError, SuspiciousOperation) as exc:
         raise MalformedRequest("The multipart body is malformed.") from exc
     for file_name, declared, head in handler.parts:
         mime = detected_type(head, declared)

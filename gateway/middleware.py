@@ -1,12 +1,17 @@
 """Route proxied calls to the gateway before the rest of the middleware stack.
 
 ``/api/{service}/…`` for a registered service is answered here, right after the
-request id, access log, error and security middleware: sessions, CSRF, authentication,
-OTP, messages and URL resolution do nothing for a proxied call (it is authenticated by
-its token, never by a session), so skipping them is the cheapest correct path. Any
+request id, access log and error middleware: sessions, CSRF, authentication, OTP,
+messages and URL resolution do nothing for a proxied call (it is authenticated by its
+token, never by a session), so skipping them is the cheapest correct path. Of
+SecurityMiddleware's work, what concerns a proxied call is kept here: a plain-HTTP call
+is left to it (it redirects when ``SECURE_SSL_REDIRECT`` is on) and HSTS is added to
+HTTPS answers; the upstream's own headers (nosniff, referrer policy…) are its own. Any
 other request, and any unknown service name, continues down the stack as usual (the
 catch-all route then answers ``service_not_found``).
 """
+
+from django.conf import settings
 
 from .proxy import proxy_view
 from .registry import registry
@@ -16,6 +21,14 @@ from .validators import RESERVED_NAMES
 class GatewayMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
+        self.ssl_redirect = settings.SECURE_SSL_REDIRECT
+        self.hsts = None
+        if settings.SECURE_HSTS_SECONDS:
+            self.hsts = f"max-age={settings.SECURE_HSTS_SECONDS}"
+            if settings.SECURE_HSTS_INCLUDE_SUBDOMAINS:
+                self.hsts += "; includeSubDomains"
+            if settings.SECURE_HSTS_PRELOAD:
+                self.hsts += "; preload"
 
     def __call__(self, request):
         path = request.path_info
@@ -23,5 +36,11 @@ class GatewayMiddleware:
             end = path.find("/", 5)
             name = path[5:end] if end != -1 else path[5:]
             if name and name not in RESERVED_NAMES and registry.get(name) is not None:
-                return proxy_view(request, name)
+                secure = request.is_secure()
+                if self.ssl_redirect and not secure:
+                    return self.get_response(request)  # SecurityMiddleware redirects
+                response = proxy_view(request, name)
+                if self.hsts and secure:
+                    response.headers.setdefault("Strict-Transport-Security", self.hsts)
+                return response
         return self.get_response(request)

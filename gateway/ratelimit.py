@@ -23,24 +23,36 @@ class Limit:
     window_end: int  # epoch second at which the window resets
 
 
-def limit_for(service, *, role: str | None, user_id, ip: str) -> Limit | None:
+def limit_for(service, *, role: str | None, user_id, ip) -> Limit | None:
     """The limit that applies to this caller of ``service``, or None when none does.
 
     Authenticated calls count per user at their role's rate, anonymous ones per client
     IP at the ``anonymous`` rate; a service's own ``rate_limits`` override the defaults
-    and each service has its own counter.
+    and each service has its own counter. ``ip`` may be a callable (only called for
+    anonymous calls).
     """
     name = role or "anonymous"
     rate = service.rates.get(name)
     if rate is None:
         return None
     rate_str, count, period = rate
-    value = f"u:{user_id}" if role else f"ip:{ip}"
+    value = f"u:{user_id}" if role else f"ip:{ip() if callable(ip) else ip}"
     window = _get_window(value, period)
-    key = _make_cache_key(
-        f"gateway.{service.name}", window, (count, period), value, None
-    )
+    memo_key = (service.name, value, count, period, window)
+    key = _keys.get(memo_key)
+    if key is None:
+        if len(_keys) >= _KEYS_MAX:
+            _keys.clear()
+        key = _make_cache_key(
+            f"gateway.{service.name}", window, (count, period), value, None
+        )
+        _keys[memo_key] = key
     return Limit(key=key, rate=rate_str, count=count, period=period, window_end=window)
+
+
+# django-ratelimit's key (a SHA-256) changes only with the window: memoised.
+_keys: dict[tuple, str] = {}
+_KEYS_MAX = 50_000
 
 
 def headers_for(limit: Limit, used: int) -> dict[str, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import re
 import socket
 import ssl
 import threading
@@ -29,6 +30,7 @@ from django.conf import settings
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
 
 
 class UpstreamError(Exception):
@@ -287,7 +289,7 @@ class Pool:
                     if not line:
                         break
                     name, sep, value = line.partition(b":")
-                    if not sep or not name or name != name.strip():
+                    if not sep or not _TOKEN.fullmatch(name):
                         raise ValueError("bad header line")
                     headers.append(
                         (name.decode("latin-1"), value.strip().decode("latin-1"))

@@ -264,3 +264,40 @@ def test_unclean_paths_refused_before_any_upstream(echo, upstream, caller, path)
 )
 def test_harmless_paths_forwarded(echo, upstream, caller, path):
     assert caller.get(path).status_code == 200
+
+
+def test_https_policy_applies_to_proxied_calls(make_service, upstream, settings):
+    from rest_framework.test import APIClient
+
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    make_service("open", [upstream.url], public=True)
+    api = APIClient()
+    resp = api.get("/api/open/x")
+    assert resp.status_code == 301
+    assert resp["Location"].startswith("https://")
+    assert upstream.requests == []
+    resp = api.get("/api/open/x", secure=True)
+    assert resp.status_code == 200
+    assert resp["Strict-Transport-Security"].startswith("max-age=3600")
+    assert received(upstream)[1]["x-forwarded-proto"] == "https"
+
+
+def test_upstream_header_with_invalid_name_is_bad_gateway(make_service, caller):
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        conn.sendall(b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n")
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    make_service("weird", [f"http://127.0.0.1:{listener.getsockname()[1]}"], retries=0)
+    assert_error(caller.get("/api/weird/x"), 502, "bad_gateway")
+    listener.close()

@@ -259,3 +259,40 @@ def test_registry_change_reaches_every_worker(gunicorn, upstream_factory):
             pool.map(lambda _: server.request("GET", "/api/svc/x")[2], range(12))
         )
     assert all(b'"server": "b"' in body for body in bodies)
+
+
+def test_chunked_upload_streamed_and_limited(gunicorn, upstream):
+    service_create(
+        name="files", instances=[upstream.url], public=True, max_body_bytes=100_000
+    )
+    server = gunicorn(workers=1)
+
+    def chunks(total):
+        for _ in range(total // 10_000):
+            yield b"c" * 10_000
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request(
+        "POST",
+        "/api/files/x",
+        body=chunks(50_000),
+        encode_chunked=True,
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "text/plain"},
+    )
+    assert conn.getresponse().status == 200
+    conn.close()
+    assert upstream.requests[-1]["body"] == b"c" * 50_000
+    count = len(upstream.requests)
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    conn.request(
+        "POST",
+        "/api/files/x",
+        body=chunks(200_000),
+        encode_chunked=True,
+        headers={"Transfer-Encoding": "chunked", "Content-Type": "text/plain"},
+    )
+    resp = conn.getresponse()
+    assert resp.status == 413
+    assert b"payload_too_large" in resp.read()
+    conn.close()
+    assert len(upstream.requests) == count  # the upstream never got a whole request

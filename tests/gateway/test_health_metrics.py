@@ -121,3 +121,23 @@ def test_proxy_fails_open_when_configured(
     settings.XENX_FAIL_OPEN_WITHOUT_CACHE = True
     make_service("open", [upstream.url], public=True)
     assert api.get("/api/open/x").status_code == 200
+
+
+def test_access_log_of_proxied_calls(make_service, upstream, api, caplog):
+    import logging
+
+    make_service("open", [upstream.url], public=True)
+    with caplog.at_level(logging.DEBUG, logger="xenx.access"):
+        logging.getLogger("xenx.access.gateway").setLevel(logging.WARNING)
+        api.get("/api/open/x")
+        api.get("/api/open/x?status=503")
+        api.get("/api/nope/x")
+    lines = [
+        (r.name, r.levelname, r.status)
+        for r in caplog.records
+        if r.name.startswith("xenx.access")
+    ]
+    assert lines == [
+        ("xenx.access.gateway", "WARNING", 503),  # upstream 5xx
+        ("xenx.access", "INFO", 404),  # the gateway's own answers are always logged
+    ]

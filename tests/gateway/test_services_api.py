@@ -159,3 +159,22 @@ def test_permissions(auth_client, make_user, role, read, write):
 
 def test_anonymous_refused(db, api):
     assert_error(api.get("/api/services"), 401, "not_authenticated")
+
+
+def test_admin_pages_show_instances_and_live_health(
+    client, make_user, make_service, upstream
+):
+    from django.test import Client
+
+    admin_user = make_user(Role.ADMIN)
+    service = make_service("svc", [upstream.url, upstream.url + "/b"])
+    state.mark_down(service.instances.first().id, 30)
+    browser = Client()
+    browser.force_login(admin_user)
+    listing = browser.get("/admin/gateway/service/")
+    assert listing.status_code == 200
+    assert b"degraded (1/2)" in listing.content
+    page = browser.get(f"/admin/gateway/service/{service.pk}/change/")
+    assert page.status_code == 200
+    assert page.content.count(b"UNHEALTHY") == 1
+    assert upstream.url.encode() in page.content

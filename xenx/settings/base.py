@@ -258,7 +258,7 @@ XENX_GATEWAY_POOL_SIZE = env_int(
 XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))
 # Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
 MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+    MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),
     "gateway.middleware.GatewayMiddleware",
 )
 # Access log lines of proxied calls go to the "xenx.access.gateway" logger: off below
