@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.db import DatabaseError
 
 from . import state
 from .validators import parse_rate
@@ -134,11 +135,15 @@ class Registry:
         self._version: int | None = None
         self._checked = 0.0
         self._stale = True
+        self._retry_at = 0.0  # after a failed reload: not before this
         self._lock = threading.Lock()
 
     def get(self, name: str) -> ServiceSnap | None:
         """The service named ``name`` as of at most ~``CHECK_SECONDS`` ago."""
-        if self._stale or time.monotonic() - self._checked > CHECK_SECONDS:
+        now = time.monotonic()
+        if (
+            self._stale or now - self._checked > CHECK_SECONDS
+        ) and now >= self._retry_at:
             self._refresh()
         return self._services.get(name)
 
@@ -158,6 +163,7 @@ class Registry:
             self._version = None
             self._stale = True
             self._checked = 0.0
+            self._retry_at = 0.0
 
     def _refresh(self) -> None:
         with self._lock:
@@ -174,7 +180,15 @@ class Registry:
                     self._checked = now
                     return
             if self._services is None or self._stale or version != self._version:
-                self._services = build_snapshot()
+                try:
+                    self._services = build_snapshot()
+                except DatabaseError:
+                    if self._services is None:
+                        raise
+                    # PostgreSQL down: keep serving the last snapshot (DESIGN.md,
+                    # "Failure policy"); try again after a check interval.
+                    self._retry_at = now + CHECK_SECONDS
+                    return
                 self._version = version
             self._stale = False
             self._checked = now

@@ -160,3 +160,27 @@ def test_registry_change_seen_without_restart(make_service, upstream_factory, ca
     assert served_by(caller.get("/api/svc/x")) == "a"
     service_update(service=service, instances=[b.url])
     assert served_by(caller.get("/api/svc/x")) == "b"
+
+
+def test_database_down_keeps_serving_the_snapshot(
+    make_service, upstream, caller, monkeypatch
+):
+    from django.db import DatabaseError
+
+    from gateway import registry as registry_module
+
+    make_service("svc", [upstream.url])
+    assert caller.get("/api/svc/x").status_code == 200
+
+    def down():
+        raise DatabaseError("connection refused")
+
+    monkeypatch.setattr(registry_module, "build_snapshot", down)
+    calls = []
+    monkeypatch.setattr(
+        registry_module, "build_snapshot", lambda: calls.append(1) or down()
+    )
+    registry_module.registry.invalidate()  # as if the version had moved
+    assert caller.get("/api/svc/x").status_code == 200
+    assert caller.get("/api/svc/x").status_code == 200
+    assert len(calls) == 1  # not retried on every call
