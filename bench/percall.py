@@ -1,0 +1,107 @@
+"""Cost of one call of a Django target, in process, one thread (``bench/run --percall``).
+
+Calls the target's WSGI application directly (no client socket, no gunicorn) against the
+running upstream, and prints the best of three batches as one JSON line: wall and CPU
+microseconds per call. CPU time per call is the least disturbed figure on a busy
+machine; wall time adds the round trips (upstream, Redis). ``--cprofile FILE`` also
+writes a cProfile (CPU clock) of one batch.
+
+Run by the harness with the target's environment (settings module, database, secret);
+for XenX targets it issues its own access token for the benchmark user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("key", choices=list("bcde"))
+    parser.add_argument("path")
+    parser.add_argument("--calls", type=int, default=1000)
+    parser.add_argument("--user", default="")
+    parser.add_argument("--expect", default="")
+    parser.add_argument("--cprofile", default="")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(BENCH if args.key in "bc" else BENCH.parent))
+    import django
+
+    django.setup()
+    from django.core.handlers.wsgi import WSGIHandler
+
+    app = WSGIHandler()
+    auth = None
+    if args.user:
+        from accounts.models import User
+        from accounts.tokens import issue_tokens
+
+        user = User.objects.get(email=args.user)
+        auth = "Bearer " + issue_tokens(user, mfa=False)["access"]
+
+    statuses: list[str] = []
+
+    def start_response(status, headers, exc_info=None):
+        statuses.append(status)
+
+    def call() -> bytes:
+        environ = {
+            "REQUEST_METHOD": "GET",
+            "PATH_INFO": args.path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "80",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_USER_AGENT": "percall",
+            "REMOTE_ADDR": "127.0.0.1",
+            "wsgi.input": io.BytesIO(b""),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        if auth:
+            environ["HTTP_AUTHORIZATION"] = auth
+        result = app(environ, start_response)
+        body = b"".join(result)
+        if hasattr(result, "close"):
+            result.close()
+        return body
+
+    body = call()
+    if not statuses[-1].startswith("200") or (
+        args.expect and body != args.expect.encode()
+    ):
+        print(f"unexpected answer: {statuses[-1]} {body[:200]!r}", file=sys.stderr)
+        return 1
+    for _ in range(min(300, args.calls)):
+        call()
+    best_wall = best_cpu = float("inf")
+    for _ in range(3):
+        w0, c0 = time.perf_counter(), time.process_time()
+        for _ in range(args.calls):
+            call()
+        w1, c1 = time.perf_counter(), time.process_time()
+        best_wall = min(best_wall, (w1 - w0) / args.calls)
+        best_cpu = min(best_cpu, (c1 - c0) / args.calls)
+    if args.cprofile:
+        prof = cProfile.Profile(time.process_time)
+        prof.enable()
+        for _ in range(args.calls):
+            call()
+        prof.disable()
+        prof.dump_stats(args.cprofile)
+    print(json.dumps({"wall_us": best_wall * 1e6, "cpu_us": best_cpu * 1e6}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
