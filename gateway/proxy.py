@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import time
 from http.cookies import Morsel
 
@@ -37,7 +38,7 @@ from xenx.net import client_ip, forwarded_chain
 from . import batching, content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
-from .upstream import UpstreamError, pool_for
+from .upstream import RequestRejected, UpstreamError, pool_for
 from .validators import RESERVED_NAMES
 
 logger = logging.getLogger("xenx.gateway")
@@ -62,6 +63,11 @@ IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-
 _DROP_META = frozenset(
     {
         "HTTP_HOST",
+        # Content-Length / Content-Type come from CONTENT_LENGTH / CONTENT_TYPE; these
+        # two only exist for a client header spelt with underscores (Content_Length),
+        # and would add a second framing header upstream (request smuggling).
+        "HTTP_CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
         "HTTP_CONNECTION",
         "HTTP_KEEP_ALIVE",
         "HTTP_PROXY_AUTHORIZATION",
@@ -91,6 +97,11 @@ IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 SMALL_BODY = 64 * 1024  # request bodies up to this are read at once (replayable)
 SMALL_RESPONSE = 256 * 1024  # responses up to this are read at once, not streamed
 CHUNK = 64 * 1024
+# A query forwarded byte for byte may not hold what would break the request line: the
+# raw target (gunicorn's RAW_URI) keeps bare CR, LF, NUL and other controls.
+_UNSAFE_QUERY = re.compile(r"[\x00-\x20\x7f]")
+# Response header values a WSGI server refuses (and CR/LF, which would split them).
+_UNSAFE_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _header_names: dict[str, str] = {}
 
 
@@ -195,6 +206,8 @@ def _handle(request, service_name, svc):
         rest, query = paths.split_target(meta, service_name)
         if not paths.is_clean(rest):
             raise MalformedRequest("The path is not a clean relative path.")
+        if query and _UNSAFE_QUERY.search(query):
+            raise MalformedRequest("The query string holds control characters.")
         limit = limit_for(
             svc,
             role=identity.role if identity else None,
@@ -436,7 +449,10 @@ def _upstream_headers(request, svc, identity, length) -> dict:
     headers["X-Request-ID"] = request.request_id
     if identity is not None:
         headers["X-User-Id"] = str(identity.user_id)
-        headers["X-User-Email"] = identity.email
+        email = identity.email
+        if not email.isascii():  # an IDN domain: its UTF-8 bytes, as latin-1 text
+            email = email.encode().decode("latin-1")
+        headers["X-User-Email"] = email
         headers["X-User-Role"] = identity.role
         if identity.org_id is not None:
             headers["X-Organization-Id"] = str(identity.org_id)
@@ -516,6 +532,8 @@ def _forward(request, svc, identity, rest, query, body, length, health):
             )
         except _BodyTooLarge:
             return error_response(request, 413, "payload_too_large")
+        except RequestRejected:
+            raise MalformedRequest("A header holds CR, LF or NUL.") from None
         except UpstreamError as failure:
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
@@ -594,7 +612,7 @@ def _relay(request, upstream):
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in connection_named:
             continue
-        if "\n" in value or "\r" in value or "\n" in name:
+        if _UNSAFE_VALUE.search(value):
             continue
         if lower == "set-cookie":
             if cookies is None:

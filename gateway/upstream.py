@@ -31,6 +31,16 @@ CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
+# RFC 9112 status line; the reason phrase may hold no control character but HTAB (a
+# bare CR or LF in it would split the response relayed to the client).
+_STATUS_LINE = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?"
+)
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+class RequestRejected(ValueError):
+    """The request cannot be written safely (CR, LF or NUL in its head)."""
 
 
 class UpstreamError(Exception):
@@ -123,7 +133,9 @@ class Response:
         try:
             if self._chunked:
                 while True:
-                    size_line = conn.read_line().split(b";", 1)[0].strip()
+                    size_line = conn.read_line().split(b";", 1)[0].strip(b" \t")
+                    if not _CHUNK_SIZE.fullmatch(size_line):
+                        raise ValueError("bad chunk size")
                     size = int(size_line, 16)
                     if size == 0:
                         while conn.read_line():  # trailers, then the empty line
@@ -239,6 +251,15 @@ class Pool:
             lines.append("Transfer-Encoding: chunked\r\n")
         lines.append("\r\n")
         head = "".join(lines).encode("latin-1")
+        # Every line ends in the one CRLF written here: any other CR, LF or NUL came
+        # from a forwarded value and would split the head (request smuggling).
+        newlines = len(lines) + 1
+        if (
+            head.count(b"\n") != newlines
+            or head.count(b"\r") != newlines
+            or b"\0" in head
+        ):
+            raise RequestRejected("CR, LF or NUL in the request head")
         replayable = body is None or isinstance(body, bytes)
         for _ in range(3):
             conn = self._idle_connection()
@@ -277,24 +298,31 @@ class Pool:
                 if not conn.buf:
                     conn.fill()
                 received = True
-                status_line = conn.read_line()
-                version, _, rest = status_line.partition(b" ")
-                code, _, reason = rest.partition(b" ")
-                status = int(code)
-                if not version.startswith(b"HTTP/1.") or not 100 <= status <= 999:
+                match = _STATUS_LINE.fullmatch(conn.read_line())
+                if match is None:
                     raise ValueError("bad status line")
+                minor, code, reason = match.groups()
+                version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
+                status = int(code)
+                reason = reason or b""
                 headers = []
+                head_size = 0
                 while True:
                     line = conn.read_line()
                     if not line:
                         break
+                    head_size += len(line) + 2
+                    if head_size > MAX_HEAD:
+                        raise ValueError("header section too large")
                     name, sep, value = line.partition(b":")
                     if not sep or not _TOKEN.fullmatch(name):
                         raise ValueError("bad header line")
                     headers.append(
                         (name.decode("latin-1"), value.strip().decode("latin-1"))
                     )
-                if 100 <= status < 200 and status != 101:
+                if status == 101:  # never asked for (Upgrade is not forwarded)
+                    raise ValueError("unexpected 101 Switching Protocols")
+                if status < 200:
                     continue  # 100 Continue and friends: the real answer follows
                 break
         except (EOFError, ConnectionResetError, BrokenPipeError) as exc:
@@ -315,26 +343,35 @@ class Pool:
 
     def _response(self, conn, method, version, status, reason, headers) -> Response:
         length = None
-        chunked = False
+        codings = None
         connection = ""
         for name, value in headers:
             lower = name.lower()
             if lower == "content-length":
-                if length is not None and length != value:
+                if length is not None:  # repeated, even with the same value
                     conn.close()
                     raise UpstreamError("protocol_error", sent=True)
                 length = value
             elif lower == "transfer-encoding":
-                chunked = "chunked" in value.lower()
+                codings = (codings + "," if codings else "") + value.lower()
             elif lower == "connection":
                 connection = value.lower()
         keep_alive = version == b"HTTP/1.1" and "close" not in connection
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        if codings is not None and (length is not None or version != b"HTTP/1.1"):
+            # RFC 9112 6.1/6.3: ambiguous framing (a smuggling attempt, or a broken
+            # upstream). Relaying it would also pass its Content-Length on.
+            conn.close()
+            raise UpstreamError("protocol_error", sent=True)
+        if method == "HEAD" or status in (204, 304):
             framing = 0
-        elif chunked:
-            framing = "chunked"
+        elif codings is not None:
+            codings = [c.strip() for c in codings.split(",") if c.strip()]
+            if codings and codings[-1] == "chunked" and codings.count("chunked") == 1:
+                framing = "chunked"
+            else:  # not chunked last: the body runs to the close (RFC 9112 6.3)
+                framing, keep_alive = None, False
         elif length is not None:
-            if not length.isdigit():
+            if not (length.isascii() and length.isdigit() and len(length) <= 18):
                 conn.close()
                 raise UpstreamError("protocol_error", sent=True)
             framing = int(length)
