@@ -117,6 +117,11 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _ClientBodyError(Exception):
+    """The client's body broke off (short of its Content-Length, or a read error): the
+    client's fault, so it is a 400 and never counts against the upstream's health."""
+
+
 class _StreamedBody:
     """The client's body read in chunks as it is sent upstream, counted against the
     service's limit (a chunked upload has no Content-Length to check up front)."""
@@ -125,15 +130,23 @@ class _StreamedBody:
         self.stream, self.remaining, self.limit = stream, length, limit
         self.read_bytes = 0
 
+    def _read(self, size: int) -> bytes:
+        try:
+            return self.stream.read(size)
+        except OSError as exc:  # the client went away or stalled past the timeout
+            raise _ClientBodyError() from exc
+
     def __iter__(self):
         while True:
             if self.remaining is None:
-                chunk = self.stream.read(CHUNK)
+                chunk = self._read(CHUNK)
             elif self.remaining <= 0:
                 return
             else:
-                chunk = self.stream.read(min(CHUNK, self.remaining))
+                chunk = self._read(min(CHUNK, self.remaining))
                 self.remaining -= len(chunk)
+                if not chunk:
+                    raise _ClientBodyError()
             if not chunk:
                 return
             self.read_bytes += len(chunk)
@@ -406,6 +419,10 @@ def _request_body(request, svc):
             spooled = content.spool([body] if isinstance(body, bytes) else body)
         except _BodyTooLarge:
             raise PayloadTooLarge() from None
+        except _ClientBodyError:
+            raise MalformedRequest(
+                "The body ended before its Content-Length."
+            ) from None
         content.check_multipart(meta, spooled, patterns)
         spooled.seek(0)
         if length is None:  # chunked from the client: now the size is known
@@ -532,6 +549,10 @@ def _forward(request, svc, identity, rest, query, body, length, health):
             )
         except _BodyTooLarge:
             return error_response(request, 413, "payload_too_large")
+        except _ClientBodyError:
+            raise MalformedRequest(
+                "The body ended before its Content-Length."
+            ) from None
         except RequestRejected:
             raise MalformedRequest("A header holds CR, LF or NUL.") from None
         except UpstreamError as failure:

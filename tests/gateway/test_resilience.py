@@ -184,3 +184,24 @@ def test_database_down_keeps_serving_the_snapshot(
     assert caller.get("/api/svc/x").status_code == 200
     assert caller.get("/api/svc/x").status_code == 200
     assert len(calls) == 1  # not retried on every call
+
+
+def test_a_client_body_cut_short_is_400_and_never_opens_the_breaker(
+    make_service, upstream, caller
+):
+    """A client that promises more bytes than it sends is the client's fault: 400, and
+    no amount of such calls marks the upstream unhealthy."""
+    import io
+
+    service = make_service("svc", [upstream.url], retries=0)
+    instance_id = service.instances.get().id
+    for _ in range(6):
+        response = caller.generic(
+            "POST",
+            "/api/svc/upload",
+            content_type="application/octet-stream",
+            **{"wsgi.input": io.BytesIO(b"x" * 1000), "CONTENT_LENGTH": "200000"},
+        )
+        assert_error(response, 400, "malformed_request")
+    assert state.get_health([instance_id])[instance_id] == (None, None)
+    assert caller.get("/api/svc/x").status_code == 200
