@@ -23,16 +23,30 @@ def is_trusted_proxy(address: str) -> bool:
     return any(ip in net for net in _trusted_networks(entries))
 
 
-def forwarded_chain(request) -> list[str]:
+def forwarded_chain(request) -> tuple[str, ...]:
     """The X-Forwarded-For chain to send upstream: incoming chain kept only from a
-    trusted peer, then the peer itself."""
+    trusted peer, then the peer itself. Computed once per request (the gateway needs it
+    for the header and, on anonymous calls, for the client address)."""
+    cached = getattr(request, "_xenx_forwarded_chain", None)
+    if cached is not None:
+        return cached
     peer = request.META.get("REMOTE_ADDR", "")
-    chain = []
+    chain: list[str] = []
     if is_trusted_proxy(peer):
         raw = request.META.get("HTTP_X_FORWARDED_FOR", "")
         chain = [part.strip() for part in raw.split(",") if part.strip()]
     chain.append(peer)
-    return chain
+    request._xenx_forwarded_chain = tuple(chain)
+    return request._xenx_forwarded_chain
+
+
+@lru_cache(maxsize=4096)
+def _is_ip(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def client_ip(request) -> str:
@@ -46,9 +60,7 @@ def client_ip(request) -> str:
         ip = candidate
         if not is_trusted_proxy(candidate):
             break
-    try:
-        ipaddress.ip_address(ip)
-    except ValueError:
+    if not _is_ip(ip):
         ip = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104
     request._xenx_client_ip = ip
     return ip
