@@ -92,11 +92,24 @@ def test_check_deploy_is_clean_with_production_settings():
     assert "no issues" in proc.stdout
 
 
-def test_database_url_selects_postgres(monkeypatch):
-    import dj_database_url
-
-    cfg = dj_database_url.parse("postgres://postgres@127.0.0.1:5432/xenx")
-    assert cfg["ENGINE"] == "django.db.backends.postgresql"
+@pytest.mark.slow
+def test_database_url_and_redis_url_select_postgres_and_django_redis():
+    """The settings themselves (not dj-database-url) pick the backends from the env."""
+    code = (
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['ENGINE'], s.CACHES['default']['BACKEND'])"
+    )
+    env = {
+        "DJANGO_SETTINGS_MODULE": "xenx.settings.development",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/xenx",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+    }
+    proc = _run(["shell", "-c", code], env)
+    assert "django.db.backends.postgresql django_redis.cache.RedisCache" in proc.stdout
+    env.pop("DATABASE_URL"), env.pop("REDIS_URL")
+    proc = _run(["shell", "-c", code], {**env, "DATABASE_URL": "", "REDIS_URL": ""})
+    assert "django.db.backends.sqlite3 " in proc.stdout
+    assert "locmem.LocMemCache" in proc.stdout
 
 
 @pytest.mark.slow
