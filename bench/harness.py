@@ -43,9 +43,10 @@ WRK_THREADS = 2
 CONNECTIONS = (32, 4)
 HARD_LIMIT_SECONDS = 600
 
-PG_DB = "xenx_bench"
+# Overridable so two runs on one machine keep apart (database dropped, Redis db flushed).
+PG_DB = os.environ.get("BENCH_PG_DB", "xenx_bench")
 PG_URL = f"postgres://postgres@127.0.0.1:5432/{PG_DB}"
-REDIS_URL = "redis://127.0.0.1:6379/8"
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
 AUTH_SERVICE = "bench-auth"
 PUBLIC_SERVICE = "bench-public"
 BENCH_USER = "bench-user@example.com"
@@ -443,7 +444,7 @@ def prepare_xenx(env: dict, upstream_port: int) -> str:
     psql = ["psql", "-h", "127.0.0.1", "-U", "postgres", "-v", "ON_ERROR_STOP=1", "-qc"]
     run([*psql, f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)"], what="drop db")
     run([*psql, f"CREATE DATABASE {PG_DB}"], what="create db")
-    run(["redis-cli", "-u", REDIS_URL, "flushdb"], what="flush redis db 8")
+    run(["redis-cli", "-u", REDIS_URL, "flushdb"], what="flush the bench redis db")
     run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, what="migrate")
     upstream = f"http://127.0.0.1:{upstream_port}"
     run(
