@@ -137,8 +137,24 @@ def _decode(raw, token_type: str) -> dict:
 
 
 def decode_access_token(raw: str) -> dict:
-    """Signature, expiry and token_type=access (refresh and MFA tokens are refused)."""
-    return _decode(raw, "access")
+    """Signature, expiry and token_type=access (refresh and MFA tokens are refused).
+
+    An access token whose signature was verified in this process is not verified again
+    (the same bytes, the same key: the same verdict) until it expires; its revocation
+    state is the caller's, checked on every call."""
+    hit = _verified.get(raw)
+    if hit is not None and float(hit["exp"]) > time.time():
+        return dict(hit)
+    payload = _decode(raw, "access")
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[raw] = payload
+    return dict(payload)
+
+
+# Payloads of access tokens whose signature this process verified, until they expire.
+_verified: dict[str, dict] = {}
+_VERIFIED_MAX = 20_000
 
 
 def decode_refresh_token(raw: str) -> dict:

@@ -290,6 +290,3 @@ MIDDLEWARE.insert(
 LOGGING["loggers"]["xenx.access.gateway"] = {
     "level": "INFO" if env_bool("XENX_GATEWAY_ACCESS_LOG", False) else "WARNING"
 }
-# Calls far below a large limit (≥ 1000 per window) are counted in batches flushed every
-# 0.1 s instead of one Redis round trip each (gateway/batching.py); off: always exact.
-XENX_GATEWAY_RATE_BATCH = env_bool("XENX_GATEWAY_RATE_BATCH", True)
