@@ -15,8 +15,6 @@ from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from . import fastredis
-
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
 OPEN_SECONDS = 30
@@ -40,14 +38,13 @@ class CacheDown(Exception):
 
 
 _raw = None
-_raw_params = None
 _raw_checked = False
 _decode = None  # django-redis's decoding of values written through the cache API
 
 
 def raw_client():
     """The raw redis client behind django-redis, or None for another backend."""
-    global _raw, _raw_params, _raw_checked, _decode
+    global _raw, _raw_checked, _decode
     if not _raw_checked:
         from django.core.cache import caches
 
@@ -59,15 +56,26 @@ def raw_client():
             from django_redis import get_redis_connection
 
             _raw = get_redis_connection("default")
-            _raw_params = fastredis.params_of(_raw)
             _decode = caches["default"].client.decode
         _raw_checked = True
     return _raw
 
 
-def fast_redis_available() -> bool:
-    raw_client()
-    return _raw_params is not None
+def pipeline(commands) -> list:
+    """Send ``commands`` in one write on a pooled redis-py connection and read their
+    replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no command
+    stack, no response callbacks), same connections, pool, TLS and fork safety. A
+    connection that failed mid-way is dropped, never reused with replies pending."""
+    pool = _raw.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_packed_command(conn.pack_commands(commands))
+        return [conn.read_response() for _ in commands]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
 def key(name: str) -> str:
@@ -88,10 +96,10 @@ _FULL_KEYS_MAX = 100_000
 
 @receiver(setting_changed)
 def _forget(setting, **kwargs):
-    global _raw, _raw_params, _raw_checked, _decode
+    global _raw, _raw_checked, _decode
     if setting == "CACHES":
         _full_keys.clear()
-        _raw = _raw_params = _decode = None
+        _raw = _decode = None
         _raw_checked = False
 
 
@@ -166,13 +174,7 @@ def hot_round_trip(
                     *(key(k) for k in cache_keys),
                 )
             )
-            if _raw_params is not None:
-                results = fastredis.execute(_raw_params, commands)
-            else:  # TLS: redis-py's own pipeline
-                pipe = client.pipeline(transaction=False)
-                for command in commands:
-                    pipe.execute_command(*command)
-                results = pipe.execute()
+            results = pipeline(commands)
             count = results[0] if rl_key is not None else None
             values = results[-1]
             split = 1 + len(health_keys)
@@ -197,7 +199,7 @@ def hot_round_trip(
             [_int(found.get(k)) for k in health_keys],
             {k: found[k] for k in cache_keys if k in found},
         )
-    except (*CACHE_ERRORS, ConnectionError, fastredis.RedisReplyError) as exc:
+    except (*CACHE_ERRORS, ConnectionError) as exc:
         raise CacheDown() from exc
 
 

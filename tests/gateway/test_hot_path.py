@@ -7,7 +7,6 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from gateway import fastredis
 from xenx.roles import Role
 
 
@@ -18,18 +17,12 @@ def count_round_trips(monkeypatch):
 
     counter = {"n": 0}
     original_send = Connection.send_packed_command
-    original_exec = fastredis._Conn.execute
 
     def send(self, *args, **kwargs):
         counter["n"] += 1
         return original_send(self, *args, **kwargs)
 
-    def execute(self, commands):
-        counter["n"] += 1
-        return original_exec(self, commands)
-
     monkeypatch.setattr(Connection, "send_packed_command", send)
-    monkeypatch.setattr(fastredis._Conn, "execute", execute)
     return counter
 
 
