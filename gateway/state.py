@@ -61,7 +61,11 @@ def raw_client():
     return _raw
 
 
-def pipeline(commands) -> list:
+_packed: dict[tuple, bytes] = {}
+_PACKED_MAX = 20_000
+
+
+def pipeline(commands: tuple) -> list:
     """Send ``commands`` in one write on a pooled redis-py connection and read their
     replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no command
     stack, no response callbacks), same connections, pool, TLS and fork safety. A
@@ -69,7 +73,12 @@ def pipeline(commands) -> list:
     pool = _raw.connection_pool
     conn = pool.get_connection()
     try:
-        conn.send_packed_command(conn.pack_commands(commands))
+        packed = _packed.get(commands)
+        if packed is None:  # the same commands recur (per service, user and window)
+            if len(_packed) >= _PACKED_MAX:
+                _packed.clear()
+            packed = _packed[commands] = b"".join(conn.pack_commands(commands))
+        conn.send_packed_command((packed,), check_health=False)
         return [conn.read_response() for _ in commands]
     except BaseException:
         conn.disconnect()
@@ -161,19 +170,17 @@ def hot_round_trip(
     client = raw_client()
     try:
         if client is not None:
-            commands = []
+            reads = (
+                "MGET",
+                key(VERSION_KEY),
+                *(key(k) for k in health_keys),
+                *(key(k) for k in cache_keys),
+            )
             if rl_key is not None:
                 full = key(rl_key)
-                commands.append(("INCR", full))
-                commands.append(("EXPIRE", full, period + 1, "NX"))
-            commands.append(
-                (
-                    "MGET",
-                    key(VERSION_KEY),
-                    *(key(k) for k in health_keys),
-                    *(key(k) for k in cache_keys),
-                )
-            )
+                commands = (("INCR", full), ("EXPIRE", full, period + 1, "NX"), reads)
+            else:
+                commands = (reads,)
             results = pipeline(commands)
             count = results[0] if rl_key is not None else None
             values = results[-1]
