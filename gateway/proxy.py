@@ -305,9 +305,10 @@ def _handle(request, service_name, svc):
         response = _forward(request, svc, identity, rest, query, body, length, health)
     except ApiError as exc:
         response = api_error_response(request, exc)
-    if rl_headers:
+    if rl_headers:  # ASCII digits: Django's per-header validation is not needed
+        store = response.headers._store
         for name, value in rl_headers.items():
-            response[name] = value
+            store[name.lower()] = (name, value)
     return response
 
 
