@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -58,7 +59,32 @@ def check_target(target: Target) -> None:
                 f"({target.key}) {target.url} without a token answered {status} "
                 f"{body[:200]!r}; expected 401: the call is not authenticated"
             )
+    if target.tokens_file:
+        warm_every_user(target)
     log(f"  ({target.key}) {target.url}: 200, expected body")
+
+
+def warm_every_user(target: Target) -> None:
+    """One call per user before the load, each of which must pass: every token works,
+    and each user's revocation record is in the cache, as it is for users active in
+    the last ten minutes (a first call reads the database once; the load measures the
+    steady state)."""
+    tokens = [t for t in target.tokens_file.read_text().splitlines() if t]
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
+    try:
+        for token in tokens:
+            conn.request(
+                "GET", target.path, headers={"Authorization": f"Bearer {token}"}
+            )
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or body != BODY.encode():
+                raise BenchError(
+                    f"({target.key}) a user's first call answered {resp.status} "
+                    f"{body[:200]!r}"
+                )
+    finally:
+        conn.close()
 
 
 RESULT_RE = re.compile(r"^BENCH_RESULT (.*)$", re.M)
