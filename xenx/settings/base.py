@@ -43,6 +43,8 @@ MIDDLEWARE = [
     "xenx.middleware.AccessLogMiddleware",
     "xenx.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, portal, Swagger UI) from the application server itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -152,7 +154,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# WhiteNoise serves static files: in development straight from the apps and static/
+# (DEBUG: finders, autorefresh); production.py serves collectstatic's compressed,
+# content-hashed copies from STATIC_ROOT.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: documents are downloaded through the API
@@ -293,3 +298,8 @@ LOGGING["loggers"]["xenx.access.gateway"] = {
 # Calls far below a large limit (≥ 1000 per window) are counted in batches flushed every
 # 0.1 s instead of one Redis round trip each (gateway/batching.py); off: always exact.
 XENX_GATEWAY_RATE_BATCH = env_bool("XENX_GATEWAY_RATE_BATCH", True)
+# Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
+XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
+# Seconds between active health checks made by each serving process (gateway/health.py);
+# with a shared cache one process per interval probes each instance. 0: off.
+XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)

@@ -4,6 +4,7 @@ import os
 
 from .base import *  # noqa: F403
 from .base import CACHES, REDIS_URL
+from .env import env_int
 
 XENX_ENVIRONMENT = "test"
 DEBUG = False
@@ -13,6 +14,11 @@ SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 MEDIA_ROOT = __import__("pathlib").Path(
     os.environ.get("XENX_TEST_MEDIA_ROOT", "/tmp/xenx-test-media")  # noqa: S108
 )
+# Static files from the finders, as in development (no collectstatic before tests).
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True
+# No background health checks in tests unless a test asks (gateway/health.py).
+XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 0)
 if REDIS_URL:
     # Keep parallel test runs on one Redis apart.
     CACHES["default"]["KEY_PREFIX"] = os.environ.get("XENX_CACHE_PREFIX", "xenx-test")
