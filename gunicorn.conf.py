@@ -63,7 +63,11 @@ logconfig_dict = {
         }
     },
     "loggers": {
-        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.error": {
+            "level": "INFO",
+            "handlers": ["console"],
+            "propagate": False,
+        },
         "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
     },
 }

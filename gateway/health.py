@@ -31,7 +31,9 @@ from .checks import check_all
 
 logger = logging.getLogger("xenx.gateway.health")
 _start_lock = threading.Lock()
-_started_in: int | None = None  # pid of the process whose thread runs (forks start anew)
+_started_in: int | None = (
+    None  # pid of the process whose thread runs (forks start anew)
+)
 
 
 def interval_seconds() -> int:

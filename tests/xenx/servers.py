@@ -3,6 +3,7 @@ process a test started is gone afterwards (each server runs in its own session).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -73,10 +74,8 @@ def stop_session(proc: subprocess.Popen, *, timeout=30.0) -> list[int]:
     afterwards (then killed, so nothing outlives the test)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            pass
     deadline = time.monotonic() + 5
     left = session_pids(proc.pid)
     while left and time.monotonic() < deadline:
