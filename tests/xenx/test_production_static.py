@@ -90,6 +90,7 @@ def test_production_settings_serve_complete_admin_portal_and_docs(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
         "STATIC_ROOT": str(tmp_path / "static"),
         "XENX_ADDR": f"127.0.0.1:{port}",
+        "REQ_FILE": "requirements-dev.txt",  # the installed .venv's, not a reinstall
     }
     log = tmp_path / "run.log"
     with log.open("wb") as out:
