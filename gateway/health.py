@@ -68,10 +68,7 @@ def probe_round(interval: int) -> list[tuple[str, str, bool, str]]:
     def claim(instance) -> bool:
         return bool(caches["default"].add(claim_key(instance.id), pid, ttl))
 
-    try:
-        return check_all(down_seconds=down_seconds(interval), claim=claim)
-    finally:
-        connections.close_all()  # this thread's connections only
+    return check_all(down_seconds=down_seconds(interval), claim=claim)
 
 
 def _loop(interval: int) -> None:
@@ -83,6 +80,8 @@ def _loop(interval: int) -> None:
         except Exception:  # noqa: BLE001 - the prober must outlive any outage
             logger.warning("health checks failed this round", exc_info=True)
             continue
+        finally:
+            connections.close_all()  # this thread's connections only
         for service, url, ok, detail in results:
             if verdicts.get(url) != ok:
                 logger.log(
