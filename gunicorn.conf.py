@@ -49,7 +49,9 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
 
 # One JSON line per event: gunicorn's own messages use the formatter of Django's logs;
-# requests are logged once, by XenX's access log (gunicorn's access log stays off).
+# requests are logged once, by XenX's access log (gunicorn's stays off by default).
+# gunicorn also reads this file when started as plain `gunicorn xenx.wsgi` from the
+# repository's root (its default config file); command-line options override it.
 accesslog = None
 logconfig_dict = {
     "version": 1,
@@ -68,7 +70,8 @@ logconfig_dict = {
             "handlers": ["console"],
             "propagate": False,
         },
-        "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False},
+        # gunicorn.access is left as gunicorn sets it: no handler (and no propagation)
+        # unless --access-logfile asks for one.
     },
 }
 
