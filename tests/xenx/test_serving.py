@@ -109,3 +109,14 @@ def test_gunicorn_conf_with_redis_sets_up_multiprocess_metrics(tmp_path):
     )
     assert os.path.basename(metrics_dir).startswith("xenx-metrics-")
     os.rmdir(metrics_dir)
+
+
+def test_one_log_line_per_request_even_under_runserver():
+    """runserver's ``django.server`` lines repeat the access log: they go nowhere
+    (not to Python's last-resort text handler either)."""
+    import logging
+
+    server = logging.getLogger("django.server")
+    assert server.propagate is False
+    assert server.handlers
+    assert all(isinstance(h, logging.NullHandler) for h in server.handlers)

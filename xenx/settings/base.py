@@ -270,12 +270,14 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "filters": ["request_id"],
-        }
+        },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR", "handlers": [], "propagate": True},
-        "django.server": {"level": "WARNING"},
+        # runserver's own request lines repeat the access log (xenx.access): dropped.
+        "django.server": {"handlers": ["null"], "propagate": False},
     },
 }
 
