@@ -56,7 +56,10 @@ def _post_json(url, payload):
 
 def test_clone_run_login_call_the_demo_service_read_the_docs(tmp_path):
     clone = _clone(tmp_path)
-    port, demo_port = free_port(), free_port()
+    port = free_port()
+    demo_port = free_port()
+    while demo_port == port:
+        demo_port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {
         key: value
