@@ -35,14 +35,20 @@ def table_rows(text: str) -> list[list[str]]:
     return rows[1:]  # without the header
 
 
+def _git(*args) -> str:
+    if not (ROOT / ".git").exists():
+        pytest.skip("needs a git checkout")
+    return subprocess.run(
+        ["git", *args], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+
+
 # --- nothing outside the repository --------------------------------------------------
 
 
 def test_nothing_points_outside_the_repository():
     outside = ("../" + "shared", "/work/" + "shared")
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
+    files = _git("ls-files").split()
     hits = [
         f"{name}: {marker}"
         for name in files
@@ -100,6 +106,17 @@ def test_every_documented_path_is_served(path):
         pytest.fail(f"README '## Endpoints' lists {path}, which no URL serves")
     if path != "/api/{service}/{path}":
         assert match.url_name != "gateway-proxy", f"{path} falls to the gateway"
+
+
+def test_every_error_code_of_the_readme_is_produced_by_the_code():
+    table = section("Conventions").split("| status | codes |", 1)[1].split("\n\n")[0]
+    codes = set(re.findall(r"`([a-z_]+)`", table))
+    assert len(codes) > 15
+    sources = _git("grep", "-h", "-o", "-E", r'"[a-z_]+"', "--", "*.py", ":!tests")
+    produced = {line.strip('"') for line in sources.split()}
+    assert not codes - produced, (
+        f"README error codes not in the code: {codes - produced}"
+    )
 
 
 # --- commands -------------------------------------------------------------------------
