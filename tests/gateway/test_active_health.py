@@ -16,6 +16,7 @@ from django.db import connection
 from gateway import health, state
 from tests.gateway.conftest import closed_port_url
 from tests.xenx.servers import ROOT
+from xenx.roles import Role
 
 
 @pytest.fixture
@@ -27,8 +28,8 @@ def _health_probes(upstream):
     return [r for r in upstream.requests if r["path"] == "/healthz"]
 
 
-def test_a_probe_round_is_seen_by_list_services_health_and_the_breaker(
-    db, make_service, upstream, client, shared_cache
+def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
+    db, make_service, make_user, upstream, client, shared_cache
 ):
     svc = make_service(
         "billing", [upstream.url, closed_port_url()], health_check_path="/healthz"
@@ -48,6 +49,8 @@ def test_a_probe_round_is_seen_by_list_services_health_and_the_breaker(
         "healthy_instances": 1,
         "total_instances": 2,
     }
+    client.force_login(make_user(Role.ADMIN))
+    assert b"degraded (1/2)" in client.get("/admin/gateway/service/").content
     found = state.get_health([good.id, bad.id])
     assert state.is_healthy(found[good.id][0])
     assert not state.is_healthy(found[bad.id][0])
