@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gunicorn.glogging import Logger
+
 wsgi_app = "xenx.wsgi:application"
 bind = [os.environ.get("XENX_ADDR") or "127.0.0.1:8000"]
 _shared_cache = bool(os.environ.get("REDIS_URL"))
@@ -48,32 +50,24 @@ if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _made_metrics_dir = tempfile.mkdtemp(prefix="xenx-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
 
-# One JSON line per event: gunicorn's own messages use the formatter of Django's logs;
-# requests are logged once, by XenX's access log (gunicorn's stays off by default).
+# One JSON line per event: gunicorn's own messages use the formatter of XenX's logs
+# (wherever --error-logfile sends them); requests are logged once, by XenX's access log
+# (gunicorn's own access log stays off unless --access-logfile asks for it).
 # gunicorn also reads this file when started as plain `gunicorn xenx.wsgi` from the
 # repository's root (its default config file); command-line options override it.
 accesslog = None
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "xenx.logging.JsonFormatter"}},
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": "json",
-            "stream": "ext://sys.stderr",
-        }
-    },
-    "loggers": {
-        "gunicorn.error": {
-            "level": "INFO",
-            "handlers": ["console"],
-            "propagate": False,
-        },
-        # gunicorn.access is left as gunicorn sets it: no handler (and no propagation)
-        # unless --access-logfile asks for one.
-    },
-}
+
+
+class JsonLogger(Logger):
+    def setup(self, cfg):
+        super().setup(cfg)
+        from xenx.logging import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+logger_class = JsonLogger
 
 
 def on_starting(server):
