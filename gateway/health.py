@@ -24,7 +24,7 @@ import time
 from django.conf import settings
 from django.core.cache import caches
 from django.core.signals import request_started
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from . import state
 from .checks import check_all
@@ -77,8 +77,11 @@ def _loop(interval: int) -> None:
         time.sleep(interval)
         try:
             results = probe_round(interval)
-        except Exception:  # noqa: BLE001 - the prober must outlive any outage
-            logger.warning("health checks failed this round", exc_info=True)
+        except (*state.CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
+            logger.warning("health checks skipped: %s", exc)
+            continue
+        except Exception:  # noqa: BLE001 - the prober must outlive any surprise
+            logger.exception("health checks failed this round")
             continue
         finally:
             connections.close_all()  # this thread's connections only

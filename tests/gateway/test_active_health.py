@@ -148,3 +148,42 @@ def test_two_processes_sharing_redis_probe_once_per_interval(
     print("probes", probes)
     # Each process alone would probe about 6 times: together they share the probes.
     assert 3 <= probes <= 8, probes
+
+
+def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog):
+    class Stop(Exception):
+        pass
+
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) > 4:
+            raise Stop
+
+    rounds = iter(
+        [
+            ConnectionError("cache down"),
+            [("billing", "http://a", True, "HTTP 200")],
+            [("billing", "http://a", True, "HTTP 200")],
+            [("billing", "http://a", False, "HTTP 503")],
+        ]
+    )
+
+    def probe_round(interval):
+        outcome = next(rounds)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(health.time, "sleep", sleep)
+    monkeypatch.setattr(health, "probe_round", probe_round)
+    with caplog.at_level("INFO", logger="xenx.gateway.health"), pytest.raises(Stop):
+        health._loop(3)
+    assert sleeps == [3] * 5
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        ("WARNING", "health checks skipped: cache down"),
+        ("INFO", "instance healthy"),  # logged on change only
+        ("WARNING", "instance UNHEALTHY"),
+    ]
