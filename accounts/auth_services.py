@@ -170,7 +170,9 @@ def _login_user_from_mfa_payload(payload):
         return None
     if user.organization is not None and not user.organization.is_active:
         return None
-    if revocation.issued_before(payload, user.tokens_revoked_before):
+    if revocation.is_revoked(
+        payload, user.tokens_revoked_before, user.tokens_spared_session
+    ):
         return None
     return user
 
@@ -236,9 +238,12 @@ def _blacklist_all(user_id) -> int:
     return len(rows)
 
 
-def _revoke_everything(user) -> None:
-    revocation.revoke_user_tokens(user)
-    _blacklist_all(user.pk)
+def _revoke_everything(user, *, spare_session: float | None = None) -> None:
+    """Every token of the user issued until now, and its browser sessions, but the
+    session ``spare_session`` (the one making the change, when it keeps working)."""
+    revocation.revoke_user_tokens(user, spare_session=spare_session)
+    if spare_session is None:
+        _blacklist_all(user.pk)
 
 
 def _reuse_detected(*, user_id, jti, request) -> None:
@@ -287,7 +292,9 @@ def token_refresh(*, request, refresh) -> dict:
             raise TokenRevoked()
         if user.organization is not None and not user.organization.is_active:
             raise TokenRevoked()
-        if revocation.issued_before(payload, user.tokens_revoked_before):
+        if revocation.is_revoked(
+            payload, user.tokens_revoked_before, user.tokens_spared_session
+        ):
             raise TokenRevoked()
         sst = float(payload.get("sst") or revocation.issued_at(payload))
         if sst + tokens.session_max_seconds() <= time.time():
@@ -356,11 +363,19 @@ def _validate_new_password(password, user, field: str) -> None:
 
 
 def password_change(
-    *, user, old_password, new_password, request=None, mfa: bool = False
+    *,
+    user,
+    old_password,
+    new_password,
+    request=None,
+    mfa: bool = False,
+    spare_session: float | None = None,
 ) -> dict:
-    """Change the password (the old one is required) and revoke every token the user
-    held; returns a fresh token pair for the caller. Failed old passwords are throttled
-    per account like logins."""
+    """Change the password (the old one is required) and revoke every other token and
+    session of the user; returns a fresh token pair for an API caller (whose old tokens
+    are revoked too). A browser session passes ``spare_session`` and keeps working.
+    Failed old passwords are throttled per account like logins. Every door (API,
+    portal, Django admin's password page) calls this."""
     account = str(user.pk)
     throttling.check(request, "password_change_account", account)
     if not user.check_password(old_password or ""):
@@ -372,7 +387,7 @@ def password_change(
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        _revoke_everything(user)
+        _revoke_everything(user, spare_session=spare_session)
         issued = tokens.issue_tokens(user, mfa=mfa)
         audit.record(
             audit.Action.PASSWORD_CHANGED, actor=user, target=user, request=request

@@ -12,7 +12,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import auth_services, mfa, tokens
+from . import auth_services, mfa, policy, tokens
 from .auth_serializers import (
     BackupCodesSerializer,
     CodeSerializer,
@@ -283,15 +283,19 @@ class TotpConfirmView(APIView):
         request=CodeSerializer,
         responses={200: TotpConfirmResponseSerializer, **_errors(400, 401, 429)},
         description="Confirms the device and returns 10 backup codes (shown once). "
-        "Every earlier token of the user is revoked; a fresh pair (with `mfa: true`) "
-        "is returned with the codes.",
+        "Every other token of the user is revoked; the calling session keeps "
+        "working, and a fresh pair of it (with `mfa: true`) is returned with the codes.",
     )
     def post(self, request):
         data = _valid(CodeSerializer, request)
+        session = policy.current_session(request)
         codes = mfa.totp_confirm(
-            user=request.user, code=data["code"], request=request._request
+            user=request.user,
+            code=data["code"],
+            request=request._request,
+            spare_session=session,
         )
-        issued = tokens.issue_tokens(request.user, mfa=True)
+        issued = tokens.issue_tokens(request.user, mfa=True, session_started=session)
         return Response({"backup_codes": codes, **_pair(issued)})
 
 

@@ -58,6 +58,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Every token issued at or before this instant is refused (logout-all, password
     # change, deactivation, role change...). Null: nothing revoked wholesale.
     tokens_revoked_before = models.DateTimeField(null=True, blank=True, editable=False)
+    # The one session (token family or browser session, by its start time ``sst``)
+    # that the last wholesale revocation spared: the one that made the change.
+    tokens_spared_session = models.FloatField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 

@@ -118,7 +118,7 @@ def user_update(*, user, actor=None, request=None, **changes):
     security = {"role", "organization_id"} & set(changed)
     if security:
         revocation.revoke_user_tokens(user, save=False)
-        fields.append("tokens_revoked_before")
+        fields.extend(revocation.REVOCATION_FIELDS)
     user.save(update_fields=fields)
     if "role" in changed:
         audit.record(
@@ -164,7 +164,7 @@ def user_deactivate(*, user, actor=None, request=None):
         return user
     user.is_active = False
     revocation.revoke_user_tokens(user, save=False)
-    user.save(update_fields=["is_active", "tokens_revoked_before"])
+    user.save(update_fields=["is_active", *revocation.REVOCATION_FIELDS])
     audit.record(
         audit.Action.USER_DEACTIVATED, actor=actor, target=user, request=request
     )

@@ -21,12 +21,12 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts import throttling
+from accounts.policy import Door, Verdict, current_session, session_verdict
 from accounts.selectors import user_has_confirmed_totp
 from xenx.errors import ApiError, PayloadTooLarge, RateLimited
 from xenx.roles import Role
 
 from . import selectors, services
-from .admin_site import passed_second_factor
 from .decorators import portal_login_required, roles_required
 from .forms import (
     CodeForm,
@@ -104,7 +104,8 @@ def _rate_limited(request, template, context, exc: RateLimited):
 @require_http_methods(["GET", "POST"])
 def login_view(request):
     next_url = _safe_next(request)
-    if request.user.is_authenticated and passed_second_factor(request):
+    verdict = session_verdict(request, door=Door.PORTAL, allow_mfa_pending=True)
+    if verdict == Verdict.ALLOW:
         return redirect(next_url)
     form = LoginForm(request, data=request.POST or None)
     context = {"form": form, "next": next_url}
@@ -439,6 +440,7 @@ def password_change_view(request):
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
                 request=request,
+                spare_session=current_session(request),
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "new_password")
@@ -487,7 +489,10 @@ def totp_confirm_view(request):
     if request.method == "POST" and form.is_valid():
         try:
             codes = mfa.totp_confirm(
-                user=_me(request), code=form.cleaned_data["code"], request=request
+                user=_me(request),
+                code=form.cleaned_data["code"],
+                request=request,
+                spare_session=current_session(request),
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")
