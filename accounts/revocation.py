@@ -239,15 +239,16 @@ def revoke_user_tokens(
     (``sst``) is ``spare_session``: the one that made the change, when the contract
     says it keeps working (TOTP confirmation, password change). Tokens issued
     afterwards, even within the same second, still work: the comparison uses the
-    microsecond ``ist`` claim. With ``save=False`` the caller saves both fields."""
+    microsecond ``ist`` claim. With ``save=False`` the caller saves both fields
+    (``REVOCATION_FIELDS``) with ``User.save``, whose signal invalidates the cache."""
     user.tokens_revoked_before = timezone.now()
     user.tokens_spared_session = spare_session
-    if save:
+    if save:  # a queryset update sends no post_save: invalidate here
         get_user_model().objects.filter(pk=user.pk).update(
             tokens_revoked_before=user.tokens_revoked_before,
             tokens_spared_session=spare_session,
         )
-    invalidate_user(user.pk)
+        invalidate_user(user.pk)
 
 
 REVOCATION_FIELDS = ["tokens_revoked_before", "tokens_spared_session"]

@@ -76,8 +76,9 @@ def organization_update(
     *, organization: Organization, actor=None, request=None, **changes
 ) -> Organization:
     """Change name, slug, mfa_required or is_active. Deactivation and an MFA
-    requirement take effect on every member's tokens at once."""
-    from accounts import audit, revocation
+    requirement take effect on every member's tokens at once (the cached state follows
+    the save through ``accounts.signals``)."""
+    from accounts import audit
 
     policies.check_organization_write(actor)
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
@@ -106,8 +107,6 @@ def organization_update(
         request=request,
         data={"before": before, "after": changed},
     )
-    revocation.invalidate_org(organization.pk)
-    transaction.on_commit(partial(revocation.invalidate_org, organization.pk))
     return organization
 
 
@@ -196,9 +195,10 @@ def invitation_create(
 
 def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitation:
     """Use ``invitation`` for ``user`` (once: the row is locked, so two concurrent
-    registrations cannot both use it). The user lands in the invitation's organization
-    with its role. Raises ValidationFailed on ``invitation`` when it cannot be used."""
-    from accounts import audit, revocation
+    registrations cannot both use it). Raises ValidationFailed on ``invitation`` when it
+    cannot be used. Putting the user in the invitation's organization with its role is
+    the caller's (``accounts`` registration, through ``user_update``)."""
+    from accounts import audit
 
     from .selectors import invitation_problem
 
@@ -214,13 +214,6 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
         locked.accepted_at = timezone.now()
         locked.accepted_by = user
         locked.save(update_fields=["accepted_at", "accepted_by"])
-        if (user.organization_id, user.role) != (locked.organization_id, locked.role):
-            user.organization = locked.organization
-            user.role = locked.role
-            user.save(
-                update_fields=["organization", "role", "is_staff", "is_superuser"]
-            )
-            revocation.invalidate_user(user.pk)
         audit.record(
             audit.Action.INVITATION_ACCEPTED,
             actor=user,

@@ -10,15 +10,57 @@
 """
 
 from django.contrib import admin, messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, update_session_auth_hash
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.views import PasswordChangeView
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from accounts.policy import Door, Verdict, session_verdict
+from accounts.passwords import password_change
+from accounts.policy import Door, Verdict, current_session, session_verdict
+from xenx.errors import RateLimited, ValidationFailed
 
-from .decorators import to_enrolment, to_login
+from .decorators import signed_in_user, to_enrolment, to_login
+
+
+class OwnPasswordForm(PasswordChangeForm):
+    """Django's form, minus its own (unthrottled) old-password check: the service
+    checks it."""
+
+    def clean_old_password(self):
+        return self.cleaned_data["old_password"]
+
+
+class OwnPasswordChangeView(PasswordChangeView):
+    form_class = OwnPasswordForm
+    template_name = "registration/password_change_form.html"
+
+    def form_valid(self, form):
+        try:
+            password_change(
+                user=signed_in_user(self.request),
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password2"],
+                request=self.request,
+                spare_session=current_session(self.request),
+            )
+        except RateLimited as exc:
+            form.add_error(None, "Too many attempts. Wait a minute and try again.")
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = exc.headers.get("Retry-After", "60")
+            return response
+        except ValidationFailed as exc:
+            for field, errors in (exc.details or {}).items():
+                target = {"new_password": "new_password2"}.get(field, field)
+                for error in errors:
+                    form.add_error(target if target in form.fields else None, error)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, signed_in_user(self.request))
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class XenxAdminSite(admin.AdminSite):
@@ -26,6 +68,16 @@ class XenxAdminSite(admin.AdminSite):
     site_title = "XenX admin"
     index_title = "Administration"
     site_url = "/portal/"
+
+    def password_change(self, request, extra_context=None):
+        """The admin's own password page: the old password is required and checked by
+        ``passwords.password_change`` (throttled with ``password_change_account``,
+        every other token and session revoked, audited), like the API and the portal."""
+        request.current_app = self.name
+        return OwnPasswordChangeView.as_view(
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
 
     def has_permission(self, request):
         return session_verdict(request, door=Door.ADMIN) == Verdict.ALLOW

@@ -10,12 +10,23 @@ from django.contrib.auth import logout as auth_logout
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.functional import LazyObject
 
 from accounts.policy import Door, Verdict, session_verdict
 
 ENROL_MESSAGE = (
     "Your organization requires two-factor authentication: set it up to continue."
 )
+
+
+def signed_in_user(request):
+    """The signed-in User itself, not django-otp's lazy wrapper around it: services
+    may use ``type(user)``."""
+    user = request.user
+    while isinstance(user, LazyObject):  # django-otp wraps auth's lazy user
+        _ = user.pk  # evaluate it
+        user = user._wrapped
+    return user
 
 
 def to_login(request, next_url=None):

@@ -13,21 +13,21 @@ from django.core.paginator import Paginator
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
-from django.utils.functional import LazyObject
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from accounts import throttling
+from accounts import login
 from accounts.policy import Door, Verdict, current_session, session_verdict
 from accounts.selectors import user_has_confirmed_totp
-from xenx.errors import ApiError, PayloadTooLarge, RateLimited
+from accounts.services import user_update
+from xenx.errors import ApiError, InvalidCredentials, PayloadTooLarge, RateLimited
 from xenx.roles import Role
 
 from . import selectors, services
-from .decorators import portal_login_required, roles_required
+from .decorators import portal_login_required, roles_required, signed_in_user
 from .forms import (
     CodeForm,
     DocumentUploadForm,
@@ -41,16 +41,6 @@ from .forms import (
 PAGE_SIZE = 20
 STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
 ENROLMENT_KEY = "portal_totp_enrolment"
-
-
-def _me(request):
-    """The signed-in User itself, not django-otp's lazy wrapper around it: services
-    may use ``type(user)``."""
-    user = request.user
-    while isinstance(user, LazyObject):  # django-otp wraps auth's lazy user
-        _ = user.pk  # evaluate it
-        user = user._wrapped
-    return user
 
 
 def _safe_next(request) -> str:
@@ -107,41 +97,28 @@ def login_view(request):
     verdict = session_verdict(request, door=Door.PORTAL, allow_mfa_pending=True)
     if verdict == Verdict.ALLOW:
         return redirect(next_url)
-    form = LoginForm(request, data=request.POST or None)
+    form = LoginForm(data=request.POST or None)
     context = {"form": form, "next": next_url}
-    if request.method == "POST":
-        # The API login's throttles and counters (SPEC §4): per address, every attempt;
-        # per account, failures (a right password is refused too once it is reached).
-        account = throttling.account_key(request.POST.get("email", "")[:254])
-        try:
-            throttling.hit(request, "login_ip", throttling.ip_of(request))
-            throttling.check(request, "login_account", account)
-        except RateLimited as exc:
-            return _rate_limited(request, "portal/login.html", context, exc)
-        if not form.is_valid():
-            if form.user is None and account:
-                throttling.fail(request, "login_account", account)
-                services.login_failed(request=request, email=account)
-            return render(request, "portal/login.html", context, status=200)
-        user = form.user
-        if user_has_confirmed_totp(user):
-            services.pending_login_start(request=request, user=user, next_url=next_url)
-            return redirect("portal:login-verify")
-        services.session_login(request=request, user=user)
-        return redirect(next_url)
-    return render(request, "portal/login.html", context)
-
-
-def _second_factor_device(user, code):
-    """The user's TOTP device when ``code`` (TOTP or backup code, each accepted once)
-    is right, else None. The device marks the session verified (django-otp)."""
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    from accounts import mfa
-
-    if not mfa.verify_second_factor(user=user, code=code):
-        return None
-    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if request.method != "POST" or not form.is_valid():
+        return render(request, "portal/login.html", context)
+    # The API login's checks, throttles (login_ip, login_account) and audit events.
+    try:
+        user = login.login_check_password(
+            request=request,
+            email=form.cleaned_data["email"],
+            password=form.cleaned_data["password"],
+            channel="portal",
+        )
+    except RateLimited as exc:
+        return _rate_limited(request, "portal/login.html", context, exc)
+    except InvalidCredentials:
+        form.add_error(None, LoginForm.error_message)
+        return render(request, "portal/login.html", context)
+    if user_has_confirmed_totp(user):
+        services.pending_login_start(request=request, user=user, next_url=next_url)
+        return redirect("portal:login-verify")
+    login.session_login(request=request, user=user)
+    return redirect(next_url)
 
 
 @sensitive_post_parameters("code")
@@ -155,19 +132,23 @@ def login_verify_view(request):
     form = CodeForm(request.POST or None)
     context = {"form": form, "pending_user": user}
     if request.method == "POST":
-        account = str(user.pk)  # the API's MFA counters
-        try:
-            throttling.hit(request, "mfa_verify_ip", throttling.ip_of(request))
-            throttling.check(request, "mfa_account", account)
+        try:  # the API's MFA counters
+            login.login_check_code_throttle(request=request, user=user)
         except RateLimited as exc:
             return _rate_limited(request, "portal/login_verify.html", context, exc)
         if form.is_valid():
-            device = _second_factor_device(user, form.cleaned_data["code"])
+            device = login.session_second_factor(
+                user=user, code=form.cleaned_data["code"]
+            )
             if device is not None:
-                services.session_login(request=request, user=user, device=device)
+                services.pending_login_end(request)
+                login.session_login(request=request, user=user, device=device)
                 return redirect(next_url)
-            throttling.fail(request, "mfa_account", account)
-            if services.pending_login_failed(request=request, user=user):
+            failures = services.pending_login_failed(request)
+            login.login_code_failed(
+                request=request, user=user, failures=failures, channel="portal"
+            )
+            if failures >= login.MFA_MAX_FAILURES:
                 messages.error(request, "Too many wrong codes. Please sign in again.")
                 return redirect("portal:login")
             form.add_error("code", "That code is not valid. Try the next one.")
@@ -176,7 +157,7 @@ def login_verify_view(request):
 
 @require_POST
 def logout_view(request):
-    services.session_logout(request=request)
+    login.session_logout(request=request)
     messages.success(request, "You are signed out.")
     return redirect("portal:login")
 
@@ -225,7 +206,7 @@ def client_invite_view(request):
                 organization=organization,
                 email=form.cleaned_data["email"],
                 role=Role.CLIENT,
-                actor=_me(request),
+                actor=signed_in_user(request),
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
@@ -343,14 +324,14 @@ def _document_upload(request):
 
     form = _upload_form(request, data=request.POST, files=request.FILES)
     if form.is_valid():
-        owner = form.cleaned_data.get("owner") or _me(request)
+        owner = form.cleaned_data.get("owner") or signed_in_user(request)
         upload = form.cleaned_data["file"]
         try:
             document = org_services.document_create(
                 owner=owner,
                 upload=upload,
                 title=form.cleaned_data["title"],
-                actor=_me(request),
+                actor=signed_in_user(request),
                 request=request,
             )
         except (ApiError, ValidationError) as exc:
@@ -418,10 +399,8 @@ def account_view(request):
     form = ProfileForm(request.POST)
     if not form.is_valid():
         return _account_page(request, profile_form=form)
-    user = request.user
-    user.first_name = form.cleaned_data["first_name"]
-    user.last_name = form.cleaned_data["last_name"]
-    user.save(update_fields=["first_name", "last_name"])
+    me = signed_in_user(request)
+    user_update(user=me, actor=me, request=request, **form.cleaned_data)
     messages.success(request, "Profile saved.")
     return redirect("portal:account")
 
@@ -430,13 +409,13 @@ def account_view(request):
 @require_POST
 @portal_login_required(allow_mfa_pending=True)
 def password_change_view(request):
-    from accounts.auth_services import password_change
+    from accounts.passwords import password_change
 
     form = PasswordChangeForm(request.user, request.POST)
     if form.is_valid():
         try:
             password_change(
-                user=_me(request),
+                user=signed_in_user(request),
                 old_password=form.cleaned_data["old_password"],
                 new_password=form.cleaned_data["new_password"],
                 request=request,
@@ -465,7 +444,7 @@ def totp_begin_view(request):
     if user_has_confirmed_totp(request.user):
         messages.info(request, "Two-factor authentication is already on.")
         return redirect("portal:account")
-    enrolment = mfa.totp_begin_enrolment(user=_me(request))
+    enrolment = mfa.totp_begin_enrolment(user=signed_in_user(request))
     request.session[ENROLMENT_KEY] = {
         "secret": enrolment["secret"],
         "otpauth_uri": enrolment["otpauth_uri"],
@@ -489,7 +468,7 @@ def totp_confirm_view(request):
     if request.method == "POST" and form.is_valid():
         try:
             codes = mfa.totp_confirm(
-                user=_me(request),
+                user=signed_in_user(request),
                 code=form.cleaned_data["code"],
                 request=request,
                 spare_session=current_session(request),
@@ -545,7 +524,9 @@ def mfa_disable_view(request):
     if form.is_valid():
         try:
             mfa.mfa_disable(
-                user=_me(request), code=form.cleaned_data["code"], request=request
+                user=signed_in_user(request),
+                code=form.cleaned_data["code"],
+                request=request,
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")
@@ -566,7 +547,9 @@ def backup_codes_view(request):
     if form.is_valid():
         try:
             codes = mfa.backup_codes_regenerate(
-                user=_me(request), code=form.cleaned_data["code"], request=request
+                user=signed_in_user(request),
+                code=form.cleaned_data["code"],
+                request=request,
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "code")

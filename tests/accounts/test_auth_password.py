@@ -190,7 +190,7 @@ def test_reset_token_of_one_user_does_not_work_for_another(make_user):
     alice, bob = make_user(), make_user()
     _reset(alice.email)
     _, token = _reset_values(mail.outbox[0])
-    from accounts.auth_services import _uid
+    from accounts.selectors import user_uid as _uid
 
     assert_error(_confirm(_uid(bob), token), 400, "validation_error")
 
