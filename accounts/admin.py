@@ -9,18 +9,15 @@ from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from auditlog.models import AuditEvent
 from organizations import policies
 from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
 from organizations.scoping import visible
 from xenx.errors import ApiError, Forbidden
 from xenx.roles import Role
 
-from . import (
-    audit,  # noqa: F401  registers the audit log's visibility rule
-    passwords,
-    services,
-)
-from .models import AuditEvent, User
+from . import passwords, services
+from .models import User
 
 
 class MfaFilter(admin.SimpleListFilter):

@@ -8,12 +8,12 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, serializers
 from rest_framework.permissions import BasePermission
 
+from auditlog.models import AuditEvent
 from organizations.scoping import visible
 from xenx.errors import ValidationFailed
 from xenx.roles import Role
 
 from .auth_serializers import ErrorSerializer
-from .models import AuditEvent
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

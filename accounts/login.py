@@ -20,9 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from auditlog import audit
 from xenx.errors import InvalidCredentials, InvalidMfaCode, InvalidToken
 
-from . import audit, mfa, revocation, throttling, tokens
+from . import mfa, revocation, throttling, tokens
 from .selectors import user_has_confirmed_totp
 
 MFA_METHODS = ["totp", "backup_code"]

@@ -30,9 +30,10 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from auditlog import audit
 from xenx.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
-from . import audit, revocation, throttling
+from . import revocation, throttling
 from .selectors import user_has_confirmed_totp
 
 BACKUP_CODE_COUNT = 10

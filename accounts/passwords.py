@@ -10,10 +10,11 @@ from django.contrib.auth.tokens import default_token_generator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
+from auditlog import audit
 from xenx.emails import send_templated_email_later
 from xenx.errors import Forbidden, ValidationFailed
 
-from . import audit, throttling, tokens
+from . import throttling, tokens
 from .selectors import user_from_uid, user_uid
 from .token_services import revoke_everything
 

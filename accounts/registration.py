@@ -8,11 +8,12 @@ from django.contrib.auth.tokens import PasswordResetTokenGenerator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
+from auditlog import audit
 from xenx.emails import send_templated_email
 from xenx.errors import Forbidden, ValidationFailed
 from xenx.roles import Role
 
-from . import audit, throttling
+from . import throttling
 from .selectors import user_from_uid, user_uid
 
 

@@ -8,9 +8,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from auditlog import audit
 from xenx.roles import Role
 
-from . import audit, revocation
+from . import revocation
 
 
 @transaction.atomic

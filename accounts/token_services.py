@@ -16,9 +16,10 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
+from auditlog import audit
 from xenx.errors import InvalidToken, TokenRevoked, ValidationFailed
 
-from . import audit, revocation, tokens
+from . import revocation, tokens
 
 logger = logging.getLogger("xenx.auth")
 

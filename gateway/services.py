@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import audit
+from auditlog import audit
 
 from .models import Service, ServiceInstance
 

@@ -52,7 +52,7 @@ def organization_create(
     actor=None,
     request=None,
 ) -> Organization:
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_organization_write(actor)
     org = Organization.objects.create(
@@ -78,7 +78,7 @@ def organization_update(
     """Change name, slug, mfa_required or is_active. Deactivation and an MFA
     requirement take effect on every member's tokens at once (the cached state follows
     the save through ``accounts.signals``)."""
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_organization_write(actor)
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
@@ -150,7 +150,7 @@ def invitation_create(
     ``invitation.email_sent`` tells whether the email went out."""
     from django.contrib.auth import get_user_model
 
-    from accounts import audit
+    from auditlog import audit
 
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
@@ -198,7 +198,7 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
     registrations cannot both use it). Raises ValidationFailed on ``invitation`` when it
     cannot be used. Putting the user in the invitation's organization with its role is
     the caller's (``accounts`` registration, through ``user_update``)."""
-    from accounts import audit
+    from auditlog import audit
 
     from .selectors import invitation_problem
 
@@ -250,7 +250,7 @@ def document_create(
     413 over XENX_MAX_UPLOAD_BYTES; 415 unless its bytes are an allowed type matching
     its name. Stored under a generated name through the default storage.
     """
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_document_create(actor)
     if owner.role != Role.CLIENT:
@@ -314,7 +314,7 @@ def delete_file_on_commit(document: Document) -> None:
 @transaction.atomic
 def document_delete(*, document: Document, actor=None, request=None) -> None:
     """Delete the row and (after commit, by the post_delete signal) its file."""
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_document_delete(actor)
     audit.record(

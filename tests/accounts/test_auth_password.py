@@ -6,8 +6,9 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
-from accounts.models import AuditEvent, User
+from accounts.models import User
 from accounts.tokens import decode_access_token, issue_tokens
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db

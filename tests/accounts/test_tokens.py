@@ -16,13 +16,13 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts import revocation
-from accounts.models import AuditEvent
 from accounts.policy import Door, token_identity
 from accounts.tokens import (
     decode_access_token,
     issue_mfa_token,
     issue_tokens,
 )
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from xenx.errors import TokenRevoked
 

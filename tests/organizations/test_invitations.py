@@ -9,8 +9,8 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from accounts.models import AuditEvent
 from accounts.services import user_accept_invitation
+from auditlog.models import AuditEvent
 from organizations.models import Invitation, hash_invitation_token
 from organizations.selectors import invitation_get_valid
 from organizations.services import invitation_accept, invitation_create
