@@ -423,6 +423,11 @@ def password_change_view(request):
             )
         except (ApiError, ValidationError) as exc:
             _add_service_errors(form, exc, "new_password")
+            if isinstance(exc, RateLimited):
+                response = _account_page(request, password_form=form)
+                response.status_code = 429
+                response["Retry-After"] = exc.headers.get("Retry-After", "60")
+                return response
         else:
             update_session_auth_hash(request, request.user)
             messages.success(
