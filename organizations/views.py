@@ -18,8 +18,9 @@ from rest_framework.response import Response
 from xenx.errors import NotFound, PayloadTooLarge, ValidationFailed
 from xenx.roles import Role
 
-from . import policies, selectors, services
+from . import policies, services
 from .api import ScopedViewSet, django_validation_as_api
+from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
 from .serializers import (
@@ -65,13 +66,12 @@ class OrganizationViewSet(ScopedViewSet):
     """Admins see and manage every organization; members see their own."""
 
     scoped_model = Organization
+    filterset_class = OrganizationFilter
     serializer_class = OrganizationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def list(self, request):
-        qs = selectors.organization_list(
-            qs=self.get_queryset(), params=request.query_params
-        )
+        qs = self.list_filter(self.get_queryset())
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -190,13 +190,12 @@ class DocumentViewSet(ScopedViewSet):
 
     scoped_model = Document
     serializer_class = DocumentSerializer
+    filterset_class = DocumentFilter
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
 
     def list(self, request):
-        qs = selectors.document_list(
-            qs=self.get_queryset(), params=request.query_params
-        )
+        qs = self.list_filter(self.get_queryset())
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

@@ -8,7 +8,7 @@ import threading
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.db import transaction
+from django.db import connections, transaction
 from django.template.loader import render_to_string
 
 logger = logging.getLogger("xenx.email")
@@ -36,6 +36,9 @@ def _send_logged(template: str, to: str, context: dict) -> None:
         send_templated_email(template=template, to=to, context=context)
     except Exception:
         logger.exception("email not sent")
+    finally:
+        if threading.current_thread() is not threading.main_thread():
+            connections.close_all()  # this thread's own, if a template used one
 
 
 def send_templated_email_later(*, template: str, to: str, context: dict) -> None:
