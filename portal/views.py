@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
-from django.http import FileResponse
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -23,7 +23,13 @@ from accounts import login
 from accounts.policy import Door, Verdict, current_session, session_verdict
 from accounts.selectors import user_has_confirmed_totp
 from accounts.services import user_update
-from xenx.errors import ApiError, InvalidCredentials, PayloadTooLarge, RateLimited
+from xenx.errors import (
+    ApiError,
+    InvalidCredentials,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from xenx.roles import Role
 
 from . import selectors, services
@@ -300,21 +306,13 @@ def document_upload_view(request):
     """Refuse an oversized body before reading it, and stop reading a file part as
     soon as it passes XENX_MAX_UPLOAD_BYTES (the API's upload handler): the CSRF check
     reads the body, so the guard must be in place first (Django's documented way)."""
-    from organizations import services as org_services
-    from organizations.views import UploadLimitHandler
+    from organizations import uploads
 
-    limit = org_services.max_upload_bytes()
     try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit + 64 * 1024:
-        return _too_large(request, limit)
-    request.upload_handlers.insert(0, UploadLimitHandler(limit))
-    try:
+        uploads.guard_upload(request)
         return _document_upload(request)
     except PayloadTooLarge:
-        return _too_large(request, limit)
+        return _too_large(request, uploads.max_upload_bytes())
 
 
 @csrf_protect
@@ -348,16 +346,13 @@ def _document_upload(request):
 @require_GET
 @portal_login_required
 def document_download_view(request, pk):
+    from organizations import uploads
+
     document = get_object_or_404(selectors.documents_of(request.user), pk=pk)
-    response = FileResponse(
-        document.file.open("rb"),
-        as_attachment=True,
-        filename=document.original_filename or f"document-{document.pk}",
-        content_type=document.content_type,
-    )
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    try:
+        return uploads.document_file_response(document)
+    except NotFound:
+        raise Http404 from None
 
 
 # --- Account: profile, password, MFA -----------------------------------------------------
