@@ -2,8 +2,10 @@
 database query in the steady state and one cache round trip at most.
 
 Three kinds of records, fetched together with one ``get_many``:
-- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before) rebuilt from the DB
-  on a miss; every write that changes them calls ``invalidate_user``;
+- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before, spared_session)
+  rebuilt from the DB on a miss; every ``User`` save calls ``invalidate_user`` through
+  the post_save signal (``accounts.signals``), and this module after its own queryset
+  updates;
 - ``ostate:{org_id}`` → (is_active, mfa_required), likewise ``invalidate_org``;
 - ``jti:{jti}`` → present while a single access token is denylisted (logout).
 
