@@ -654,3 +654,44 @@ def test_staff_never_see_a_foreign_row_in_admin(org):
     assert autocomplete.status_code in (403, 404) or foreign.name not in (
         autocomplete.content.decode()
     )
+
+
+@pytest.mark.parametrize("door", ("api", "portal"))
+def test_mfa_disable_alike_on_every_door(door, org, settings):
+    settings.OTP_TOTP_THROTTLE_FACTOR = 0
+    user = UserFactory(role=Role.STAFF, organization=org)
+    secret = _enrol(user)
+    AuditEvent.objects.all().delete()
+    if door == "api":
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user, mfa=True)['access']}"
+        )
+        response = client.delete(
+            "/api/auth/mfa/totp", {"code": _totp_code(secret)}, format="json"
+        )
+        assert response.status_code == 204
+    else:
+        browser = _browser(user, verified=True)
+        response = browser.post(
+            "/portal/account/mfa/disable", {"disable-code": _totp_code(secret)}
+        )
+        assert response.status_code == 302
+    assert not TOTPDevice.objects.filter(user=user).exists()
+    event = AuditEvent.objects.get(action="mfa.disabled")
+    assert (event.actor_id, event.organization_id) == (user.pk, org.pk)
+
+
+def test_create_user_command_writes_through_user_create(org):
+    call_command(
+        "create_user",
+        "new.cpa@example.com",
+        "--role",
+        "cpa",
+        "--org",
+        org.slug,
+        stdout=open("/dev/null", "w"),  # noqa: SIM115
+    )
+    event = AuditEvent.objects.get(action="user.created")
+    assert event.target_repr == "new.cpa@example.com"
+    assert (event.actor_id, event.organization_id) == (None, org.pk)
