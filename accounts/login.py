@@ -210,6 +210,14 @@ def session_login(*, request, user, device=None) -> None:
     )
 
 
+def session_mark_verified(*, request, user) -> None:
+    """This browser session confirmed the user's TOTP device: it counts as having passed
+    it (django-otp's verified session)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is not None:
+        django_otp.login(request, device)
+
+
 @transaction.atomic
 def session_logout(*, request) -> None:
     user = request.user

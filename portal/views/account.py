@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
 from django.core.exceptions import ValidationError
@@ -12,6 +10,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import login
 from accounts.policy import current_session
 from accounts.selectors import user_has_confirmed_totp
 from accounts.services import user_update
@@ -151,7 +150,7 @@ def totp_confirm_view(request):
             add_service_errors(form, exc, "code")
         else:
             request.session.pop(ENROLMENT_KEY, None)
-            _verify_session(request)
+            login.session_mark_verified(request=request, user=signed_in_user(request))
             messages.success(request, "Two-factor authentication is on.")
             return _backup_codes_page(request, codes)
     return render(
@@ -167,19 +166,6 @@ def _inline_svg(enrolment) -> str:
     svg = enrolment.get("qr_svg") or ""
     start = svg.find("<svg")
     return svg[start:] if start >= 0 else ""
-
-
-def _verify_session(request):
-    """This session enrolled the device: it counts as having passed it."""
-    import django_otp
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
-    user = request.user
-    with contextlib.suppress(AttributeError):
-        del user._xenx_mfa_enabled  # accounts.selectors memoises it on the user
-    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
-    if device is not None:
-        django_otp.login(request, device)
 
 
 def _backup_codes_page(request, codes):
