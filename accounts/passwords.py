@@ -86,7 +86,9 @@ def password_set(*, user, password, actor, request=None) -> None:
 
 def password_reset_request(*, request, email) -> None:
     """Send a reset email if an active account with a usable password has this email.
-    The caller answers 202 either way."""
+    The caller answers 202 either way, in the same time: both paths do the same work
+    (a token, an audit event, a mail rendered after the answer on a thread), and only
+    the mail of a real account is handed to the mail server."""
     email = throttling.account_key(email)
     throttling.hit(request, "password_reset_ip", throttling.ip_of(request))
     throttling.hit(request, "password_reset_account", email)
@@ -96,18 +98,24 @@ def password_reset_request(*, request, email) -> None:
         .filter(email__iexact=email, is_active=True)
         .first()
     )
-    if user is None or not user.has_usable_password():
-        return
-    if user.organization is not None and not user.organization.is_active:
-        return
-    token = default_token_generator.make_token(user)
-    audit.record(audit.Action.PASSWORD_RESET_REQUESTED, target=user, request=request)
-    # After the answer, off this thread: the time to answer does not tell whether the
-    # account exists.
+    deliver = (
+        user is not None
+        and user.has_usable_password()
+        and (user.organization is None or user.organization.is_active)
+    )
+    subject = user if deliver else get_user_model()(email=email[:254])  # stand-in
+    token = default_token_generator.make_token(subject)
+    audit.record(
+        audit.Action.PASSWORD_RESET_REQUESTED,
+        target=user if deliver else None,
+        request=request,
+        data={} if deliver else {"email": email[:254], "sent": False},
+    )
     send_templated_email_later(
         template="password_reset",
-        to=user.email,
-        context={"user": user, "uid": user_uid(user), "token": token},
+        to=subject.email,
+        context={"user": subject, "uid": user_uid(subject), "token": token},
+        deliver=deliver,
     )
 
 

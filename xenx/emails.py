@@ -31,28 +31,38 @@ def send_templated_email(*, template: str, to: str, context: dict) -> None:
     render_templated_email(template=template, to=to, context=context).send()
 
 
-def _send_logged(template: str, to: str, context: dict) -> None:
+def _render_and_send(template: str, to: str, context: dict, deliver: bool) -> None:
     try:
-        send_templated_email(template=template, to=to, context=context)
+        message = render_templated_email(template=template, to=to, context=context)
+        if deliver:
+            message.send()
     except Exception:
         logger.exception("email not sent")
+
+
+def _in_thread(*args) -> None:
+    try:
+        _render_and_send(*args)
     finally:
-        if threading.current_thread() is not threading.main_thread():
-            connections.close_all()  # this thread's own, if a template used one
+        connections.close_all()  # this thread's own, if a template used one
 
 
-def send_templated_email_later(*, template: str, to: str, context: dict) -> None:
+def send_templated_email_later(
+    *, template: str, to: str, context: dict, deliver: bool = True
+) -> None:
     """Render and send after the transaction commits, off the request's thread when
     ``XENX_EMAIL_IN_BACKGROUND`` is on (default): the answer does not wait for the
     templates or the mail server, so its timing does not tell whether a mail was sent
-    (password reset). ``context`` must not need the database."""
-    args = (template, to, context)
+    (password reset). ``context`` must not need the database. ``deliver=False`` does
+    the same work and sends nothing (a request that must not look different)."""
+    args = (template, to, context, deliver)
     if not settings.XENX_EMAIL_IN_BACKGROUND:  # tests: at once, in this thread
-        send_templated_email(template=template, to=to, context=context)
+        _render_and_send(*args)
         return
 
     def start():
-        thread = threading.Thread(target=_send_logged, args=args, daemon=True)
+        thread = threading.Thread(target=_in_thread, args=args, daemon=True)
+        _pending[:] = [t for t in _pending if t.is_alive()]
         _pending.append(thread)
         thread.start()
 
