@@ -207,7 +207,7 @@ def _handle(request, service_name, svc):
             request.xenx_host = request.get_host()
         except DisallowedHost:
             raise MalformedRequest("The Host header is not allowed.") from None
-        # Authentication unless public, then the MFA policy: authenticate_access_token
+        # Authentication unless public, then the MFA policy: token_identity
         # raises 401 codes first and mfa_required (403) after.
         auth = meta.get("HTTP_AUTHORIZATION")
         if auth or not svc.public:
