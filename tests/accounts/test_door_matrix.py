@@ -695,3 +695,21 @@ def test_create_user_command_writes_through_user_create(org):
     event = AuditEvent.objects.get(action="user.created")
     assert event.target_repr == "new.cpa@example.com"
     assert (event.actor_id, event.organization_id) == (None, org.pk)
+
+
+@pytest.mark.parametrize("action", ["deactivate_users", "reset_mfa", "activate_users"])
+def test_admin_actions_never_reach_a_foreign_row(action, org):
+    foreign = UserFactory(role=Role.CLIENT, organization=OrganizationFactory())
+    token = issue_tokens(foreign, mfa=False)["access"]
+    staff = _browser(UserFactory(role=Role.STAFF, organization=org), verified=False)
+    staff.post(
+        "/admin/accounts/user/", {"action": action, "_selected_action": [foreign.pk]}
+    )
+    foreign.refresh_from_db()
+    assert foreign.is_active and foreign.tokens_revoked_before is None
+    assert probe("api", token) == ALLOW
+    assert not AuditEvent.objects.filter(target_id=str(foreign.pk)).exists()
+    for page in ("history", "password", "change"):
+        response = staff.get(f"/admin/accounts/user/{foreign.pk}/{page}/")
+        assert response.status_code in (302, 403, 404), page
+        assert foreign.email not in response.content.decode()
