@@ -713,3 +713,26 @@ def test_admin_actions_never_reach_a_foreign_row(action, org):
         response = staff.get(f"/admin/accounts/user/{foreign.pk}/{page}/")
         assert response.status_code in (302, 403, 404), page
         assert foreign.email not in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Bearer",
+        "Bearer ",
+        "Bearer a b",
+        "Basic dXNlcjpwdw==",
+        "Token x",
+        "Bearer x.y.z",
+    ],
+)
+@pytest.mark.parametrize("door", ("api", "gateway"))
+def test_a_malformed_authorization_header_is_401_on_every_door(
+    header, door, door_service
+):
+    path = "/api/users" if door == "api" else "/api/door/x"
+    response = APIClient().get(path, HTTP_AUTHORIZATION=header)
+    assert response.status_code == 401
+    if header != "Bearer x.y.z":  # a header that is not "Bearer <token>" is challenged
+        assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+    assert response.json()["error"]["code"] in ("invalid_token", "not_authenticated")
