@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import audit
+from auditlog import audit
 
 from .models import Service, ServiceInstance
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from gateway import health, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url

@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "xenx",
+    "auditlog",
     "organizations",
     "accounts",
     "gateway",
@@ -174,6 +175,8 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
+# Password reset mails are sent after the answer, on a thread (xenx.emails).
+XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
 XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- REST framework ---------------------------------------------------------------

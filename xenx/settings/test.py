@@ -10,6 +10,7 @@ XENX_ENVIRONMENT = "test"
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed only
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+XENX_EMAIL_IN_BACKGROUND = False  # mail.outbox is filled at once, in the test's thread
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 MEDIA_ROOT = __import__("pathlib").Path(
     os.environ.get("XENX_TEST_MEDIA_ROOT", "/tmp/xenx-test-media")  # noqa: S108
