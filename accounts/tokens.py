@@ -1,6 +1,5 @@
-"""Issuing and checking JWTs. ``authenticate_access_token`` is the one check every
-entry point uses (DRF views and the gateway); it costs no database query when the
-revocation state is cached.
+"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy``'s
+``token_identity``, the one check every door uses.
 
 Three token types share the signing key and are told apart by ``token_type``:
 ``access`` (15 min), ``refresh`` (7 days, rotated, in SimpleJWT's outstanding/blacklist
@@ -25,12 +24,9 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken, Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
+from xenx.errors import InvalidToken
 
 from . import revocation
-
-# Paths a member of an mfa_required organization may use before enrolling TOTP.
-MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
 
 
 @dataclass(frozen=True)
@@ -173,36 +169,3 @@ def issue_mfa_token(user, *, session_started: float | None = None) -> str:
 
 def decode_mfa_token(raw: str) -> dict:
     return _decode(raw, "mfa")
-
-
-def authenticate_access_token(raw: str, *, path: str = "") -> Identity:
-    """Verify a raw access token and its revocation state; raise an ApiError if refused."""
-    payload = decode_access_token(raw)
-    try:
-        user_id = int(payload["user_id"])
-        jti = str(payload["jti"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    user_state, org_state, denied = revocation.fetch_states(
-        user_id, payload.get("org"), jti
-    )
-    if user_state is None or not user_state.is_active:
-        raise TokenRevoked()
-    if org_state is not None and not org_state.is_active:
-        raise TokenRevoked()
-    if denied or revocation.issued_before(payload, user_state.revoked_before):
-        raise TokenRevoked()
-    mfa = bool(payload.get("mfa"))
-    mfa_pending = bool(org_state and org_state.mfa_required and not mfa)
-    identity = Identity(
-        user_id=user_id,
-        email=str(payload.get("email", "")),
-        role=user_state.role,
-        org_id=user_state.org_id,
-        mfa=mfa,
-        mfa_pending=mfa_pending,
-        payload=payload,
-    )
-    if mfa_pending and path and not path.startswith(MFA_EXEMPT_PREFIXES):
-        raise MfaRequired()
-    return identity

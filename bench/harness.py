@@ -85,7 +85,7 @@ def parse_args(argv):
         default=[],
         metavar="NAME=VALUE",
         help="an extra environment setting for XenX (repeatable), e.g. "
-        "XENX_GATEWAY_RATE_BATCH=0 to count every call in Redis synchronously",
+        "XENX_GATEWAY_POOL_SIZE=32",
     )
     parser.add_argument(
         "--percall",

@@ -5,8 +5,10 @@ that settings list before ``GatewayMiddleware`` (request id, access log, API err
 body: the same instances Django would run, built from ``settings.MIDDLEWARE``), so the
 call keeps its request id, access log line, error body and ``django.request`` logging.
 What it skips does nothing for it: Django's handler (URL conf set-up, the
-``request_started`` / ``request_finished`` signals and their receivers) and the
-middleware after ``GatewayMiddleware``, which that middleware skips anyway. Database
+``request_started`` / ``request_finished`` signals and their receivers, except
+``request_started`` once on a process's first proxied call, which starts the health
+prober) and the middleware after ``GatewayMiddleware``, which that middleware skips
+anyway. Database
 connections are still closed or recycled after each call as ``request_finished`` would
 (the hot path uses none; a registry or revocation reload may). Everything else, and any
 call ``GatewayMiddleware`` would not take (an unknown service, plain HTTP under
@@ -18,10 +20,13 @@ Wired in ``xenx/wsgi.py``; the test client, which bypasses WSGI, still meets
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIRequest
+from django.core.signals import request_started
 from django.db import close_old_connections
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
@@ -38,6 +43,7 @@ class GatewayApplication:
         self.hsts = GatewayMiddleware.hsts_value()
         self.ssl_redirect = settings.SECURE_SSL_REDIRECT
         self.chain = self._build_chain()
+        self._started_in: int | None = None
 
     def _build_chain(self):
         """The middleware listed before GatewayMiddleware, around the gateway, as
@@ -63,6 +69,11 @@ class GatewayApplication:
         if self.ssl_redirect and not request.is_secure():
             return self.application(environ, start_response)  # SecurityMiddleware
         request.xenx_service = name
+        if self._started_in != os.getpid():
+            # The first call of each process sends Django's request_started, so that
+            # what starts on a process's first request (the health prober) starts.
+            self._started_in = os.getpid()
+            request_started.send(sender=self.__class__, environ=environ)
         response = None
         try:
             response = self.chain(request)

@@ -180,14 +180,16 @@ def prepare_xenx(
     run(["redis-cli", "-u", REDIS_URL, "flushdb"], what="flush the bench redis db")
     run([*manage, "migrate", "--noinput", "-v", "0"], env=env, cwd=ROOT, what="migrate")
     upstream = f"http://127.0.0.1:{upstream_port}"
+    # XenX's active health checks GET --health-path every 10 s; the upstream answers
+    # only /json (a 404 would take the instance out).
     run(
-        [*manage, "register_service", AUTH_SERVICE, upstream,
+        [*manage, "register_service", AUTH_SERVICE, upstream, "--health-path", "/json",
          "--roles", "client", "--rate-limit", CLIENT_LIMIT],
         env=env, cwd=ROOT, what="register_service (authenticated)",
     )  # fmt: skip
     run(
         [*manage, "register_service", PUBLIC_SERVICE, upstream, "--public",
-         "--rate-limit", ANONYMOUS_LIMIT],
+         "--health-path", "/json", "--rate-limit", ANONYMOUS_LIMIT],
         env=env, cwd=ROOT, what="register_service (public)",
     )  # fmt: skip
     out = run(

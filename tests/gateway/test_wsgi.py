@@ -40,6 +40,19 @@ def call(app, path, **extra):
     return seen["status"], headers, body
 
 
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection(monkeypatch):
+    """As Django's test client does: the end of a call does not close the test's
+    database connection (it holds the test's transaction)."""
+    from django.core.signals import request_started
+    from django.db import close_old_connections
+
+    monkeypatch.setattr("gateway.wsgi.close_old_connections", lambda: None)
+    request_started.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+
+
 @pytest.fixture
 def spy():
     return Spy()
@@ -143,3 +156,25 @@ def test_hsts_and_ssl_redirect(make_service, upstream, settings):
     status, headers, _ = call(wsgi, "/api/open/x", secure=True)
     assert status == 200 and spy.calls == 1
     assert headers["strict-transport-security"] == "max-age=3600"
+
+
+def test_first_proxied_call_of_a_process_sends_request_started(
+    make_service, upstream, wsgi
+):
+    """What starts on a process's first request (the health prober) starts even when
+    the process only serves proxied calls."""
+    from django.core.signals import request_started
+
+    make_service("open", [upstream.url], public=True)
+    seen = []
+
+    def receiver(sender, **kwargs):
+        seen.append(sender)
+
+    request_started.connect(receiver)
+    try:
+        for _ in range(3):
+            assert call(wsgi, "/api/open/x")[0] == 200
+    finally:
+        request_started.disconnect(receiver)
+    assert seen == [GatewayApplication]
