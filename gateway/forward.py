@@ -13,7 +13,7 @@ from xenx.net import forwarded_chain
 from . import batching, metrics, state
 from .body import BodyTooLarge, ClientBodyError
 from .relay import relay
-from .upstream import RequestRejected, UpstreamError, pool_for
+from .upstream import RequestRejected, UpstreamError, consumed, pool_for
 
 logger = logging.getLogger("xenx.gateway")
 
@@ -155,7 +155,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
     headers = _upstream_headers(request, svc, identity, length)
     method = request.method
     connect_timeout = min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT)
-    url_tail = rest + ("?" + query if query is not None else "")
+    url_query = "?" + query if query is not None else ""
     replayable = body is None or isinstance(body, bytes)
     chunked = not replayable and length is None
     tries = svc.retries + 1
@@ -172,7 +172,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
         try:
             upstream = pool_for(inst).request(
                 method,
-                inst.base_path + url_tail,
+                _target(inst.base_path, rest) + url_query,
                 headers,
                 body,
                 connect_timeout=connect_timeout,
@@ -205,7 +205,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
                 break  # the upstream had the request: waiting again doubles the wait
             if failure.sent and (method not in IDEMPOTENT or not replayable):
                 break
-            if not replayable and _consumed(body):
+            if not replayable and consumed(body):
                 break
             continue
         if inst is trial or failures.get(inst.id):
@@ -221,7 +221,8 @@ def forward(request, svc, identity, rest, query, body, length, health):
     return error_response(request, 502, "bad_gateway", "The upstream service failed.")
 
 
-def _consumed(body) -> bool:
-    if hasattr(body, "read_bytes"):
-        return body.read_bytes > 0
-    return hasattr(body, "tell") and body.tell() > 0
+def _target(base_path: str, rest: str) -> str:
+    """The request-target's path: the instance's base path and the rest of the
+    client's path, always starting with ``/`` (``/api/svc`` → the base path, or ``/``)."""
+    path = base_path + rest
+    return path if path.startswith("/") else "/" + path

@@ -260,21 +260,20 @@ class Pool:
             or b"\0" in head
         ):
             raise RequestRejected("CR, LF or NUL in the request head")
-        replayable = body is None or isinstance(body, bytes)
-        for _ in range(3):
-            conn = self._idle_connection()
-            reused = conn is not None
-            if conn is None:
-                conn = self._connect(connect_timeout)
+        conn = self._idle_connection()
+        if conn is not None:
             conn.sock.settimeout(read_timeout)
             try:
-                return self._exchange(conn, method, head, body, chunked, reused)
+                return self._exchange(conn, method, head, body, chunked, True)
             except _Stale:
                 conn.close()
-                if not replayable:
+                if not (body is None or isinstance(body, bytes)) and consumed(body):
                     raise UpstreamError("connection_reset", sent=True) from None
-                continue  # a stale keep-alive connection: once more on a fresh one
-        raise UpstreamError("connection_reset", sent=True)
+            # A stale keep-alive connection (closed by the upstream before any byte
+            # of an answer): once more on a fresh one, transparently.
+        conn = self._connect(connect_timeout)
+        conn.sock.settimeout(read_timeout)
+        return self._exchange(conn, method, head, body, chunked, False)
 
     def _exchange(self, conn, method, head, body, chunked, reused) -> Response:
         received = False
@@ -386,6 +385,11 @@ class Pool:
             framing,
             keep_alive,
         )
+
+
+def consumed(body) -> bool:
+    """Whether a streamed body has yielded anything (it cannot be sent again)."""
+    return getattr(body, "read_bytes", 1) > 0
 
 
 _pools: dict[tuple, Pool] = {}
