@@ -19,7 +19,7 @@ def authenticate(request, auth: str | None) -> Identity:
         raise NotAuthenticated(headers={"WWW-Authenticate": 'Bearer realm="api"'})
     scheme, _, raw = auth.partition(" ")
     raw = raw.strip()
-    if scheme.lower() != "bearer" or not raw or " " in raw:
+    if scheme.lower() != "bearer" or not raw or " " in raw or not raw.isascii():
         raise NotAuthenticated(
             "The Authorization header must be 'Bearer <token>'.",
             code="invalid_token",

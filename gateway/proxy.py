@@ -153,4 +153,7 @@ def _batching() -> bool:
 
 def metrics_token_ok(auth: str) -> bool:
     token = settings.XENX_METRICS_TOKEN
-    return bool(token) and hmac.compare_digest(auth, f"Bearer {token}")
+    # bytes: compare_digest refuses non-ASCII text (Bearer café was a 500)
+    expected = f"Bearer {token}".encode()
+    given = auth.encode("utf-8", "surrogatepass")
+    return bool(token) and hmac.compare_digest(given, expected)

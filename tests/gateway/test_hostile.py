@@ -245,3 +245,35 @@ def test_invalid_content_length_is_400(make_service, api, value):
         "POST", "/api/svc/x", b"abcde", content_type="text/plain", CONTENT_LENGTH=value
     )
     assert_error(resp, 400, "malformed_request")
+
+
+# --- 6. no 500 from a single bad byte ------------------------------------------------
+
+
+@pytest.mark.slow
+def test_bad_bytes_through_gunicorn_are_never_500(server, wire, settings):
+    up = wire()
+    service_create(name="svc", instances=[up.url], public=True)
+    for target in (
+        b"/api/svc/%ff",
+        b"/api/svc/a%c3?x=%ff",
+        b"/portal/%ff",
+        b"/admin/%ff",
+    ):
+        status, data = send_raw(server.port, get(target))
+        assert 400 <= status < 500 or status in (301, 302), (target, data[:300])
+    assert send_raw(server.port, get(b"/api/svc/%ff"))[0] == 400
+    status, data = send_raw(
+        server.port, get(b"/api/svc/x", b"Authorization: Bearer caf\xc3\xa9\r\n")
+    )
+    assert status == 401 and b"invalid_token" in data
+    assert (
+        send_raw(
+            server.port,
+            b"POST /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: 0\r\nConnection: close\r\n\r\n",
+        )[0]
+        == 405
+    )
+    up.wait_idle()
+    assert up.requests == []

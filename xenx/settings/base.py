@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_json_object, env_list, env_str
+from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 XENX_ENVIRONMENT = "development"  # overridden by production.py and test.py
@@ -177,7 +177,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "xenx.jsonbody.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -279,7 +279,7 @@ LOGGING = {
 XENX_GATEWAY_POOL_SIZE = env_int(
     "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
 )
-XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))
+XENX_GATEWAY_CONNECT_TIMEOUT = env_float("XENX_GATEWAY_CONNECT_TIMEOUT", 3.0)
 # Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),
