@@ -127,18 +127,20 @@ def request_body(request, svc):
 
 
 def _judged_multipart(meta, body, length, limit, patterns):
-    """A multipart body is spooled whole and every part judged before any of it is
-    forwarded."""
+    """A multipart body is read whole (spooled when large) and every part judged
+    before any of it is forwarded."""
+    content_type = meta.get("CONTENT_TYPE", "")
+    if isinstance(body, bytes):
+        content.check_multipart(content_type, body, patterns)
+        return body, length
     try:
-        spooled = content.spool([body] if isinstance(body, bytes) else body)
+        spooled = content.spool(body)
     except BodyTooLarge:
         raise PayloadTooLarge() from None
     except ClientBodyError:
         raise MalformedRequest("The body ended before its Content-Length.") from None
-    content.check_multipart(meta, spooled, patterns)
+    content.check_multipart(content_type, spooled, patterns)
     spooled.seek(0, 2)
     size = spooled.tell()
     spooled.seek(0)
-    if size <= SMALL_BODY:
-        return spooled.read(), size
     return _StreamedBody(spooled, size, limit), size
