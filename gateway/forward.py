@@ -186,7 +186,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
                 "The body ended before its Content-Length."
             ) from None
         except RequestRejected:
-            raise MalformedRequest("A header holds CR, LF or NUL.") from None
+            raise MalformedRequest("A header holds a control character.") from None
         except UpstreamError as failure:
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()

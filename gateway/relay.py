@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from http.cookies import Morsel
 
+from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
 from xenx.errors import ApiError
@@ -44,6 +45,10 @@ class _RawMorsel(Morsel):
 
     def OutputString(self, attrs=None):  # noqa: N802 - Morsel's API
         return self.raw
+
+
+def _platform_cookies() -> tuple[str, str]:
+    return (settings.SESSION_COOKIE_NAME, settings.CSRF_COOKIE_NAME)
 
 
 def relay(request, upstream):
@@ -87,9 +92,11 @@ def relay(request, upstream):
         if _UNSAFE_VALUE.search(value):
             continue
         if lower == "set-cookie":
+            cookie_name = value.split("=", 1)[0].strip()
+            if cookie_name in _platform_cookies():
+                continue  # XenX's own session and CSRF cookies are XenX's alone
             if cookies is None:
                 cookies = response.cookies
-            cookie_name = value.split("=", 1)[0].strip()
             cookies[f"{cookie_name}\x00{len(cookies)}"] = _RawMorsel(cookie_name, value)
             continue
         existing = store.get(lower)

@@ -35,6 +35,8 @@ _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 # llhttp accepts any byte but CR/LF in a reason phrase; it is relayed to the client,
 # so it may hold no control character but HTAB.
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# Never sent upstream: a control character (HTAB aside) in the target or a header value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RequestRejected(ValueError):
@@ -218,14 +220,19 @@ class Response:
 
 
 class Pool:
-    def __init__(self, scheme: str, host: str, port: int, maxsize: int):
+    def __init__(
+        self, scheme: str, host: str, port: int, maxsize: int, cafile: str = ""
+    ):
         self.scheme, self.host, self.port, self.maxsize = scheme, host, port, maxsize
         default = 443 if scheme == "https" else 80
         self.host_header = host if port == default else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # IPv6 literal
             self.host_header = f"[{host}]" if port == default else f"[{host}]:{port}"
         self._idle: collections.deque = collections.deque()
-        self._ssl = ssl.create_default_context() if scheme == "https" else None
+        # Certificates and host names verified; ``cafile`` replaces the system's CAs.
+        self._ssl = None
+        if scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=cafile or None)
 
     def _connect(self, timeout: float) -> Connection:
         try:
@@ -286,6 +293,8 @@ class Pool:
     ) -> Response:
         """Send one request and read the response head. ``body``: None, bytes, or an
         iterable of bytes (sent with the Content-Length in ``headers``, or chunked)."""
+        if _CONTROL.search(target) or _CONTROL.search("".join(headers.values())):
+            raise RequestRejected("a control character in the request head")
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
@@ -407,7 +416,8 @@ _lock = threading.Lock()
 
 
 def pool_for(instance) -> Pool:
-    key = (instance.scheme, instance.host, instance.port)
+    cafile = getattr(instance, "ca_bundle", "")
+    key = (instance.scheme, instance.host, instance.port, cafile)
     pool = _pools.get(key)
     if pool is None:
         with _lock:
@@ -418,6 +428,7 @@ def pool_for(instance) -> Pool:
                     instance.host,
                     instance.port,
                     settings.XENX_GATEWAY_POOL_SIZE,
+                    cafile,
                 )
                 _pools[key] = pool
     return pool

@@ -2,6 +2,7 @@
 
 import ipaddress
 import re
+import ssl
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -130,6 +131,19 @@ def check_settings(app_configs, **kwargs):
         errors.append(
             _error("XENX_METRICS_TOKEN must be printable ASCII.", "", "xenx.E006")
         )
+    bundle = getattr(settings, "XENX_GATEWAY_CA_BUNDLE", None)
+    if bundle:
+        try:
+            ssl.create_default_context(cafile=bundle)
+        except (OSError, ssl.SSLError, ValueError):
+            errors.append(
+                _error(
+                    f"XENX_GATEWAY_CA_BUNDLE = {bundle!r} is not a readable PEM file "
+                    "of CA certificates.",
+                    "",
+                    "xenx.E008",
+                )
+            )
     public = urlsplit(settings.XENX_PUBLIC_URL or "")
     if public.scheme not in ("http", "https") or not public.netloc:
         errors.append(

@@ -277,3 +277,77 @@ def test_bad_bytes_through_gunicorn_are_never_500(server, wire, settings):
     )
     up.wait_idle()
     assert up.requests == []
+
+
+# --- 9. forwarded scheme, platform cookies, control characters -----------------------
+
+
+@pytest.mark.parametrize(
+    ("trusted", "sent", "seen"),
+    [
+        ([], "https", "http"),
+        (["10.0.0.0/8"], "https", "http"),
+        (["127.0.0.1"], "https", "https"),
+        (["127.0.0.0/8"], "https, http", "https"),
+        (["127.0.0.1"], "gopher", "http"),
+        (["127.0.0.1"], None, "http"),
+    ],
+)
+def test_forwarded_proto_believed_only_from_trusted_proxies(
+    make_service, api, settings, trusted, sent, seen
+):
+    settings.XENX_TRUSTED_PROXIES = trusted
+    up = WireUpstream()
+    try:
+        make_service("svc", [up.url], public=True)
+        extra = {"HTTP_X_FORWARDED_PROTO": sent} if sent else {}
+        assert api.get("/api/svc/x", **extra).status_code == 200
+        assert header_fields(up.requests[-1][0])["x-forwarded-proto"] == seen
+    finally:
+        up.close()
+
+
+def test_upstream_cannot_set_the_platform_cookies(make_service, api, settings):
+    answer = (
+        b"HTTP/1.1 200 OK\r\n"
+        b"Set-Cookie: " + settings.SESSION_COOKIE_NAME.encode() + b"=evil; Path=/\r\n"
+        b"Set-Cookie: " + settings.CSRF_COOKIE_NAME.encode() + b"=evil; Path=/\r\n"
+        b"Set-Cookie: theirs=1; Path=/api/svc\r\n"
+        b"Content-Length: 2\r\n\r\nok"
+    )
+    up = WireUpstream(answer)
+    try:
+        make_service("svc", [up.url], public=True)
+        resp = api.get("/api/svc/x")
+        assert resp.status_code == 200
+        names = [m.key for m in resp.cookies.values()]
+        assert names == ["theirs"]
+    finally:
+        up.close()
+
+
+@pytest.mark.parametrize("char", ["\x01", "\x08", "\x0b", "\x1b", "\x7f"])
+def test_control_characters_in_header_values_are_400(make_service, api, char):
+    up = WireUpstream()
+    try:
+        make_service("svc", [up.url], public=True)
+        resp = api.get("/api/svc/x", HTTP_X_CUSTOM=f"a{char}b")
+        assert_error(resp, 400, "malformed_request")
+        up.wait_idle(0.1)
+        assert up.received == []
+        assert api.get("/api/svc/x", HTTP_X_CUSTOM="a\tb\xe9").status_code == 200
+    finally:
+        up.close()
+
+
+@pytest.mark.slow
+def test_control_characters_through_gunicorn_never_reach_the_upstream(server, wire):
+    up = wire()
+    service_create(name="svc", instances=[up.url], public=True)
+    for char in (b"\x01", b"\x0b", b"\x1b", b"\x7f", b"\x00"):
+        status, _ = send_raw(
+            server.port, get(b"/api/svc/x", b"X-C: a" + char + b"b\r\n")
+        )
+        assert status == 400, char
+    up.wait_idle()
+    assert up.received == []

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "xenx.middleware.ForwardedProtoMiddleware",
     "xenx.middleware.RequestIdMiddleware",
     "xenx.middleware.AccessLogMiddleware",
     "xenx.middleware.ApiErrorMiddleware",
@@ -280,6 +281,9 @@ XENX_GATEWAY_POOL_SIZE = env_int(
     "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
 )
 XENX_GATEWAY_CONNECT_TIMEOUT = env_float("XENX_GATEWAY_CONNECT_TIMEOUT", 3.0)
+# PEM file of the CAs trusted for https:// instances (a service's own ca_bundle wins);
+# unset: the system's CAs. Certificates are always verified.
+XENX_GATEWAY_CA_BUNDLE = env_str("XENX_GATEWAY_CA_BUNDLE") or None
 # Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),
