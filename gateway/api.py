@@ -41,7 +41,7 @@ class _ServiceView(GenericAPIView):
 
 
 class ServiceListView(_ServiceView):
-    @extend_schema(operation_id="services_list")
+    @extend_schema(operation_id="services_list", responses=ServiceSerializer(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         self._with_health(page)

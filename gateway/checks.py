@@ -8,20 +8,33 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
+from django.conf import settings
 
 from . import state
 from .models import Service
 
 MAX_CHECK_TIMEOUT = 5.0
 
-_http = urllib3.PoolManager(num_pools=64, maxsize=2, retries=False)
+_managers: dict[str, urllib3.PoolManager] = {}
+
+
+def _http(service) -> urllib3.PoolManager:
+    """A pool manager trusting the service's CA bundle (as the proxy does)."""
+    cafile = service.ca_bundle or settings.XENX_GATEWAY_CA_BUNDLE or ""
+    manager = _managers.get(cafile)
+    if manager is None:
+        manager = urllib3.PoolManager(
+            num_pools=64, maxsize=2, retries=False, ca_certs=cafile or None
+        )
+        _managers[cafile] = manager
+    return manager
 
 
 def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str]:
     url = instance.url.rstrip("/") + service.health_check_path
     timeout = min(service.timeout_seconds, MAX_CHECK_TIMEOUT)
     try:
-        response = _http.request(
+        response = _http(service).request(
             "GET", url, timeout=urllib3.Timeout(total=timeout), redirect=False
         )
         ok = 200 <= response.status < 400

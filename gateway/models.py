@@ -64,6 +64,14 @@ class Service(models.Model):
     forward_authorization = models.BooleanField(
         default=False, help_text="Pass the client's Authorization header upstream."
     )
+    ca_bundle = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        validators=[validators.validate_ca_bundle],
+        help_text="Absolute path of a PEM file with the CAs trusted for this service's "
+        "https:// instances; empty = XENX_GATEWAY_CA_BUNDLE, else the system's CAs.",
+    )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -41,7 +41,10 @@ def is_clean(path: str) -> bool:
     for _ in range(_MAX_LAYERS):
         if not _clean_layer(path):
             return False
-        decoded = unquote(path, errors="strict") if "%" in path else path
+        try:
+            decoded = unquote(path, errors="strict") if "%" in path else path
+        except UnicodeDecodeError:  # %ff: not UTF-8, so not judged (400)
+            return False
         if decoded == path:
             return True
         path = decoded

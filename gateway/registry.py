@@ -33,6 +33,7 @@ class InstanceSnap:
     host: str
     port: int
     base_path: str  # the URL's own path prefix without the trailing slash
+    ca_bundle: str = ""  # PEM file of trusted CAs for https ("": the system's)
 
 
 @dataclass(slots=True, eq=False)
@@ -73,7 +74,7 @@ class ServiceSnap:
             return best
 
 
-def _instance_snap(inst) -> InstanceSnap:
+def _instance_snap(inst, ca_bundle: str = "") -> InstanceSnap:
     parts = urlsplit(inst.url)
     default_port = 443 if parts.scheme == "https" else 80
     return InstanceSnap(
@@ -84,6 +85,7 @@ def _instance_snap(inst) -> InstanceSnap:
         host=parts.hostname,
         port=parts.port or default_port,
         base_path=parts.path.rstrip("/"),
+        ca_bundle=ca_bundle if parts.scheme == "https" else "",
     )
 
 
@@ -104,7 +106,10 @@ def build_snapshot() -> dict[str, ServiceSnap]:
 
     services = {}
     for svc in Service.objects.prefetch_related("instances"):
-        instances = tuple(_instance_snap(i) for i in svc.instances.all() if i.enabled)
+        ca_bundle = svc.ca_bundle or settings.XENX_GATEWAY_CA_BUNDLE or ""
+        instances = tuple(
+            _instance_snap(i, ca_bundle) for i in svc.instances.all() if i.enabled
+        )
         health_keys = tuple(state.open_key(i.id) for i in instances) + tuple(
             state.fail_key(i.id) for i in instances
         )

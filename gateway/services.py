@@ -23,6 +23,7 @@ SERVICE_FIELDS = (
     "max_body_bytes",
     "allowed_content_types",
     "forward_authorization",
+    "ca_bundle",
 )
 DEMO_SERVICE = "demo"
 

@@ -3,17 +3,18 @@
 Chosen by measurement (README, "Gateway"): on the benchmark machine one keep-alive call
 costs ~320 µs of CPU through ``urllib3`` (``requests`` adds more), ~15 µs as a bare
 socket round trip. The proxy needs only a small part of a general client: one request
-written with one ``sendall``, the status line and headers parsed once, the body relayed
-by Content-Length, chunked or close-delimited framing. Redirects are never followed,
-nothing is decoded, no environment or proxy settings are consulted.
+written with one ``sendall``, the answer parsed by llhttp (Node.js's HTTP/1.1 parser,
+through ``httptools``: status line, headers, Content-Length, chunked and close-delimited
+framing, trailers), the body relayed as llhttp hands it over. Redirects are never
+followed, nothing is decoded, no environment or proxy settings are consulted.
 
 Each pool keeps up to ``XENX_GATEWAY_POOL_SIZE`` idle connections (the worker's thread
 count) and never blocks: a burst above it opens extra connections that are closed after
 use. Pools are per instance, so a slow service cannot starve the others. An idle
 connection is checked with a non-blocking peek before reuse; one the upstream closed
 meanwhile is replaced, and a request that meets a stale connection before any response
-byte is sent again on a fresh one only when that is safe (nothing of a streamed body was
-consumed).
+byte is sent again once on a fresh one when that is safe (nothing of a streamed body was
+consumed): transparently, not counted as a retry or a failure.
 """
 
 from __future__ import annotations
@@ -25,18 +26,17 @@ import socket
 import ssl
 import threading
 
+import httptools
 from django.conf import settings
 
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 field names
-# RFC 9112 status line; the reason phrase may hold no control character but HTAB (a
-# bare CR or LF in it would split the response relayed to the client).
-_STATUS_LINE = re.compile(
-    rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([\t\x20-\x7e\x80-\xff]*))?"
-)
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,15}")
+# llhttp accepts any byte but CR/LF in a reason phrase; it is relayed to the client,
+# so it may hold no control character but HTAB.
+_REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# Never sent upstream: a control character (HTAB aside) in the target or a header value.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 class RequestRejected(ValueError):
@@ -61,37 +61,94 @@ class Connection:
 
     def __init__(self, sock):
         self.sock = sock
-        self.buf = b""
+        self.buf = b""  # received, not yet given to a parser
 
     def close(self):
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def fill(self) -> None:
+    def receive(self) -> bytes:
+        """The buffered bytes, or the next ones from the socket; EOFError at its end."""
+        if self.buf:
+            data, self.buf = self.buf, b""
+            return data
         data = self.sock.recv(CHUNK)
         if not data:
             raise EOFError()
-        self.buf += data
-
-    def read_line(self) -> bytes:
-        while True:
-            index = self.buf.find(b"\r\n")
-            if index >= 0:
-                line, self.buf = self.buf[:index], self.buf[index + 2 :]
-                return line
-            if len(self.buf) > MAX_HEAD:
-                raise ValueError("line too long")
-            self.fill()
-
-    def read_some(self, limit: int) -> bytes:
-        """Up to ``limit`` bytes (at least one); EOFError at the end of the stream."""
-        if self.buf:
-            data, self.buf = self.buf[:limit], self.buf[limit:]
-            return data
-        data = self.sock.recv(min(limit, CHUNK))
-        if not data:
-            raise EOFError()
         return data
+
+
+class _Parse:
+    """llhttp's callbacks (through ``httptools``) for the answer to one request:
+    interim 1xx answers are parsed and forgotten, the final one's status line, headers
+    and body kept; a byte after its end (a second message, or garbage) makes the
+    connection unusable. Trailers are read and dropped."""
+
+    __slots__ = (
+        "parser",
+        "reason",
+        "headers",
+        "chunks",
+        "head_done",
+        "done",
+        "extra",
+        "keep_alive",
+        "head_bytes",
+        "fed",
+    )
+
+    def __init__(self):
+        self.parser = httptools.HttpResponseParser(self)
+        self.reason = b""
+        self.headers: list = []
+        self.chunks: list = []
+        self.head_done = self.done = self.extra = self.keep_alive = False
+        self.head_bytes = self.fed = 0
+
+    def feed(self, data: bytes) -> None:
+        if not self.head_done:  # more than MAX_HEAD given without a whole head
+            if self.fed > MAX_HEAD:
+                raise ValueError("header section too large")
+            self.fed += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if not self.done:
+                raise
+            self.extra = True  # junk after the answer: never reuse the connection
+
+    # llhttp callbacks
+    def on_message_begin(self):
+        if self.head_done:
+            self.extra = True
+        else:  # a new message after an interim one
+            self.reason, self.headers = b"", []
+
+    def on_status(self, data: bytes):
+        if not self.head_done:
+            self.reason += data
+
+    def on_header(self, name: bytes, value: bytes):
+        if not self.head_done:
+            self.headers.append((name, value))
+            self.head_bytes += len(name) + len(value) + 4
+            if self.head_bytes > MAX_HEAD:  # stops llhttp (HttpParserCallbackError)
+                raise ValueError("header section too large")
+
+    def on_headers_complete(self):
+        if self.head_done:
+            return
+        if self.parser.get_status_code() >= 200:
+            self.head_done = True
+            self.keep_alive = self.parser.should_keep_alive()
+
+    def on_body(self, data: bytes):
+        if not self.extra:
+            self.chunks.append(data)
+
+    def on_message_complete(self):
+        if self.head_done and not self.extra:
+            self.done = True
 
 
 class Response:
@@ -106,58 +163,45 @@ class Response:
         "length",
         "_conn",
         "_pool",
-        "_chunked",
-        "_remaining",
+        "_parse",
+        "_to_close",
         "_keep_alive",
         "_done",
     )
 
-    def __init__(self, pool, conn, status, reason, headers, framing, keep_alive):
-        self.status, self.reason, self.headers = status, reason, headers
-        self._pool, self._conn = pool, conn
+    def __init__(self, pool, conn, parse, status, headers, length, keep_alive, done):
+        self.status, self.headers, self.length = status, headers, length
+        self.reason = parse.reason.decode("latin-1")
+        self._pool, self._conn, self._parse = pool, conn, parse
         self._keep_alive = keep_alive
-        self._chunked = framing == "chunked"
-        self._remaining = framing if isinstance(framing, int) else None
-        self.length = self._remaining
-        self._done = framing == 0
-        if self._done:
+        self._to_close = keep_alive is None  # the body runs to the connection's close
+        self._done = done
+        if done:
             self._finish()
 
     def read(self) -> bytes:
         return b"".join(self.stream())
 
     def stream(self):
-        conn = self._conn
-        if self._done:
+        conn, parse = self._conn, self._parse
+        if self._done:  # all of it arrived with the head
+            chunks, parse.chunks = parse.chunks, []
+            yield from chunks
             return
         try:
-            if self._chunked:
-                while True:
-                    size_line = conn.read_line().split(b";", 1)[0].strip(b" \t")
-                    if not _CHUNK_SIZE.fullmatch(size_line):
-                        raise ValueError("bad chunk size")
-                    size = int(size_line, 16)
-                    if size == 0:
-                        while conn.read_line():  # trailers, then the empty line
-                            pass
-                        break
-                    while size:
-                        data = conn.read_some(size)
-                        size -= len(data)
-                        yield data
-                    if conn.read_line():
-                        raise ValueError("bad chunk terminator")
-            elif self._remaining is not None:
-                while self._remaining > 0:
-                    data = conn.read_some(self._remaining)
-                    self._remaining -= len(data)
-                    yield data
-            else:  # delimited by the upstream closing the connection
-                while True:
-                    try:
-                        yield conn.read_some(CHUNK)
-                    except EOFError:
-                        break
+            while True:
+                if parse.chunks:
+                    chunks, parse.chunks = parse.chunks, []
+                    yield from chunks
+                if parse.done:
+                    break
+                try:
+                    data = conn.receive()
+                except EOFError:
+                    if self._to_close:
+                        break  # the close is the end of the body
+                    raise
+                parse.feed(data)
             self._done = True
         finally:
             self._finish()
@@ -169,21 +213,26 @@ class Response:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._done and self._keep_alive and not conn.buf:
+        if self._done and self._keep_alive and not self._parse.extra and not conn.buf:
             self._pool.put(conn)
         else:
             conn.close()
 
 
 class Pool:
-    def __init__(self, scheme: str, host: str, port: int, maxsize: int):
+    def __init__(
+        self, scheme: str, host: str, port: int, maxsize: int, cafile: str = ""
+    ):
         self.scheme, self.host, self.port, self.maxsize = scheme, host, port, maxsize
         default = 443 if scheme == "https" else 80
         self.host_header = host if port == default else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # IPv6 literal
             self.host_header = f"[{host}]" if port == default else f"[{host}]:{port}"
         self._idle: collections.deque = collections.deque()
-        self._ssl = ssl.create_default_context() if scheme == "https" else None
+        # Certificates and host names verified; ``cafile`` replaces the system's CAs.
+        self._ssl = None
+        if scheme == "https":
+            self._ssl = ssl.create_default_context(cafile=cafile or None)
 
     def _connect(self, timeout: float) -> Connection:
         try:
@@ -244,6 +293,8 @@ class Pool:
     ) -> Response:
         """Send one request and read the response head. ``body``: None, bytes, or an
         iterable of bytes (sent with the Content-Length in ``headers``, or chunked)."""
+        if _CONTROL.search(target) or _CONTROL.search("".join(headers.values())):
+            raise RequestRejected("a control character in the request head")
         lines = [f"{method} {target} HTTP/1.1\r\nHost: {self.host_header}\r\n"]
         for name, value in headers.items():
             lines.append(f"{name}: {value}\r\n")
@@ -260,21 +311,20 @@ class Pool:
             or b"\0" in head
         ):
             raise RequestRejected("CR, LF or NUL in the request head")
-        replayable = body is None or isinstance(body, bytes)
-        for _ in range(3):
-            conn = self._idle_connection()
-            reused = conn is not None
-            if conn is None:
-                conn = self._connect(connect_timeout)
+        conn = self._idle_connection()
+        if conn is not None:
             conn.sock.settimeout(read_timeout)
             try:
-                return self._exchange(conn, method, head, body, chunked, reused)
+                return self._exchange(conn, method, head, body, chunked, True)
             except _Stale:
                 conn.close()
-                if not replayable:
+                if not (body is None or isinstance(body, bytes)) and consumed(body):
                     raise UpstreamError("connection_reset", sent=True) from None
-                continue  # a stale keep-alive connection: once more on a fresh one
-        raise UpstreamError("connection_reset", sent=True)
+            # A stale keep-alive connection (closed by the upstream before any byte
+            # of an answer): once more on a fresh one, transparently.
+        conn = self._connect(connect_timeout)
+        conn.sock.settimeout(read_timeout)
+        return self._exchange(conn, method, head, body, chunked, False)
 
     def _exchange(self, conn, method, head, body, chunked, reused) -> Response:
         received = False
@@ -294,37 +344,11 @@ class Pool:
                         conn.sock.sendall(chunk)
                 if chunked:
                     conn.sock.sendall(b"0\r\n\r\n")
-            while True:
-                if not conn.buf:
-                    conn.fill()
+            parse = _Parse()
+            while not parse.head_done:
+                data = conn.receive()
                 received = True
-                match = _STATUS_LINE.fullmatch(conn.read_line())
-                if match is None:
-                    raise ValueError("bad status line")
-                minor, code, reason = match.groups()
-                version = b"HTTP/1.1" if minor == b"1" else b"HTTP/1.0"
-                status = int(code)
-                reason = reason or b""
-                headers = []
-                head_size = 0
-                while True:
-                    line = conn.read_line()
-                    if not line:
-                        break
-                    head_size += len(line) + 2
-                    if head_size > MAX_HEAD:
-                        raise ValueError("header section too large")
-                    name, sep, value = line.partition(b":")
-                    if not sep or not _TOKEN.fullmatch(name):
-                        raise ValueError("bad header line")
-                    headers.append(
-                        (name.decode("latin-1"), value.strip().decode("latin-1"))
-                    )
-                if status == 101:  # never asked for (Upgrade is not forwarded)
-                    raise ValueError("unexpected 101 Switching Protocols")
-                if status < 200:
-                    continue  # 100 Continue and friends: the real answer follows
-                break
+                parse.feed(data)
         except (EOFError, ConnectionResetError, BrokenPipeError) as exc:
             conn.close()
             if reused and not received:
@@ -333,59 +357,58 @@ class Pool:
         except TimeoutError as exc:
             conn.close()
             raise UpstreamError("read_timeout", sent=True, timeout=True) from exc
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, httptools.HttpParserError) as exc:
             conn.close()
             raise UpstreamError("protocol_error", sent=True) from exc
         except BaseException:  # e.g. the client's body went over the limit
             conn.close()
             raise
-        return self._response(conn, method, version, status, reason, headers)
+        return self._response(conn, method, parse)
 
-    def _response(self, conn, method, version, status, reason, headers) -> Response:
+    def _response(self, conn, method, parse) -> Response:
+        """The final answer's framing, as llhttp read it: llhttp refuses a repeated or
+        malformed Content-Length, Content-Length with Transfer-Encoding and a bad
+        chunk; refused here is what it lets through and a relay must not."""
+        status = parse.parser.get_status_code()
+        version = parse.parser.get_http_version()
+        http10 = version == "1.0"
+        headers = []
         length = None
-        codings = None
-        connection = ""
-        for name, value in headers:
+        codings = []
+        for raw_name, raw_value in parse.headers:
+            name, value = raw_name.decode("latin-1"), raw_value.decode("latin-1")
+            headers.append((name, value))
             lower = name.lower()
             if lower == "content-length":
-                if length is not None:  # repeated, even with the same value
-                    conn.close()
-                    raise UpstreamError("protocol_error", sent=True)
-                length = value
+                length = int(value)
             elif lower == "transfer-encoding":
-                codings = (codings + "," if codings else "") + value.lower()
-            elif lower == "connection":
-                connection = value.lower()
-        keep_alive = version == b"HTTP/1.1" and "close" not in connection
-        if codings is not None and (length is not None or version != b"HTTP/1.1"):
-            # RFC 9112 6.1/6.3: ambiguous framing (a smuggling attempt, or a broken
-            # upstream). Relaying it would also pass its Content-Length on.
+                codings += [c.strip().lower() for c in value.split(",") if c.strip()]
+        if (
+            version not in ("1.0", "1.1")  # llhttp takes HTTP/2.0 in a status line
+            or status == 101  # never asked for (Upgrade is not forwarded)
+            or not _REASON.fullmatch(parse.reason)
+            or (codings and http10)  # RFC 9112 6.1: faulty framing
+            or codings.count("chunked") > 1
+        ):
             conn.close()
             raise UpstreamError("protocol_error", sent=True)
+        keep_alive = parse.keep_alive
         if method == "HEAD" or status in (204, 304):
-            framing = 0
-        elif codings is not None:
-            codings = [c.strip() for c in codings.split(",") if c.strip()]
-            if codings and codings[-1] == "chunked" and codings.count("chunked") == 1:
-                framing = "chunked"
-            else:  # not chunked last: the body runs to the close (RFC 9112 6.3)
-                framing, keep_alive = None, False
-        elif length is not None:
-            if not (length.isascii() and length.isdigit() and len(length) <= 18):
-                conn.close()
-                raise UpstreamError("protocol_error", sent=True)
-            framing = int(length)
+            done, length = True, None
+            keep_alive = keep_alive and not parse.chunks
+            parse.chunks = []
         else:
-            framing, keep_alive = None, False
-        return Response(
-            self,
-            conn,
-            status,
-            reason.decode("latin-1"),
-            headers,
-            framing,
-            keep_alive,
-        )
+            done = parse.done
+            if codings or length is None:
+                length = None
+                if not codings or codings[-1] != "chunked":
+                    keep_alive = None  # delimited by the close (RFC 9112 6.3)
+        return Response(self, conn, parse, status, headers, length, keep_alive, done)
+
+
+def consumed(body) -> bool:
+    """Whether a streamed body has yielded anything (it cannot be sent again)."""
+    return getattr(body, "read_bytes", 1) > 0
 
 
 _pools: dict[tuple, Pool] = {}
@@ -393,7 +416,8 @@ _lock = threading.Lock()
 
 
 def pool_for(instance) -> Pool:
-    key = (instance.scheme, instance.host, instance.port)
+    cafile = getattr(instance, "ca_bundle", "")
+    key = (instance.scheme, instance.host, instance.port, cafile)
     pool = _pools.get(key)
     if pool is None:
         with _lock:
@@ -404,6 +428,7 @@ def pool_for(instance) -> Pool:
                     instance.host,
                     instance.port,
                     settings.XENX_GATEWAY_POOL_SIZE,
+                    cafile,
                 )
                 _pools[key] = pool
     return pool

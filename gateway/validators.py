@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import ssl
 from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
@@ -54,6 +56,20 @@ def validate_instance_url(value: str) -> None:
         )
     if port == 0:
         raise ValidationError("Enter a valid port.")
+
+
+def validate_ca_bundle(value: str) -> None:
+    """A PEM file of CA certificates that the gateway can load (empty: none)."""
+    if not value:
+        return
+    if not os.path.isabs(value):
+        raise ValidationError("Give the CA bundle's absolute path.")
+    try:
+        ssl.create_default_context(cafile=value)
+    except (OSError, ssl.SSLError, ValueError):
+        raise ValidationError(
+            f"{value!r} is not a readable PEM file of CA certificates."
+        ) from None
 
 
 def parse_rate(value: str) -> tuple[int, int]:

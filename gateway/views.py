@@ -1,6 +1,7 @@
 """GET /health (aggregate, SPEC §7) and GET /metrics (Prometheus text)."""
 
 from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from accounts.policy import Door, bearer_token, token_identity
@@ -12,6 +13,7 @@ from . import metrics, selectors
 from .proxy import metrics_token_ok
 
 
+@csrf_exempt  # a POST is 405, not the CSRF check's 403
 @require_GET
 def health(request):
     checks = {"database": check_database(), "cache": check_cache()}
@@ -37,6 +39,7 @@ def health(request):
     return response
 
 
+@csrf_exempt
 @require_GET
 def metrics_view(request):
     auth = request.META.get("HTTP_AUTHORIZATION", "")

@@ -31,6 +31,8 @@ from django.db import close_old_connections
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
+from xenx.middleware import apply_forwarded_proto
+
 from .middleware import GatewayMiddleware, service_of
 from .proxy import proxy_view
 
@@ -66,6 +68,7 @@ class GatewayApplication:
         if name is None:
             return self.application(environ, start_response)
         request = WSGIRequest(environ)
+        apply_forwarded_proto(environ)  # as ForwardedProtoMiddleware, before the check
         if self.ssl_redirect and not request.is_secure():
             return self.application(environ, start_response)  # SecurityMiddleware
         request.xenx_service = name

@@ -1,9 +1,18 @@
 """System checks for configuration mistakes that would only show in production."""
 
+import ipaddress
 import re
+import ssl
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+
+from .roles import Role
+
+# Checks of XENX_* settings: run by every ``manage.py check`` and ``runserver``, and by
+# xenx/wsgi.py before a worker serves anything (gunicorn refuses to start on an error).
+SETTINGS_TAG = "xenx_settings"
 
 # django-ratelimit's own parser is lenient ("10/x" silently means 10/s); be strict here.
 RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
@@ -48,17 +57,100 @@ def check_shared_cache(app_configs, **kwargs):
     ]
 
 
-@register(deploy=True)
+def _error(message: str, hint: str, id: str) -> Error:
+    return Error(message, hint=hint, id=id)
+
+
+@register(SETTINGS_TAG)
 def check_rate_limits(app_configs, **kwargs):
-    """Every XENX_RATE_LIMITS value must parse as django-ratelimit's N/period."""
+    """Every XENX_RATE_LIMITS entry is a known name with a rate like ``60/m``: a bad
+    one must never leave a role silently unlimited."""
     errors = []
+    known = set(settings.XENX_RATE_LIMIT_DEFAULTS) | {r.value for r in Role}
     for name, rate in settings.XENX_RATE_LIMITS.items():
         if not isinstance(rate, str) or not RATE_RE.match(rate):
             errors.append(
-                Error(
+                _error(
                     f"XENX_RATE_LIMITS[{name!r}] = {rate!r} is not a rate like '60/m'.",
-                    hint="Use N/s, N/m, N/h, N/d, optionally with a multiplier: 10/15m.",
-                    id="xenx.E002",
+                    "Use N/s, N/m, N/h, N/d, optionally with a multiplier: 10/15m.",
+                    "xenx.E002",
                 )
             )
+        elif name not in known:
+            errors.append(
+                _error(
+                    f"XENX_RATE_LIMITS names {name!r}, which no limit uses.",
+                    f"Names: {', '.join(sorted(known))}.",
+                    "xenx.E003",
+                )
+            )
+    return errors
+
+
+_POSITIVE_INTS = (
+    "XENX_MAX_UPLOAD_BYTES",
+    "XENX_GATEWAY_MAX_BODY_BYTES",
+    "XENX_GATEWAY_POOL_SIZE",
+    "XENX_SESSION_MAX_DAYS",
+)
+
+
+@register(SETTINGS_TAG)
+def check_settings(app_configs, **kwargs):
+    """The other XENX_* settings: values a typo would turn into something unintended."""
+    errors = []
+    for name in _POSITIVE_INTS:
+        value = getattr(settings, name, 1)
+        if not isinstance(value, int) or value < 1:
+            errors.append(
+                _error(f"{name} = {value!r} must be at least 1.", "", "xenx.E004")
+            )
+    timeout = getattr(settings, "XENX_GATEWAY_CONNECT_TIMEOUT", 3)
+    if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+        errors.append(
+            _error(
+                f"XENX_GATEWAY_CONNECT_TIMEOUT = {timeout!r} must be a number of "
+                "seconds above 0 and at most 300.",
+                "",
+                "xenx.E004",
+            )
+        )
+    for entry in settings.XENX_TRUSTED_PROXIES:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            errors.append(
+                _error(
+                    f"XENX_TRUSTED_PROXIES holds {entry!r}, not an address or CIDR.",
+                    "Comma-separated addresses or networks: 10.0.0.1,172.16.0.0/12.",
+                    "xenx.E005",
+                )
+            )
+    token = settings.XENX_METRICS_TOKEN
+    if token is not None and not (token.isascii() and token.isprintable()):
+        errors.append(
+            _error("XENX_METRICS_TOKEN must be printable ASCII.", "", "xenx.E006")
+        )
+    bundle = getattr(settings, "XENX_GATEWAY_CA_BUNDLE", None)
+    if bundle:
+        try:
+            ssl.create_default_context(cafile=bundle)
+        except (OSError, ssl.SSLError, ValueError):
+            errors.append(
+                _error(
+                    f"XENX_GATEWAY_CA_BUNDLE = {bundle!r} is not a readable PEM file "
+                    "of CA certificates.",
+                    "",
+                    "xenx.E008",
+                )
+            )
+    public = urlsplit(settings.XENX_PUBLIC_URL or "")
+    if public.scheme not in ("http", "https") or not public.netloc:
+        errors.append(
+            _error(
+                f"XENX_PUBLIC_URL = {settings.XENX_PUBLIC_URL!r} is not an http(s) URL.",
+                "",
+                "xenx.E007",
+            )
+        )
     return errors

@@ -5,6 +5,7 @@ import time
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 
@@ -37,11 +38,13 @@ def check_cache() -> dict:
     }
 
 
+@csrf_exempt  # a POST is 405, not the CSRF check's 403
 @require_GET
 def live(request):
     return JsonResponse({"status": "ok"})
 
 
+@csrf_exempt
 @require_GET
 def ready(request):
     checks = {"database": check_database(), "cache": check_cache()}

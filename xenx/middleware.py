@@ -8,6 +8,7 @@ import time
 from django.utils.functional import SimpleLazyObject, empty
 
 from .errors import error_response, response_for_exception
+from .net import is_trusted_proxy
 from .request_context import request_id_var, user_id_var
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -20,6 +21,30 @@ gateway_access_logger = logging.getLogger("xenx.access.gateway")
 def is_api_path(path: str) -> bool:
     """Paths whose errors must use the JSON error body (SPEC §3)."""
     return path.startswith("/api/") or path == "/health" or path.startswith("/health/")
+
+
+class ForwardedProtoMiddleware:
+    """The scheme a trusted proxy says the client used: ``X-Forwarded-Proto`` is
+    believed only from a peer in XENX_TRUSTED_PROXIES (Django's SECURE_PROXY_SSL_HEADER
+    would believe any peer), and then sets ``request.scheme`` / ``is_secure()``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        apply_forwarded_proto(request.META)
+        return self.get_response(request)
+
+
+def apply_forwarded_proto(meta) -> None:
+    """Set ``wsgi.url_scheme`` from ``X-Forwarded-Proto`` when a trusted proxy sent it
+    (the middleware above, and the gateway's WSGI dispatch before it checks the scheme).
+    """
+    proto = meta.get("HTTP_X_FORWARDED_PROTO")
+    if proto and is_trusted_proxy(meta.get("REMOTE_ADDR", "")):
+        value = proto.split(",", 1)[0].strip().lower()
+        if value in ("http", "https"):
+            meta["wsgi.url_scheme"] = value
 
 
 class RequestIdMiddleware:

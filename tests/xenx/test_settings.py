@@ -51,7 +51,12 @@ def test_bad_rate_strings_are_errors(settings, rate):
 
 
 def test_good_rate_strings_pass(settings):
-    settings.XENX_RATE_LIMITS = {"a": "60/m", "b": "10/15m", "c": "5/s", "d": "1000/d"}
+    settings.XENX_RATE_LIMITS = {
+        "client": "60/m",
+        "cpa": "10/15m",
+        "staff": "5/s",
+        "anonymous": "1000/d",
+    }
     assert check_rate_limits(None) == []
 
 

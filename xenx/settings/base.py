@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_json_object, env_list, env_str
+from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 XENX_ENVIRONMENT = "development"  # overridden by production.py and test.py
@@ -40,6 +40,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "xenx.middleware.ForwardedProtoMiddleware",
     "xenx.middleware.RequestIdMiddleware",
     "xenx.middleware.AccessLogMiddleware",
     "xenx.middleware.ApiErrorMiddleware",
@@ -185,7 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "xenx.jsonbody.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
@@ -289,7 +290,10 @@ LOGGING = {
 XENX_GATEWAY_POOL_SIZE = env_int(
     "XENX_GATEWAY_POOL_SIZE", env_int("GUNICORN_THREADS", 16)
 )
-XENX_GATEWAY_CONNECT_TIMEOUT = float(env_str("XENX_GATEWAY_CONNECT_TIMEOUT", "3"))
+XENX_GATEWAY_CONNECT_TIMEOUT = env_float("XENX_GATEWAY_CONNECT_TIMEOUT", 3.0)
+# PEM file of the CAs trusted for https:// instances (a service's own ca_bundle wins);
+# unset: the system's CAs. Certificates are always verified.
+XENX_GATEWAY_CA_BUNDLE = env_str("XENX_GATEWAY_CA_BUNDLE") or None
 # Proxied calls skip sessions, CSRF, user lookup and URL resolution (gateway/middleware.py).
 MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.security.SecurityMiddleware"),

@@ -16,7 +16,8 @@ if not DEBUG and (
         "when DEBUG is off (python -c 'import secrets; print(secrets.token_urlsafe(64))')."
     )
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# X-Forwarded-Proto is believed only from XENX_TRUSTED_PROXIES: see
+# xenx.middleware.ForwardedProtoMiddleware (no SECURE_PROXY_SSL_HEADER, which trusts all).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^health$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)

@@ -55,6 +55,10 @@ class Command(BaseCommand):
         )
         parser.add_argument("--health-path", help="Path polled by check_services.")
         parser.add_argument("--description", help="Free text.")
+        parser.add_argument(
+            "--ca-bundle",
+            help="PEM file of the CAs trusted for https:// instances ('' clears it).",
+        )
         enabled = parser.add_mutually_exclusive_group()
         enabled.add_argument(
             "--disable", dest="enabled", action="store_false", default=None
@@ -97,6 +101,7 @@ class Command(BaseCommand):
             ("retries", "retries"),
             ("health_path", "health_check_path"),
             ("description", "description"),
+            ("ca_bundle", "ca_bundle"),
         ):
             if options[option] is not None:
                 fields[field] = options[option]

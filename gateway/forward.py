@@ -1,0 +1,223 @@
+"""Forwarding: the upstream request's headers, instance choice, retries and the
+circuit breaker's bookkeeping (SPEC §6)."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+
+from xenx.errors import MalformedRequest, error_response
+from xenx.net import forwarded_chain
+
+from . import metrics, state
+from .body import BodyTooLarge, ClientBodyError
+from .relay import relay
+from .upstream import RequestRejected, UpstreamError, consumed, pool_for
+
+logger = logging.getLogger("xenx.gateway")
+
+IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-Id")
+# Request headers never copied from the client: hop-by-hop ones, those the gateway sets
+# itself, and the client's own Host (the upstream gets its own).
+_DROP_META = frozenset(
+    {
+        "HTTP_HOST",
+        # Content-Length / Content-Type come from CONTENT_LENGTH / CONTENT_TYPE; these
+        # two only exist for a client header spelt with underscores (Content_Length),
+        # and would add a second framing header upstream (request smuggling).
+        "HTTP_CONTENT_LENGTH",
+        "HTTP_CONTENT_TYPE",
+        "HTTP_CONNECTION",
+        "HTTP_KEEP_ALIVE",
+        "HTTP_PROXY_AUTHORIZATION",
+        "HTTP_PROXY_AUTHENTICATE",
+        "HTTP_PROXY_CONNECTION",
+        "HTTP_TE",
+        "HTTP_TRAILER",
+        "HTTP_TRAILERS",
+        "HTTP_TRANSFER_ENCODING",
+        "HTTP_UPGRADE",
+        "HTTP_EXPECT",
+        "HTTP_X_FORWARDED_FOR",
+        "HTTP_X_FORWARDED_PROTO",
+        "HTTP_X_FORWARDED_HOST",
+        "HTTP_X_FORWARDED_PORT",
+        "HTTP_X_REAL_IP",
+        "HTTP_FORWARDED",
+        "HTTP_X_REQUEST_ID",
+        "HTTP_X_USER_ID",
+        "HTTP_X_USER_EMAIL",
+        "HTTP_X_USER_ROLE",
+        "HTTP_X_ORGANIZATION_ID",
+        "HTTP_AUTHORIZATION",
+    }
+)
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_header_names: dict[str, str] = {}
+
+
+def _header_name(meta_key: str) -> str:
+    name = _header_names.get(meta_key)
+    if name is None:
+        name = "-".join(p.capitalize() for p in meta_key[5:].split("_"))
+        _header_names[meta_key] = name
+    return name
+
+
+def _upstream_headers(request, svc, identity, length) -> dict:
+    meta = request.META
+    connection_named = set()
+    conn = meta.get("HTTP_CONNECTION")
+    if conn:
+        connection_named = {
+            "HTTP_" + t.strip().upper().replace("-", "_")
+            for t in conn.split(",")
+            if t.strip()
+        }
+    headers = {}
+    for key, value in meta.items():
+        if key.startswith("HTTP_"):
+            if key in _DROP_META or key in connection_named:
+                continue
+            if key == "HTTP_COOKIE":
+                value = _without_platform_cookies(value)
+                if not value:
+                    continue
+            headers[_header_name(key)] = value
+    content_type = meta.get("CONTENT_TYPE")
+    if content_type:
+        headers["Content-Type"] = content_type
+    if length:
+        headers["Content-Length"] = str(length)
+    if svc.forward_authorization and meta.get("HTTP_AUTHORIZATION"):
+        headers["Authorization"] = meta["HTTP_AUTHORIZATION"]
+    headers["X-Forwarded-For"] = ", ".join(forwarded_chain(request))
+    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Host"] = request.xenx_host
+    headers["X-Request-ID"] = request.request_id
+    if identity is not None:
+        headers["X-User-Id"] = str(identity.user_id)
+        email = identity.email
+        if not email.isascii():  # an IDN domain: its UTF-8 bytes, as latin-1 text
+            email = email.encode().decode("latin-1")
+        headers["X-User-Email"] = email
+        headers["X-User-Role"] = identity.role
+        if identity.org_id is not None:
+            headers["X-Organization-Id"] = str(identity.org_id)
+    return headers
+
+
+def _without_platform_cookies(value: str) -> str:
+    """XenX's own session and CSRF cookies stay with XenX."""
+    names = (settings.SESSION_COOKIE_NAME + "=", settings.CSRF_COOKIE_NAME + "=")
+    if not any(n in value for n in names):
+        return value
+    kept = [c for c in value.split(";") if not c.strip().startswith(names)]
+    return ";".join(kept).strip()
+
+
+def _candidates(svc, health) -> tuple[list, object]:
+    """(instances whose circuit is closed, a half-open instance whose single trial this
+    call won, or None). ``health`` is [open_until…, failures…] from the round trip."""
+    now = state.now_ms()
+    healthy, half_open = [], []
+    for index, inst in enumerate(svc.instances):
+        open_until = health[index] if health else None
+        if open_until is None:
+            healthy.append(inst)
+        elif open_until <= now:
+            half_open.append(inst)
+    for inst in half_open:
+        try:
+            if state.try_trial(inst.id, svc.timeout):
+                return healthy, inst
+        except state.CACHE_ERRORS:
+            break
+    return healthy, None
+
+
+def forward(request, svc, identity, rest, query, body, length, health):
+    healthy, trial = _candidates(svc, health)
+    if not healthy and trial is None:
+        return error_response(
+            request,
+            503,
+            "service_unavailable",
+            f"No healthy instance of service {svc.name!r}.",
+            headers={"Retry-After": str(state.OPEN_SECONDS)},
+        )
+    count = len(svc.instances)
+    failures = {
+        inst.id: health[count + i] if health else None
+        for i, inst in enumerate(svc.instances)
+    }
+    headers = _upstream_headers(request, svc, identity, length)
+    method = request.method
+    connect_timeout = min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT)
+    url_query = "?" + query if query is not None else ""
+    replayable = body is None or isinstance(body, bytes)
+    chunked = not replayable and length is None
+    tries = svc.retries + 1
+    last: UpstreamError | None = None
+    remaining = list(healthy)
+    inst = trial
+    while tries > 0:
+        if inst is None:
+            if not remaining:
+                break
+            inst = svc.pick(remaining)
+            remaining.remove(inst)
+        tries -= 1
+        try:
+            upstream = pool_for(inst).request(
+                method,
+                _target(inst.base_path, rest) + url_query,
+                headers,
+                body,
+                connect_timeout=connect_timeout,
+                read_timeout=svc.timeout,
+                chunked=chunked,
+            )
+        except BodyTooLarge:
+            return error_response(request, 413, "payload_too_large")
+        except ClientBodyError:
+            raise MalformedRequest(
+                "The body ended before its Content-Length."
+            ) from None
+        except RequestRejected:
+            raise MalformedRequest("A header holds a control character.") from None
+        except UpstreamError as failure:
+            last = failure
+            metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
+            state.record_failure(inst.id, trial=inst is trial)
+            logger.warning(
+                "upstream failure",
+                extra={"service": svc.name, "instance": inst.url, "kind": failure.kind},
+            )
+            inst = None
+            if failure.kind == "read_timeout":
+                break  # the upstream had the request: waiting again doubles the wait
+            if failure.sent and (method not in IDEMPOTENT or not replayable):
+                break
+            if not replayable and consumed(body):
+                break
+            continue
+        if inst is trial or failures.get(inst.id):
+            state.record_success(inst.id)
+        return relay(request, upstream)
+    if last is not None and last.timeout:
+        return error_response(
+            request,
+            504,
+            "gateway_timeout",
+            "The upstream service did not answer in time.",
+        )
+    return error_response(request, 502, "bad_gateway", "The upstream service failed.")
+
+
+def _target(base_path: str, rest: str) -> str:
+    """The request-target's path: the instance's base path and the rest of the
+    client's path, always starting with ``/`` (``/api/svc`` → the base path, or ``/``)."""
+    path = base_path + rest
+    return path if path.startswith("/") else "/" + path
