@@ -394,8 +394,12 @@ def _request_body(request, svc):
             raise PayloadTooLarge(
                 f"The body may be at most {svc.max_body_bytes} bytes for this service."
             )
-    elif not meta.get("wsgi.input_terminated"):
-        length = 0  # no length and a server that cannot signal the end: no body
+    elif not meta.get("wsgi.input_terminated") or not meta.get(
+        "HTTP_TRANSFER_ENCODING"
+    ):
+        # No length and either no Transfer-Encoding (no body, SPEC §6: forwarded
+        # without one, replayable) or a server that cannot signal the end.
+        length = 0
     if length == 0:
         return None, 0
     patterns = svc.allowed_content_types
