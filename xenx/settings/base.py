@@ -80,6 +80,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A PostgreSQL that accepts connections but never answers (hung server, lost
+    # network) must cost a request seconds, not a worker thread forever: libpq's
+    # connect_timeout bounds the connection, TCP keepalives find a dead peer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=5,
+        keepalives_count=3,
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared state: revocation, rate limits, gateway health) --------------------
