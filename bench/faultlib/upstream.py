@@ -19,9 +19,16 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "faults-upstream"
 
     def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            while True:  # an HTTP/1.1 server must read a chunked body
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                self.rfile.read(size + 2)
+                if size == 0:
+                    break
+        else:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
         body = json.dumps(
             {
                 "instance": self.server.instance_name,
@@ -29,6 +36,7 @@ class Handler(BaseHTTPRequestHandler):
                 "path": self.path,
                 "user": self.headers.get("X-User-Id"),
                 "role": self.headers.get("X-User-Role"),
+                "te": self.headers.get("Transfer-Encoding"),
             }
         ).encode()
         self.send_response(200)
