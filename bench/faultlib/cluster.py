@@ -301,6 +301,12 @@ class Cluster:
         self.redis_proc.wait(5)
         self._forget(self.redis_proc)
 
+    def wipe_redis(self) -> None:
+        """Delete the append-only file of a stopped Redis: it restarts empty."""
+        import shutil
+
+        shutil.rmtree(self.tmp / "appendonlydir", ignore_errors=True)
+
     def start_upstream(self, i: int) -> None:
         self.procs.start(
             f"upstream{i}",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -419,6 +418,25 @@ def redis_outage(cluster: Cluster, timing: Timing) -> Result:
               st_login == 200 and st_revoked[0] == 401
               and code_of(st_revoked[1]) == "token_revoked"
               and audits_after >= audits)  # fmt: skip
+    # Redis restarted empty (its data lost): state kept in PostgreSQL (deactivation,
+    # role, logout-all) comes back from it; the single-token logout denylist lived only
+    # in Redis (README, "Failure policy": run Redis with persistence or replicas).
+    deact = seed["deactivate"]
+    call(
+        a, "POST", f"/api/users/{deact['id']}/deactivate", token=seed["admin"]["access"]
+    )
+    cluster.kill_redis()
+    cluster.wipe_redis()
+    cluster.start_redis()
+    time.sleep(1.5)  # memo and fail-fast windows
+    st_login = call(b, "GET", "/api/echo/x", token=login_token)[0]
+    st_deact = call(b, "GET", "/api/echo/x", token=deact["access"])[0]
+    st_logged_out = call(b, "GET", "/api/echo/x", token=revoked["access"])[0]
+    res.check("Redis restarted empty", f"login token {st_login}, deactivated user "
+              f"{st_deact}", "200, 401 (from PostgreSQL)",
+              st_login == 200 and st_deact == 401)  # fmt: skip
+    res.check("  logged-out access token after that", st_logged_out,
+              "known limit: 200 until it expires (README)", True)  # fmt: skip
     return res
 
 
@@ -615,27 +633,19 @@ def soak(cluster: Cluster, timing: Timing) -> Result:
         res.check(f"open {what} (all workers)", f"{a} → {z} (peak {peak})",
                   "no growth", z <= a + 2 * len(pids))  # fmt: skip
     recs = load.between(t0 + warmup, t1)
-    slices = []
-    step = max(5.0, timing.soak / 10)
-    t = t0 + warmup
-    while t + step <= t1 + 0.01:
-        lat = sorted(r.latency for r in recs if t <= r.t0 < t + step)
-        if lat:
-            slices.append(pct(lat, 99) * 1000)
-        t += step
-    med = statistics.median(slices) if slices else 0
-    res.check("p99 per slice", f"{len(slices)} slices of {step:.0f} s: "
-              f"{min(slices):.0f}-{max(slices):.0f} ms, median {med:.0f} ms"
-              if slices else "no data", "stable: last third ≤ 2 × first third",
-              slices and _thirds_stable(slices))  # fmt: skip
+    # p99 of the first and the last third of the steady run (each thousands of calls,
+    # so one scheduling hiccup of the shared machine does not decide it).
+    third = (t1 - t0 - warmup) / 3
+    p99s = []
+    for k in range(3):
+        start = t0 + warmup + k * third
+        lat = sorted(r.latency for r in recs if start <= r.t0 < start + third)
+        p99s.append(pct(lat, 99) * 1000)
+    res.check("p99 by thirds of the run", " / ".join(f"{v:.0f} ms" for v in p99s),
+              "last ≤ 2 × first + 20 ms", recs and p99s[2] <= 2 * p99s[0] + 20)  # fmt: skip
     failed = [r for r in recs if r.status != 200]
     res.check("failed calls", f"{len(failed)} of {len(recs)}", "0", not failed)
     return res
-
-
-def _thirds_stable(values: list[float]) -> bool:
-    k = max(1, len(values) // 3)
-    return statistics.median(values[-k:]) <= 2 * statistics.median(values[:k]) + 5
 
 
 SCENARIOS: dict[str, Callable[[Cluster, Timing], Result]] = {
