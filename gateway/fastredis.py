@@ -17,6 +17,7 @@ import socket
 import threading
 
 _local = threading.local()
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 
 
 class RedisReplyError(Exception):
@@ -107,6 +108,23 @@ class _Conn:
             return RedisReplyError(rest.decode(errors="replace"))
         raise ConnectionError("unexpected Redis reply")
 
+    def stale(self) -> bool:
+        """Redis closed this idle connection (restarted, or its idle timeout), or left
+        bytes on it: never send on it. One non-blocking peek, no round trip."""
+        if self.buf:
+            return True
+        timeout = self.sock.gettimeout()
+        self.sock.settimeout(0)  # with a timeout Python would wait for readability
+        try:
+            self.sock.recv(1, _PEEK)  # b"": closed; any byte: unexpected
+        except BlockingIOError:
+            return False
+        except OSError:
+            pass
+        finally:
+            self.sock.settimeout(timeout)
+        return True
+
     def close(self):
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -130,6 +148,11 @@ def execute(params: dict, commands) -> list:
     conn = getattr(_local, "conn", None)
     if conn is not None and conn.pid != os.getpid():
         conn = None  # forked: never share a socket with the parent
+    elif conn is not None and conn.stale():
+        # Each thread keeps its socket: after a Redis restart every thread's old one is
+        # dead, and sending on it would fail that thread's next call (bench/faults).
+        conn.close()
+        conn = None
     if conn is None:
         conn = _Conn(params)
         _local.conn = conn
