@@ -6,6 +6,7 @@ held. Every scenario runs under a background load (``load.Load``) over both node
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import threading
@@ -188,47 +189,26 @@ def shared_state(cluster: Cluster, timing: Timing) -> Result:
     seed = cluster.seed
     admin = seed["admin"]["access"]
     with background_load(cluster, timing, res):
-        # Logout on A: the access token is refused on B (whose workers had it memoised).
-        user = seed["logout"]
-        call(b, "GET", "/api/echo/warm", token=user["access"])
-        status, _, _, _ = call(a, "POST", "/api/auth/logout", token=user["access"],
-                               body={"refresh": user["refresh"]})  # fmt: skip
-        took, through = refused_within(
-            b, "/api/echo/x", user["access"], time.monotonic()
-        )
-        res.check(
-            "logout on A, token refused on B",
-            refusal(took, through, status),
-            "≤ 1000 ms",
-            status == 204 and took is not None and took <= 1.0,
-        )
-        # Deactivation on A.
-        user = seed["deactivate"]
-        call(b, "GET", "/api/echo/warm", token=user["access"])
-        status, _, _, _ = call(a, "POST", f"/api/users/{user['id']}/deactivate",
-                               token=admin)  # fmt: skip
-        took, through = refused_within(
-            b, "/api/echo/x", user["access"], time.monotonic()
-        )
-        res.check(
-            "deactivation on A, refused on B",
-            refusal(took, through, status),
-            "≤ 1000 ms",
-            status == 200 and took is not None and took <= 1.0,
-        )
-        # Role change on A: the client-only service refuses the user on B.
-        user = seed["rolechange"]
-        call(b, "GET", "/api/clients/warm", token=user["access"])
-        status, _, _, _ = call(a, "PATCH", f"/api/users/{user['id']}", token=admin,
-                               body={"role": "cpa"})  # fmt: skip
-        took, through = refused_within(b, "/api/clients/x", user["access"],
-                                       time.monotonic())  # fmt: skip
-        res.check(
-            "role change on A, refused on B",
-            refusal(took, through, status),
-            "≤ 1000 ms",
-            status == 200 and took is not None and took <= 1.0,
-        )
+        # Each change made through A; B (whose workers have the token memoised) is
+        # watched until it refuses the token. The role change is seen on a service
+        # open to clients only.
+        for label, key, service, method, path, body, want in (
+            ("logout", "logout", "echo", "POST", "/api/auth/logout", "refresh", 204),
+            ("deactivation", "deactivate", "echo", "POST", "/api/users/{id}/deactivate",
+             None, 200),
+            ("role change", "rolechange", "clients", "PATCH", "/api/users/{id}",
+             {"role": "cpa"}, 200),
+        ):  # fmt: skip
+            user = seed[key]
+            call(b, "GET", f"/api/{service}/warm", token=user["access"])
+            status = call(a, method, path.format(id=user["id"]),
+                          token=user["access"] if key == "logout" else admin,
+                          body={"refresh": user["refresh"]} if body == "refresh"
+                          else body)[0]  # fmt: skip
+            took, through = refused_within(b, f"/api/{service}/x", user["access"],
+                                           time.monotonic())  # fmt: skip
+            res.check(f"{label} on A, token refused on B", refusal(took, through, status),
+                      "≤ 1000 ms", status == want and took is not None and took <= 1.0)  # fmt: skip
         # One user's calls over both nodes, 8 threads at once: exactly the limit passes.
         token = seed["limited"]["access"]
         statuses: list[int] = []
@@ -367,10 +347,12 @@ def redis_outage(cluster: Cluster, timing: Timing) -> Result:
             t0 = time.monotonic()
             cluster.redis_signal(signal.SIGSTOP)
             half = timing.redis_down / 2
-            probes = probe_outage(cluster, until=t0 + half - 0.5)
+            probes = probe(cluster, t0 + half - 0.5, redis_probes(cluster))
             time.sleep(max(0.0, t0 + half - time.monotonic()))
             cluster.kill_redis()
-            probes += probe_outage(cluster, until=t0 + timing.redis_down - 1.0)
+            probes += probe(
+                cluster, t0 + timing.redis_down - 1.0, redis_probes(cluster)
+            )
             time.sleep(max(0.0, t0 + timing.redis_down - time.monotonic()))
             t_end = time.monotonic()
             cluster.start_redis()
@@ -440,28 +422,49 @@ def redis_outage(cluster: Cluster, timing: Timing) -> Result:
     return res
 
 
-def probe_outage(cluster: Cluster, until: float) -> list[tuple[str, bool, str, float]]:
-    """Calls other than the proxy during an outage of the cache: (what, as required,
-    what came back, seconds)."""
+def probe(cluster: Cluster, until: float, calls) -> list[tuple[str, bool, str, float]]:
+    """Calls other than the load's during an outage, on both nodes in turn until
+    ``until``: each must answer 503 within 5 s, with the §3 body and the code
+    ``service_unavailable`` (``/health/ready``: its own report). Returns (what, as
+    required, what came back, seconds) per call."""
     out = []
-    seed = cluster.seed
-    token = cluster.tokens[3]
     while True:
         for node in (0, 1):
-            port = cluster.node(node)
-            for what, method, path, kwargs, want in (
-                ("me", "GET", "/api/auth/me", {"token": token}, 503),
-                ("login", "POST", "/api/auth/login", {"body": {
-                    "email": seed["login"]["email"], "password": PASSWORD}}, 503),
-                ("ready", "GET", "/health/ready", {}, 503),
-            ):  # fmt: skip
-                st, doc, _, took = call(port, method, path, **kwargs)
-                ok = st == want and (what == "ready" or (
+            for what, method, path, kwargs in calls():
+                st, doc, _, took = call(cluster.node(node), method, path, **kwargs)
+                ok = st == 503 and took <= 5.0 and (path.startswith("/health") or (
                     body_ok(doc) and code_of(doc) == "service_unavailable"))  # fmt: skip
                 out.append((what, ok, f"{what} {st} {code_of(doc)}", took))
         if time.monotonic() >= until:
             return out
         time.sleep(0.3)
+
+
+def login_call(cluster: Cluster):
+    body = {"email": cluster.seed["login"]["email"], "password": PASSWORD}
+    return ("login", "POST", "/api/auth/login", {"body": body})
+
+
+def redis_probes(cluster: Cluster):
+    """The token API, a login and readiness, while Redis is down."""
+    return lambda: [
+        ("me", "GET", "/api/auth/me", {"token": cluster.tokens[3]}),
+        login_call(cluster),
+        ("ready", "GET", "/health/ready", {}),
+    ]
+
+
+def pg_probes(cluster: Cluster):
+    """A login and a write (a service created through the API), while PostgreSQL is
+    down."""
+    names = itertools.count()
+    admin = cluster.seed["admin"]["access"]
+    return lambda: [
+        login_call(cluster),
+        ("service create", "POST", "/api/services", {"token": admin, "body": {
+            "name": f"during-{next(names)}",
+            "instances": [{"url": "http://127.0.0.1:9/"}]}}),
+    ]  # fmt: skip
 
 
 # --- 4. PostgreSQL unavailable -------------------------------------------------------
@@ -481,10 +484,10 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
         proxy.set_mode(faultproxy.REFUSE)
         proxy.cut()
         half = timing.pg_down / 2
-        probes = probe_writes(cluster, until=t0 + half - 0.5)
+        probes = probe(cluster, t0 + half - 0.5, pg_probes(cluster))
         time.sleep(max(0.0, t0 + half - time.monotonic()))
         proxy.set_mode(faultproxy.STALL)
-        probes += probe_writes(cluster, until=t0 + timing.pg_down - 1.5)
+        probes += probe(cluster, t0 + timing.pg_down - 1.5, pg_probes(cluster))
         time.sleep(max(0.0, t0 + timing.pg_down - time.monotonic()))
         proxy.set_mode(faultproxy.PASS)
         proxy.cut()  # the stalled connections die with the "network"
@@ -517,33 +520,6 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
               f"{len(bad_after)} failed calls after", "recovers", back is not None
               and not bad_after)  # fmt: skip
     return res
-
-
-def probe_writes(cluster: Cluster, until: float) -> list[tuple[str, bool, str, float]]:
-    out = []
-    seed = cluster.seed
-    admin = seed["admin"]["access"]
-    n = 0
-    while True:
-        n += 1
-        for node in (0, 1):
-            port = cluster.node(node)
-            for what, method, path, kwargs in (
-                ("login", "POST", "/api/auth/login", {"body": {
-                    "email": seed["login"]["email"], "password": PASSWORD}}),
-                ("service create", "POST", "/api/services", {"token": admin, "body": {
-                    "name": f"during-{node}-{n}", "instances": [
-                        {"url": "http://127.0.0.1:9/"}]}}),
-            ):  # fmt: skip
-                st, doc, _, took = call(port, method, path, **kwargs)
-                ok = (
-                    st == 503 and body_ok(doc) and code_of(doc) == "service_unavailable"
-                )
-                ok = ok and took <= 5.0
-                out.append((what, ok, f"{what} {st} {code_of(doc)}", took))
-        if time.monotonic() >= until:
-            return out
-        time.sleep(0.3)
 
 
 # --- 5. gunicorn worker killed -------------------------------------------------------
