@@ -454,6 +454,15 @@ def redis_probes(cluster: Cluster):
     ]
 
 
+def written_rows(cluster: Cluster) -> tuple[int, int, int]:
+    """Rows a service creation writes (service, its instances, the audit event)."""
+    return cluster.query(
+        "SELECT (SELECT count(*) FROM gateway_service),"
+        " (SELECT count(*) FROM gateway_serviceinstance),"
+        " (SELECT count(*) FROM accounts_auditevent)"
+    )[0]
+
+
 def pg_probes(cluster: Cluster):
     """A login and a write (a service created through the API), while PostgreSQL is
     down."""
@@ -477,7 +486,7 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
     proxy = cluster.pg_proxy
     with background_load(cluster, timing, res) as load:
         time.sleep(2)  # every load user's state is cached by now
-        services_before = cluster.query("SELECT count(*) FROM gateway_service")[0][0]
+        rows_before = written_rows(cluster)
         t0 = time.monotonic()
         # First half: connections refused and live ones cut; second half: new
         # connections accepted but never answered (a hung server or network).
@@ -492,6 +501,7 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
         proxy.set_mode(faultproxy.PASS)
         proxy.cut()  # the stalled connections die with the "network"
         t1 = time.monotonic()
+        rows_after = written_rows(cluster)  # before the login below writes its event
 
         def login_works() -> bool:
             return call(a, "POST", "/api/auth/login", body={
@@ -512,9 +522,9 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
                   f"; wrong: {sorted(set(p[2] for p in wrong))}" if wrong else "")
               + f"; slowest {max((p[3] for p in probes), default=0) * 1000:.0f} ms",
               "503 with the §3 body, ≤ 5 s", probes and not wrong)  # fmt: skip
-    services_after = cluster.query("SELECT count(*) FROM gateway_service")[0][0]
-    res.check("no partial write", f"services {services_before} → {services_after}",
-              "unchanged", services_before == services_after)  # fmt: skip
+    res.check("no partial write", "services, instances, audit events: "
+              f"{rows_before} → {rows_after}", "unchanged",
+              rows_before == rows_after)  # fmt: skip
     bad_after = [r for r in after if r.status != 200]
     res.check("recovery without restart", f"login works {ms(back)} after; "
               f"{len(bad_after)} failed calls after", "recovers", back is not None
