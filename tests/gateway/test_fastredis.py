@@ -19,6 +19,7 @@ class FakeRedis:
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.connections = 0
+        self.closed = threading.Semaphore(0)  # released after each close
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -31,6 +32,7 @@ class FakeRedis:
             data = conn.recv(65536)
             conn.sendall(b":1\r\n" * data.count(b"*"))
             conn.close()
+            self.closed.release()
 
 
 @pytest.fixture
@@ -46,4 +48,5 @@ def test_connection_closed_while_idle_is_replaced_before_sending(fake_redis):
     params = {"host": "127.0.0.1", "port": fake_redis.port, "socket_timeout": 1}
     for _ in range(3):
         assert fastredis.execute(params, [("INCR", "k")]) == [1]
+        assert fake_redis.closed.acquire(timeout=5)  # closed while idle
     assert fake_redis.connections == 3
