@@ -485,7 +485,11 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
     seed = cluster.seed
     proxy = cluster.pg_proxy
     with background_load(cluster, timing, res) as load:
-        time.sleep(2)  # every load user's state is cached by now
+        # The policy covers users whose state is cached (10 minutes): every load user
+        # makes a call first (after "Redis restarted empty" nothing is cached).
+        for token in cluster.tokens:
+            call(a, "GET", "/api/echo/warm", token=token)
+        time.sleep(1)
         rows_before = written_rows(cluster)
         t0 = time.monotonic()
         # First half: connections refused and live ones cut; second half: new
