@@ -76,7 +76,9 @@ def bearer_token(header, *, other_schemes: bool = False) -> str | None:
         if other_schemes:
             return None
         raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
-    if not raw or " " in raw or not raw.isascii():  # a JWT is ASCII: anything else is 401
+    if (
+        not raw or " " in raw or not raw.isascii()
+    ):  # a JWT is ASCII: anything else is 401
         raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
     return raw
 

@@ -15,6 +15,8 @@ from django.core.cache import cache
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
+from xenx import cache as xenx_cache
+
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
 OPEN_SECONDS = 30
@@ -70,8 +72,14 @@ def pipeline(commands: tuple) -> list:
     replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no command
     stack, no response callbacks), same connections, pool, TLS and fork safety. A
     connection that failed mid-way is dropped, never reused with replies pending."""
+    if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
+        raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     pool = _raw.connection_pool
-    conn = pool.get_connection()
+    try:
+        conn = pool.get_connection()
+    except CACHE_ERRORS:
+        xenx_cache.record_outage()
+        raise
     try:
         packed = _packed.get(commands)
         if packed is None:  # the same commands recur (per service, user and window)
@@ -80,8 +88,10 @@ def pipeline(commands: tuple) -> list:
             packed = _packed[commands] = b"".join(conn.pack_commands(commands))
         conn.send_packed_command((packed,), check_health=False)
         return [conn.read_response() for _ in commands]
-    except BaseException:
+    except BaseException as exc:
         conn.disconnect()
+        if isinstance(exc, CACHE_ERRORS):
+            xenx_cache.record_outage()
         raise
     finally:
         pool.release(conn)

@@ -13,6 +13,7 @@ from rest_framework.test import APIClient
 from accounts import revocation
 from accounts.models import User
 from organizations.models import Organization
+from xenx import cache as xenx_cache
 from xenx.roles import Role
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
@@ -48,6 +49,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 @pytest.fixture(autouse=True)
 def _isolated_cache(settings):
     """Every test starts with an empty cache and no per-process revocation memo."""
+    xenx_cache.reset()
     cache.clear()
     revocation.clear_memo()
     yield

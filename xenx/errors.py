@@ -10,10 +10,26 @@ from __future__ import annotations
 import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exc
 
 logger = logging.getLogger("xenx.errors")
+
+# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (SPEC §7).
+DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+try:
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    CACHE_OUTAGES: tuple[type[BaseException], ...] = (
+        ConnectionInterrupted,
+        RedisConnectionError,
+        RedisTimeoutError,
+    )
+except ImportError:  # pragma: no cover - without django-redis there is no Redis
+    CACHE_OUTAGES = ()
 
 DEFAULT_CODES = {
     400: ("malformed_request", "The request is malformed."),
@@ -170,7 +186,31 @@ def response_for_exception(request, exc: BaseException) -> JsonResponse:
         return error_response(request, 413)
     if isinstance(exc, drf_exc.APIException):
         return _drf_error_response(request, exc)
+    if isinstance(exc, DATABASE_OUTAGES + CACHE_OUTAGES):
+        return outage_response(request, exc)
     return internal_error_response(request, exc)
+
+
+def outage_response(request, exc: BaseException) -> JsonResponse:
+    """PostgreSQL or Redis did not answer: 503 ``service_unavailable`` (the client may
+    retry), logged without a traceback (the outage, not the code, is at fault). A write
+    that met it ran in one transaction, rolled back as a whole."""
+    what = "database" if isinstance(exc, DATABASE_OUTAGES) else "cache"
+    logger.warning(
+        "%s unavailable: %s",
+        what,
+        str(exc).strip().splitlines()[0][:200]
+        if str(exc).strip()
+        else type(exc).__name__,
+        extra={"path": request.path, "method": request.method},
+    )
+    return error_response(
+        request,
+        503,
+        "service_unavailable",
+        f"The {what} is unavailable; try again shortly.",
+        headers={"Retry-After": "5"},
+    )
 
 
 def _flatten_details(detail) -> dict:

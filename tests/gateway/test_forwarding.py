@@ -55,6 +55,20 @@ def test_instance_path_prefix_and_root(make_service, upstream, caller):
     assert received(upstream)[0]["path"] == "/v1"
 
 
+def test_bodyless_get_under_a_framing_server_is_sent_without_a_body(
+    echo, upstream, caller
+):
+    """gunicorn sets ``wsgi.input_terminated`` on every request. A GET with neither
+    Content-Length nor Transfer-Encoding still has no body (SPEC §6): it goes upstream
+    without ``Transfer-Encoding: chunked``, so it stays replayable on another instance
+    (bench/faults saw such GETs answered 502 when an instance reset a connection)."""
+    resp = caller.get("/api/echo/items", **{"wsgi.input_terminated": True})
+    assert resp.status_code == 200
+    _, headers = received(upstream)
+    assert "transfer-encoding" not in headers
+    assert headers.get("content-length", "0") == "0"
+
+
 def test_request_body_forwarded(echo, upstream, caller):
     body = b'{"hello": "world"}' * 100
     resp = caller.post("/api/echo/data", data=body, content_type="application/json")

@@ -97,3 +97,49 @@ def test_exception_in_plain_api_view_is_500_json(client, monkeypatch):
     response = client.get("/health/ready")
     assert_error(response, 500, "internal_error")
     assert b"db exploded" not in response.content
+
+
+def _database_down():
+    from django.db import OperationalError
+
+    return OperationalError("connection to server failed: Connection refused")
+
+
+def _database_gone():
+    from django.db import InterfaceError
+
+    return InterfaceError("connection already closed")
+
+
+def _cache_down():
+    from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    error = ConnectionInterrupted(connection=None)
+    error.__cause__ = RedisConnectionError("Connection refused")
+    return error
+
+
+def _cache_timeout():
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return RedisTimeoutError("Timeout reading from socket")
+
+
+@pytest.mark.parametrize(
+    "outage", [_database_down, _database_gone, _cache_down, _cache_timeout]
+)
+def test_outage_of_database_or_cache_is_503_never_500(api, monkeypatch, outage):
+    """SPEC §7: PostgreSQL or Redis unreachable under any API view is 503
+    service_unavailable with the §3 body (here a login), never a 500."""
+    from accounts import auth_views
+
+    def fail(**kwargs):
+        raise outage()
+
+    monkeypatch.setattr(auth_views.login, "login_password_step", fail)
+    response = api.post(
+        "/api/auth/login", {"email": "a@example.com", "password": "x"}, format="json"
+    )
+    assert_error(response, 503, "service_unavailable")
+    assert response["Retry-After"] == "5"

@@ -111,6 +111,15 @@ def test_database_url_and_redis_url_select_postgres_and_django_redis():
     }
     proc = _run(["shell", "-c", code], env)
     assert "django.db.backends.postgresql django_redis.cache.RedisCache" in proc.stdout
+    # Outages cost seconds, not hung threads: libpq's connect timeout, and a Redis
+    # client that fails fast after a failure (bench/faults, README "Failure policy").
+    timeouts = (
+        "from django.conf import settings as s; "
+        "print(s.DATABASES['default']['OPTIONS']['connect_timeout'], "
+        "s.CACHES['default']['OPTIONS']['CLIENT_CLASS'])"
+    )
+    proc = _run(["shell", "-c", timeouts], {**env, "DB_CONNECT_TIMEOUT": "4"})
+    assert proc.stdout.split()[-2:] == ["4", "xenx.cache.FailFastClient"], proc.stderr
     env.pop("DATABASE_URL"), env.pop("REDIS_URL")
     proc = _run(["shell", "-c", code], {**env, "DATABASE_URL": "", "REDIS_URL": ""})
     assert "django.db.backends.sqlite3 " in proc.stdout

@@ -84,6 +84,17 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql"):
+    # A PostgreSQL that accepts connections but never answers (hung server, lost
+    # network) must cost a request seconds, not a worker thread forever: libpq's
+    # connect_timeout bounds the connection, TCP keepalives find a dead peer.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        connect_timeout=env_int("DB_CONNECT_TIMEOUT", 3),
+        keepalives=1,
+        keepalives_idle=30,
+        keepalives_interval=5,
+        keepalives_count=3,
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared state: revocation, rate limits, gateway health) --------------------
@@ -95,7 +106,9 @@ if REDIS_URL:
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": env_str("XENX_CACHE_PREFIX", "xenx"),
             "OPTIONS": {
-                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                # DefaultClient that fails fast for a second after a connection
+                # failure instead of waiting out the timeout on every operation.
+                "CLIENT_CLASS": "xenx.cache.FailFastClient",
                 "SOCKET_CONNECT_TIMEOUT": 1,
                 "SOCKET_TIMEOUT": 1,
                 "CONNECTION_POOL_KWARGS": {"max_connections": 64},
@@ -255,6 +268,8 @@ XENX_GATEWAY_MAX_BODY_BYTES = env_int("XENX_GATEWAY_MAX_BODY_BYTES", 100 * 1024 
 XENX_METRICS_TOKEN = env_str("XENX_METRICS_TOKEN") or None
 # Number of gunicorn workers this deployment runs; checked against a process-local cache.
 XENX_WORKERS = env_int("WEB_CONCURRENCY", 1)
+# Seconds a process skips Redis after a connection failure (xenx/cache.py).
+XENX_CACHE_FAIL_FAST_SECONDS = float(env_str("XENX_CACHE_FAIL_FAST_SECONDS", "1"))
 # Redis down: refuse (fail closed) unless this is switched on.
 XENX_FAIL_OPEN_WITHOUT_CACHE = env_bool("XENX_FAIL_OPEN_WITHOUT_CACHE", False)
 
