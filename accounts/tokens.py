@@ -22,12 +22,14 @@ from datetime import timedelta
 from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.tokens import AccessToken as SimpleJwtAccessToken
+from rest_framework_simplejwt.tokens import RefreshToken as SimpleJwtRefreshToken
+from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
 
-from . import revocation
+from . import revocation, signing
 
 # Paths a member of an mfa_required organization may use before enrolling TOTP.
 MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
@@ -46,9 +48,19 @@ class Identity:
     payload: dict
 
 
+class AccessToken(SimpleJwtAccessToken):
+    _token_backend = signing.token_backend  # XENX_JWT_ALGORITHM, kid (accounts.signing)
+
+
+class RefreshToken(SimpleJwtRefreshToken):
+    _token_backend = signing.token_backend
+    access_token_class = AccessToken
+
+
 class MfaToken(Token):
     """The signed proof that step one (password) of a two-step login passed."""
 
+    _token_backend = signing.token_backend
     token_type = "mfa"
     lifetime = timedelta(seconds=getattr(settings, "XENX_MFA_TOKEN_SECONDS", 300))
 
@@ -111,15 +123,14 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
 
 
 def _decode(raw, token_type: str) -> dict:
-    """Signature (HS256 only: ``alg: none`` and others are refused), expiry, type and
-    the claims we rely on. Any failure is 401 ``invalid_token``."""
+    """Signature (the configured algorithm only, with a published ``kid`` when it is
+    asymmetric: ``accounts.signing``), expiry, type and the claims we rely on. Any
+    failure is 401 ``invalid_token``."""
     if not isinstance(raw, str) or not raw:
         raise InvalidToken()
-    from rest_framework_simplejwt.state import token_backend
-
     try:
-        payload = token_backend.decode(raw, verify=True)
-    except Exception as exc:  # TokenBackendError, expired, garbage
+        payload = signing.decode(raw)
+    except Exception as exc:  # InvalidTokenError, expired, garbage
         raise InvalidToken() from exc
     if not isinstance(payload, dict) or payload.get("token_type") != token_type:
         raise InvalidToken()

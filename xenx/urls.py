@@ -10,6 +10,7 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    path(".well-known/", include("accounts.wellknown_urls")),
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),
     path("admin/", admin.site.urls),
