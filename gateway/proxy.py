@@ -35,7 +35,7 @@ from xenx.errors import (
 )
 from xenx.net import client_ip, forwarded_chain
 
-from . import batching, content, metrics, paths, state
+from . import assertions, batching, content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
 from .upstream import RequestRejected, UpstreamError, pool_for
@@ -90,6 +90,7 @@ _DROP_META = frozenset(
         "HTTP_X_USER_EMAIL",
         "HTTP_X_USER_ROLE",
         "HTTP_X_ORGANIZATION_ID",
+        assertions.META_KEY,
         "HTTP_AUTHORIZATION",
     }
 )
@@ -473,6 +474,10 @@ def _upstream_headers(request, svc, identity, length) -> dict:
         headers["X-User-Role"] = identity.role
         if identity.org_id is not None:
             headers["X-Organization-Id"] = str(identity.org_id)
+        if svc.sign_identity:
+            headers[assertions.HEADER] = assertions.assertion_for(
+                identity, svc.name, request.request_id
+            )
     return headers
 
 

@@ -38,6 +38,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "max_body_bytes",
             "allowed_content_types",
             "forward_authorization",
+            "sign_identity",
             "created_at",
             "updated_at",
         ]

@@ -22,6 +22,7 @@ SERVICE_FIELDS = (
     "max_body_bytes",
     "allowed_content_types",
     "forward_authorization",
+    "sign_identity",
 )
 DEMO_SERVICE = "demo"
 DEMO_URL = "http://127.0.0.1:9000"
