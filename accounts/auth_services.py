@@ -42,7 +42,7 @@ from xenx.errors import (
 )
 from xenx.roles import Role
 
-from . import audit, mfa, revocation, throttling, tokens
+from . import audit, mfa, revocation, sessions, throttling, tokens
 
 logger = logging.getLogger("xenx.auth")
 
@@ -146,7 +146,7 @@ def login_password_step(*, request, email, password) -> dict:
             "methods": list(MFA_METHODS),
         }
     with transaction.atomic():
-        issued = tokens.issue_tokens(user, mfa=False)
+        issued = tokens.issue_tokens(user, mfa=False, request=request)
         _touch_last_login(user)
         audit.record(
             audit.Action.LOGIN_SUCCEEDED,
@@ -209,7 +209,10 @@ def login_mfa_step(*, request, mfa_token, code) -> dict:
         raise InvalidMfaCode()
     with transaction.atomic():
         issued = tokens.issue_tokens(
-            user, mfa=True, session_started=float(payload.get("sst") or 0) or None
+            user,
+            mfa=True,
+            session_started=float(payload.get("sst") or 0) or None,
+            request=request,
         )
         _touch_last_login(user)
         audit.record(audit.Action.MFA_USED, actor=user, target=user, request=request)
@@ -292,6 +295,8 @@ def token_refresh(*, request, refresh) -> dict:
         sst = float(payload.get("sst") or revocation.issued_at(payload))
         if sst + tokens.session_max_seconds() <= time.time():
             raise InvalidToken("The session has expired; log in again.")
+        if sessions.family_is_ended(payload.get(sessions.FAMILY_CLAIM)):
+            raise TokenRevoked()  # ended by its user: not a reuse
         if BlacklistedToken.objects.filter(token=outstanding).exists():
             reuse = True
         else:
@@ -302,7 +307,11 @@ def token_refresh(*, request, refresh) -> dict:
                 reuse = True
         if not reuse:
             issued = tokens.issue_tokens(
-                user, mfa=bool(payload.get("mfa")), session_started=sst
+                user,
+                mfa=bool(payload.get("mfa")),
+                session_started=sst,
+                family=payload.get(sessions.FAMILY_CLAIM),
+                request=request,
             )
     if reuse:
         _reuse_detected(user_id=user_id, jti=jti, request=request)
@@ -373,7 +382,7 @@ def password_change(
         user.set_password(new_password)
         user.save(update_fields=["password"])
         _revoke_everything(user)
-        issued = tokens.issue_tokens(user, mfa=mfa)
+        issued = tokens.issue_tokens(user, mfa=mfa, request=request)
         audit.record(
             audit.Action.PASSWORD_CHANGED, actor=user, target=user, request=request
         )

@@ -291,7 +291,7 @@ class TotpConfirmView(APIView):
         codes = mfa.totp_confirm(
             user=request.user, code=data["code"], request=request._request
         )
-        issued = tokens.issue_tokens(request.user, mfa=True)
+        issued = tokens.issue_tokens(request.user, mfa=True, request=request._request)
         return Response({"backup_codes": codes, **_pair(issued)})
 
 

@@ -29,7 +29,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
 
-from . import revocation, signing
+from . import revocation, sessions, signing
 
 # Paths a member of an mfa_required organization may use before enrolling TOTP.
 MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
@@ -87,11 +87,20 @@ def _issue_time(user) -> float:
     return max(now_us, floor + 1) / 1_000_000
 
 
-def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> dict:
+def issue_tokens(
+    user,
+    *,
+    mfa: bool,
+    session_started: float | None = None,
+    family: str | None = None,
+    request=None,
+) -> dict:
     """A fresh refresh/access pair for ``user``, recorded as outstanding.
 
     ``session_started`` is the time of the password login that began this refresh family;
-    neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``."""
+    neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``. ``family`` (the
+    ``fam`` claim of the presented refresh token) continues a session; without it a new
+    session starts (``accounts.sessions``), recorded with ``request``'s address."""
     now = _issue_time(user)
     sst = float(session_started or now)
     cap = int(sst + session_max_seconds())
@@ -101,6 +110,7 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
         refresh[claim] = value
     refresh["ist"] = now
     refresh["sst"] = sst
+    refresh[sessions.FAMILY_CLAIM] = family or sessions.new_family()
     refresh["exp"] = min(int(refresh["exp"]), cap)
     access = refresh.access_token
     access["ist"] = now
@@ -111,6 +121,16 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
         token=str(refresh),
         created_at=refresh.current_time,
         expires_at=datetime_from_epoch(refresh["exp"]),
+    )
+    sessions.session_record_refresh(
+        user=user,
+        family=refresh[sessions.FAMILY_CLAIM],
+        refresh_jti=refresh[api_settings.JTI_CLAIM],
+        issued_at=now,
+        expires_at=refresh["exp"],
+        mfa=bool(mfa),
+        request=request,
+        created=family is None,
     )
     return {
         "access": str(access),
@@ -179,7 +199,7 @@ def authenticate_access_token(raw: str, *, path: str = "") -> Identity:
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidToken() from exc
     user_state, org_state, denied = revocation.fetch_states(
-        user_id, payload.get("org"), jti
+        user_id, payload.get("org"), jti, payload.get(sessions.FAMILY_CLAIM)
     )
     if user_state is None or not user_state.is_active:
         raise TokenRevoked()

@@ -328,6 +328,8 @@ def _revocation_entries(identity: Identity):
     keys = [f"ustate:{identity.user_id}", f"jti:{identity.payload.get('jti')}"]
     if identity.org_id is not None:
         keys.append(f"ostate:{identity.org_id}")
+    if identity.payload.get("fam"):  # the session (accounts.sessions)
+        keys.append(f"fam:{identity.payload['fam']}")
     entries = tuple(memo.get(k) for k in keys)
     if any(e is None for e in entries):
         return None

@@ -37,6 +37,7 @@ from .forms import (
     ProfileForm,
     SearchForm,
 )
+from .session_views import account_sessions
 
 PAGE_SIZE = 20
 STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
@@ -403,6 +404,7 @@ def _account_page(
             "disable_form": disable_form or CodeForm(prefix="disable"),
             "regen_form": regen_form or CodeForm(prefix="regen"),
             "mfa_enabled": user_has_confirmed_totp(user),
+            **account_sessions(request, _me(request)),
         },
         status=400 if invalid else 200,
     )
