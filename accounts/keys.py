@@ -230,10 +230,12 @@ class KeyRing:
     def __init__(self):
         self._lock = threading.Lock()
         self._dir: Path | None = None
+        self._raw: str | None = None
         self._signature: tuple = ()
         self._checked = 0.0
         self._keys: tuple = ()
         self._errors: tuple = ()
+        self._states: dict = {}
 
     def invalidate(self) -> None:
         self._checked = 0.0
@@ -250,20 +252,13 @@ class KeyRing:
         return tuple(entries)
 
     def load(self, *, force: bool = False) -> tuple:
-        directory = keys_dir()
         now = time.monotonic()
-        if (
-            not force
-            and directory == self._dir
-            and now - self._checked < RESCAN_SECONDS
-        ):
+        raw = getattr(settings, "XENX_SIGNING_KEYS_DIR", None)
+        if not force and raw == self._raw and now - self._checked < RESCAN_SECONDS:
             return self._keys
         with self._lock:
-            if directory is None:
-                self._dir, self._keys, self._errors, self._signature = None, (), (), ()
-                self._checked = now
-                return self._keys
-            signature = self._scan(directory)
+            directory = Path(raw) if raw else None
+            signature = self._scan(directory) if directory is not None else ()
             if directory != self._dir or signature != self._signature:
                 keys, errors = [], []
                 for name, _, _ in signature:
@@ -275,7 +270,7 @@ class KeyRing:
                     logger.warning("unusable signing key files: %s", "; ".join(errors))
                 self._dir, self._signature = directory, signature
                 self._keys, self._errors = tuple(keys), tuple(errors)
-            self._checked = now
+            self._raw, self._checked = raw, now
             return self._keys
 
     def errors(self) -> tuple:
@@ -283,9 +278,23 @@ class KeyRing:
         return self._errors
 
     def states(self, alg: str | None = None, *, force: bool = False) -> KeyStates:
+        """The keys' states now; recomputed only when the files changed or a key's
+        life crossed a boundary (starts signing, is retired) since the last call."""
         alg = alg or algorithm()
-        keys = [k for k in self.load(force=force) if k.alg == alg]
-        return classify(keys, now(), max_token_seconds())
+        loaded = self.load(force=force)
+        lifetime = max_token_seconds()
+        t = now()
+        hit = self._states.get(alg)
+        if hit is not None:
+            was_loaded, was_lifetime, since, until, states = hit
+            if was_loaded is loaded and was_lifetime == lifetime and since <= t < until:
+                return states
+        keys = [k for k in loaded if k.alg == alg]
+        states = classify(keys, t, lifetime)
+        bounds = [k.signs_from for k in keys] + [k.signs_from + lifetime for k in keys]
+        until = min((b for b in bounds if b > t), default=float("inf"))
+        self._states[alg] = (loaded, lifetime, t, until, states)
+        return states
 
     def signing_key(self) -> SigningKey | None:
         return self.states().signing
