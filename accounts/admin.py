@@ -1,23 +1,23 @@
+import contextvars
+
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.shortcuts import redirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from auditlog.models import AuditEvent
 from organizations import policies
 from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
 from organizations.scoping import visible
 from xenx.errors import ApiError, Forbidden
 from xenx.roles import Role
 
-from . import (
-    audit,  # also registers the audit log's visibility rule
-    revocation,
-    services,
-)
-from .models import AuditEvent, User
+from . import passwords, services
+from .models import User
 
 
 class MfaFilter(admin.SimpleListFilter):
@@ -79,6 +79,27 @@ def _policy_error(actor, original, cleaned: dict) -> str | None:
     return None
 
 
+_admin_request: contextvars.ContextVar = contextvars.ContextVar("xenx_admin_request")
+
+
+class SetPasswordForm(AdminPasswordChangeForm):
+    """Django admin's set-password form, saved by ``passwords.password_set``."""
+
+    def save(self, commit=True):
+        request = _admin_request.get()
+        usable = self.cleaned_data.get("set_usable_password", True)
+        try:
+            passwords.password_set(
+                user=self.user,
+                password=self.cleaned_data["password1"] if usable else None,
+                actor=request.user,
+                request=request,
+            )
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+        return self.user
+
+
 @admin.register(User)
 class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     """Users. Staff see and change their own organization only; is_active changes only
@@ -114,6 +135,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
         )
     ]
     filter_horizontal = []
+    change_password_form = SetPasswordForm
 
     def get_queryset(self, request):
         confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
@@ -175,65 +197,48 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     def save_model(self, request, obj, form, change):
         """Writes through the accounts services: their policy checks, token revocation
         on a role or organization change, and audit events."""
-        if not change:
-            if _policy_error(request.user, None, form.cleaned_data):
-                raise PermissionDenied
-            with transaction.atomic():
-                super().save_model(request, obj, form, change)
-                audit.record(
-                    audit.Action.USER_CREATED,
-                    actor=request.user,
-                    target=obj,
-                    request=request,
-                    data={"role": obj.role, "channel": "admin"},
-                )
-            return
-        original = User.objects.get(pk=obj.pk)
-        changed = set(form.changed_data)
-        updates = {
-            f: form.cleaned_data[f] for f in changed if f in services.USER_UPDATE_FIELDS
-        }
-        other = sorted(changed & {"email", "email_verified"})
         try:
-            with transaction.atomic():
-                services.user_update(
-                    user=original, actor=request.user, request=request, **updates
+            if not change:
+                cleaned = form.cleaned_data
+                usable = cleaned.get("usable_password", "true") != "false"
+                created = services.user_create(
+                    email=obj.email,
+                    role=obj.role,
+                    organization=obj.organization,
+                    password=cleaned.get("password1") if usable else None,
+                    first_name=obj.first_name,
+                    last_name=obj.last_name,
+                    actor=request.user,
+                    request=request,
                 )
-                if other:
-                    for field in other:
-                        setattr(original, field, getattr(obj, field))
-                    original.save(update_fields=other)
-                    audit.record(
-                        audit.Action.USER_UPDATED,
-                        actor=request.user,
-                        target=original,
-                        request=request,
-                        data={"fields": other, "channel": "admin"},
-                    )
+                obj.pk, obj._state.adding = created.pk, False
+                return
+            updates = {
+                f: form.cleaned_data[f]
+                for f in form.changed_data
+                if f in services.USER_UPDATE_FIELDS
+            }
+            services.user_update(
+                user=User.objects.get(pk=obj.pk),
+                actor=request.user,
+                request=request,
+                **updates,
+            )
         except Forbidden as exc:
             raise PermissionDenied(exc.message) from exc
 
     def user_change_password(self, request, id, form_url=""):
-        """Django's set-password page, plus what every password change does here:
-        the user's API tokens are revoked and the change is audited."""
-        with transaction.atomic():
-            response = super().user_change_password(request, id, form_url)
-            changed = (
-                request.method == "POST"
-                and response.status_code == 302
-                and response.url != request.get_full_path()
-            )
-            if changed:
-                user = User.objects.get(pk=unquote(id))
-                revocation.revoke_user_tokens(user)
-                audit.record(
-                    audit.Action.PASSWORD_RESET,
-                    actor=request.user,
-                    target=user,
-                    request=request,
-                    data={"channel": "admin"},
-                )
-        return response
+        """Django's set-password page, written by ``passwords.password_set`` (policy,
+        revocation of every token and session, audit). One's own password is changed
+        on the admin's password-change page, with the old one."""
+        target = self.get_object(request, unquote(id))
+        if target is not None and target.pk == request.user.pk:
+            return redirect("admin:password_change")
+        token = _admin_request.set(request)
+        try:
+            return super().user_change_password(request, id, form_url)
+        finally:
+            _admin_request.reset(token)
 
     def _run_service(self, request, queryset, service_name, done: str):
         service = getattr(services, service_name)

@@ -1,4 +1,5 @@
-"""/api/auth/...: one thin view per operation; the work is in ``auth_services`` and
+"""/api/auth/...: one thin view per operation; the work is in the services (``login``,
+``token_services``, ``passwords``, ``registration``, ``services``) and
 ``mfa``."""
 
 from drf_spectacular.openapi import AutoSchema
@@ -12,7 +13,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import auth_services, mfa, tokens
+from . import login, mfa, passwords, policy, registration, token_services, tokens
 from .auth_serializers import (
     BackupCodesSerializer,
     CodeSerializer,
@@ -32,6 +33,7 @@ from .auth_serializers import (
     TotpEnrolmentSerializer,
 )
 from .serializers import UserSerializer
+from .services import user_update
 
 TAG = ["auth"]
 
@@ -67,7 +69,7 @@ class RegisterView(PublicView):
     )
     def post(self, request):
         data = _valid(RegisterSerializer, request)
-        user = auth_services.register(request=request._request, **data)
+        user = registration.register(request=request._request, **data)
         return Response(UserSerializer(user).data, status=201)
 
 
@@ -79,7 +81,7 @@ class VerifyEmailView(PublicView):
     )
     def post(self, request):
         data = _valid(TokenInputSerializer, request)
-        auth_services.verify_email(request=request._request, token=data["token"])
+        registration.verify_email(request=request._request, token=data["token"])
         return Response(status=204)
 
 
@@ -100,7 +102,7 @@ class LoginView(PublicView):
     )
     def post(self, request):
         data = _valid(LoginSerializer, request)
-        result = auth_services.login_password_step(
+        result = login.login_password_step(
             request=request._request, email=data["email"], password=data["password"]
         )
         return Response(_login_body(result))
@@ -114,7 +116,7 @@ class MfaVerifyView(PublicView):
     )
     def post(self, request):
         data = _valid(MfaVerifySerializer, request)
-        result = auth_services.login_mfa_step(
+        result = login.login_mfa_step(
             request=request._request, mfa_token=data["mfa_token"], code=data["code"]
         )
         return Response(_login_body(result))
@@ -137,7 +139,7 @@ class RefreshView(PublicView):
     )
     def post(self, request):
         data = _valid(RefreshSerializer, request)
-        issued = auth_services.token_refresh(
+        issued = token_services.token_refresh(
             request=request._request, refresh=data["refresh"]
         )
         return Response(_pair(issued))
@@ -149,7 +151,7 @@ class LogoutView(APIView):
     )
     def post(self, request):
         data = _valid(RefreshSerializer, request)
-        auth_services.logout(
+        token_services.logout(
             request=request._request,
             user=request.user,
             identity=request.auth,
@@ -161,7 +163,7 @@ class LogoutView(APIView):
 class LogoutAllView(APIView):
     @extend_schema(tags=TAG, request=None, responses={204: None, **_errors(401)})
     def post(self, request):
-        auth_services.logout_all(request=request._request, user=request.user)
+        token_services.logout_all(request=request._request, user=request.user)
         return Response(status=204)
 
 
@@ -184,11 +186,9 @@ class MeView(APIView):
     )
     def patch(self, request):
         data = _valid(MeUpdateSerializer, request)
-        user = request.user
-        for field, value in data.items():
-            setattr(user, field, value)
-        if data:
-            user.save(update_fields=[*data.keys()])
+        user = user_update(
+            user=request.user, actor=request.user, request=request._request, **data
+        )
         return Response(UserSerializer(user).data)
 
 
@@ -201,7 +201,7 @@ class PasswordChangeView(APIView):
     )
     def post(self, request):
         data = _valid(PasswordChangeSerializer, request)
-        issued = auth_services.password_change(
+        issued = passwords.password_change(
             user=request.user,
             old_password=data["old_password"],
             new_password=data["new_password"],
@@ -220,9 +220,7 @@ class PasswordResetView(PublicView):
     )
     def post(self, request):
         data = _valid(PasswordResetSerializer, request)
-        auth_services.password_reset_request(
-            request=request._request, email=data["email"]
-        )
+        passwords.password_reset_request(request=request._request, email=data["email"])
         return Response(status=202)
 
 
@@ -234,7 +232,7 @@ class PasswordResetConfirmView(PublicView):
     )
     def post(self, request):
         data = _valid(PasswordResetConfirmSerializer, request)
-        auth_services.password_reset_confirm(request=request._request, **data)
+        passwords.password_reset_confirm(request=request._request, **data)
         return Response(status=204)
 
 
@@ -283,15 +281,25 @@ class TotpConfirmView(APIView):
         request=CodeSerializer,
         responses={200: TotpConfirmResponseSerializer, **_errors(400, 401, 429)},
         description="Confirms the device and returns 10 backup codes (shown once). "
-        "Every earlier token of the user is revoked; a fresh pair (with `mfa: true`) "
-        "is returned with the codes.",
+        "Every other token of the user is revoked; the calling session keeps "
+        "working, and a fresh pair of it (with `mfa: true`) is returned with the codes.",
     )
     def post(self, request):
         data = _valid(CodeSerializer, request)
+        session = policy.current_session(request)
         codes = mfa.totp_confirm(
-            user=request.user, code=data["code"], request=request._request
+            user=request.user,
+            code=data["code"],
+            request=request._request,
+            spare_session=session,
         )
-        issued = tokens.issue_tokens(request.user, mfa=True, request=request._request)
+        issued = tokens.issue_tokens(
+            request.user,
+            mfa=True,
+            session_started=session,
+            family=request.auth.payload.get("fam"),  # the same session continues
+            request=request._request,
+        )
         return Response({"backup_codes": codes, **_pair(issued)})
 
 

@@ -3,32 +3,23 @@ from rest_framework import authentication
 
 from xenx.errors import TokenRevoked
 
-from .tokens import authenticate_access_token
+from .policy import Door, bearer_token, token_identity
 
 
 class JWTAuthentication(authentication.BaseAuthentication):
-    """Bearer access tokens for DRF views, checked by ``authenticate_access_token``.
+    """Bearer access tokens for DRF views, judged by ``policy.token_identity``.
 
     ``request.auth`` is the ``Identity``; ``request.user`` the User row (DRF views need
     the model to scope their querysets).
     """
 
-    keyword = b"bearer"
-
     def authenticate(self, request):
-        header = authentication.get_authorization_header(request)
-        if not header:
-            return None
-        parts = header.split()
-        if parts[0].lower() != self.keyword:
-            return None
-        if len(parts) != 2:
-            from xenx.errors import InvalidToken
-
-            raise InvalidToken("The Authorization header must be 'Bearer <token>'.")
-        identity = authenticate_access_token(
-            parts[1].decode("latin-1"), path=request._request.path
+        raw = bearer_token(
+            authentication.get_authorization_header(request), other_schemes=True
         )
+        if raw is None:
+            return None
+        identity = token_identity(raw, door=Door.API, path=request._request.path)
         user = (
             get_user_model()
             .objects.select_related("organization")

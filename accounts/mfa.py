@@ -30,9 +30,11 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from auditlog import audit
 from xenx.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
-from . import audit, revocation, throttling
+from . import revocation, throttling
+from .selectors import user_has_confirmed_totp
 
 BACKUP_CODE_COUNT = 10
 BACKUP_CODE_LENGTH = 10
@@ -153,10 +155,6 @@ def _verify_backup_code(user, code: str) -> bool:
 # --- reads --------------------------------------------------------------------------
 
 
-def user_has_confirmed_totp(user) -> bool:
-    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
-
-
 def backup_codes_remaining(user) -> int:
     return StaticToken.objects.filter(device__user=user).count()
 
@@ -208,9 +206,12 @@ def totp_begin_enrolment(*, user) -> dict:
     return {"secret": secret, "otpauth_uri": uri, "qr_svg": qr_svg}
 
 
-def totp_confirm(*, user, code, request=None) -> list[str]:
+def totp_confirm(
+    *, user, code, request=None, spare_session: float | None = None
+) -> list[str]:
     """Confirm the pending device with a current code; returns the 10 backup codes.
-    Every token the user held until now is revoked (the login now needs MFA)."""
+    Every *other* token and session of the user is revoked (the login now needs MFA);
+    the confirming session ``spare_session`` keeps working (SPEC §4)."""
     code = _normalize(code)
     key = str(user.pk)
     throttling.check(request, "mfa_account", key)
@@ -242,7 +243,7 @@ def totp_confirm(*, user, code, request=None) -> list[str]:
         device.confirmed = True
         device.save(update_fields=["confirmed"])
         codes = _store_backup_codes(user)
-        revocation.revoke_user_tokens(user)
+        revocation.revoke_user_tokens(user, spare_session=spare_session)
         audit.record(audit.Action.MFA_ENABLED, actor=user, target=user, request=request)
     user._xenx_mfa_enabled = True
     return codes
@@ -286,13 +287,3 @@ def backup_codes_regenerate(*, user, code, request=None) -> list[str]:
             request=request,
         )
     return codes
-
-
-def mfa_reset(*, user, actor=None, request=None) -> None:
-    """Remove a user's second factors on an administrator's behalf (no code)."""
-    with transaction.atomic():
-        TOTPDevice.objects.filter(user=user).delete()
-        StaticDevice.objects.filter(user=user).delete()
-        revocation.revoke_user_tokens(user)
-        audit.record(audit.Action.MFA_RESET, actor=actor, target=user, request=request)
-    user._xenx_mfa_enabled = False

@@ -58,6 +58,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     # Every token issued at or before this instant is refused (logout-all, password
     # change, deactivation, role change...). Null: nothing revoked wholesale.
     tokens_revoked_before = models.DateTimeField(null=True, blank=True, editable=False)
+    # The one session (token family or browser session, by its start time ``sst``)
+    # that the last wholesale revocation spared: the one that made the change.
+    tokens_spared_session = models.FloatField(null=True, blank=True, editable=False)
 
     objects = UserManager()
 
@@ -127,71 +130,6 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.role == Role.ADMIN
 
 
-class AuditEvent(models.Model):
-    """An append-only record of a security-relevant action."""
-
-    class Action(models.TextChoices):
-        LOGIN_SUCCEEDED = "login.succeeded"
-        LOGIN_FAILED = "login.failed"
-        MFA_ENABLED = "mfa.enabled"
-        MFA_DISABLED = "mfa.disabled"
-        MFA_USED = "mfa.used"
-        MFA_FAILED = "mfa.failed"
-        MFA_RESET = "mfa.reset"
-        BACKUP_CODES_REGENERATED = "mfa.backup_codes_regenerated"
-        TOKEN_REUSE_DETECTED = "token.reuse_detected"
-        LOGOUT = "logout"
-        LOGOUT_ALL = "logout.all"
-        SESSION_ENDED = "session.ended"
-        PASSWORD_CHANGED = "password.changed"
-        PASSWORD_RESET_REQUESTED = "password.reset_requested"
-        PASSWORD_RESET = "password.reset"
-        EMAIL_VERIFIED = "email.verified"
-        USER_CREATED = "user.created"
-        USER_UPDATED = "user.updated"
-        USER_ROLE_CHANGED = "user.role_changed"
-        USER_DEACTIVATED = "user.deactivated"
-        USER_ACTIVATED = "user.activated"
-        ORGANIZATION_CREATED = "organization.created"
-        ORGANIZATION_UPDATED = "organization.updated"
-        ORGANIZATION_DEACTIVATED = "organization.deactivated"
-        INVITATION_CREATED = "invitation.created"
-        INVITATION_ACCEPTED = "invitation.accepted"
-        DOCUMENT_UPLOADED = "document.uploaded"
-        DOCUMENT_DELETED = "document.deleted"
-        SERVICE_CREATED = "service.created"
-        SERVICE_UPDATED = "service.updated"
-        SERVICE_DELETED = "service.deleted"
-
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    action = models.CharField(max_length=64, choices=Action.choices, db_index=True)
-    actor = models.ForeignKey(
-        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_email = models.CharField(max_length=254, blank=True)
-    target_type = models.CharField(max_length=64, blank=True)
-    target_id = models.CharField(max_length=64, blank=True)
-    target_repr = models.CharField(max_length=254, blank=True)
-    organization = models.ForeignKey(
-        "organizations.Organization",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-    )
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True)
-    request_id = models.CharField(max_length=128, blank=True)
-    data = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["organization", "-created_at"])]
-
-    def __str__(self):
-        return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.target_repr}"
-
-
 class UserSession(models.Model):
     """A signed-in session the user can see and end (accounts/sessions.py): one API
     refresh-token family (its id is the ``fam`` claim of every token of the family)
@@ -208,6 +146,8 @@ class UserSession(models.Model):
         max_length=40, null=True, blank=True, unique=True, editable=False
     )
     refresh_jti = models.CharField(max_length=255, blank=True, editable=False)
+    # API: the family's ``sst`` (password login), what a revocation may spare.
+    session_started = models.FloatField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)

@@ -2,8 +2,10 @@
 database query in the steady state and one cache round trip at most.
 
 Three kinds of records, fetched together with one ``get_many``:
-- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before) rebuilt from the DB
-  on a miss; every write that changes them calls ``invalidate_user``;
+- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before, spared_session)
+  rebuilt from the DB on a miss; every ``User`` save calls ``invalidate_user`` through
+  the post_save signal (``accounts.signals``), and this module after its own queryset
+  updates;
 - ``ostate:{org_id}`` → (is_active, mfa_required), likewise ``invalidate_org``;
 - ``jti:{jti}`` → present while a single access token is denylisted (logout).
 
@@ -19,7 +21,9 @@ writer's fresh record, and every process sees a change within the memo window.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -47,6 +51,7 @@ class UserState:
     role: str
     org_id: int | None
     revoked_before: float  # epoch seconds; 0.0 when nothing was revoked wholesale
+    spared_session: float | None = None  # the ``sst`` that revocation spared
 
 
 @dataclass(frozen=True)
@@ -84,18 +89,25 @@ def _load_user_state(user_id) -> UserState | None:
     row = (
         get_user_model()
         .objects.filter(pk=user_id)
-        .values_list("is_active", "role", "organization_id", "tokens_revoked_before")
+        .values_list(
+            "is_active",
+            "role",
+            "organization_id",
+            "tokens_revoked_before",
+            "tokens_spared_session",
+        )
         .first()
     )
     if row is None:
         return None
-    is_active, role, org_id, revoked = row
+    is_active, role, org_id, revoked, spared = row
     return UserState(
         user_id=int(user_id),
         is_active=is_active,
         role=role,
         org_id=org_id,
         revoked_before=revoked.timestamp() if revoked else 0.0,
+        spared_session=spared,
     )
 
 
@@ -119,11 +131,7 @@ def fetch_states(
     session (refresh ``family``) ended: one cache round trip (none within the memo
     window), DB only on a cache miss."""
     now = time.monotonic()
-    keys = [_ukey(user_id), _jkey(jti)]
-    if org_id is not None:
-        keys.append(_okey(org_id))
-    if family:
-        keys.append(_fkey(family))
+    keys = state_keys(user_id, jti, org_id, family)
     found: dict[str, object] = {}
     wanted = []
     for key in keys:
@@ -134,7 +142,7 @@ def fetch_states(
             wanted.append(key)
     if wanted:
         try:
-            fetched = cache.get_many(wanted)
+            fetched = _read(wanted)
         except Exception as exc:  # the cache is down: fail closed (DESIGN.md)
             if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
                 raise ServiceUnavailable(
@@ -165,6 +173,28 @@ def fetch_states(
         org_state = get_org_state(user_state.org_id) if user_state.org_id else None
     ended = bool(found.get(_fkey(family))) if family else False
     return user_state, org_state, bool(found[_jkey(jti)]) or ended
+
+
+_prefetch = threading.local()
+
+
+@contextlib.contextmanager
+def prefetched(keys, found: dict):
+    """Within the block, ``fetch_states`` takes the records of ``keys`` from ``found``
+    (the values present among them) instead of reading the cache: the gateway reads
+    them in the one round trip it makes per call anyway (``gateway.state``)."""
+    _prefetch.values = (frozenset(keys), found)
+    try:
+        yield
+    finally:
+        _prefetch.values = None
+
+
+def _read(keys) -> dict:
+    pre = getattr(_prefetch, "values", None)
+    if pre is not None and pre[0].issuperset(keys):
+        return {k: pre[1][k] for k in keys if k in pre[1]}
+    return cache.get_many(keys)
 
 
 def _states_from_db(user_id, org_id):
@@ -233,16 +263,45 @@ def invalidate_org(org_id) -> None:
     _on_commit(_refresh_org, org_id)
 
 
-def revoke_user_tokens(user, *, save: bool = True) -> None:
-    """Refuse every token of ``user`` issued until now (logout-all, password change,
-    deactivation, role change). Tokens issued afterwards, even within the same second,
-    still work: the comparison uses the microsecond ``ist`` claim."""
+def revoke_user_tokens(
+    user, *, save: bool = True, spare_session: float | None = None
+) -> None:
+    """Refuse every token and browser session of ``user`` issued until now (logout-all,
+    password change, deactivation, role change), except the session whose start time
+    (``sst``) is ``spare_session``: the one that made the change, when the contract
+    says it keeps working (TOTP confirmation, password change). Tokens issued
+    afterwards, even within the same second, still work: the comparison uses the
+    microsecond ``ist`` claim. With ``save=False`` the caller saves both fields
+    (``REVOCATION_FIELDS``) with ``User.save``, whose signal invalidates the cache."""
     user.tokens_revoked_before = timezone.now()
-    if save:
+    user.tokens_spared_session = spare_session
+    if save:  # a queryset update sends no post_save: invalidate here
         get_user_model().objects.filter(pk=user.pk).update(
-            tokens_revoked_before=user.tokens_revoked_before
+            tokens_revoked_before=user.tokens_revoked_before,
+            tokens_spared_session=spare_session,
         )
-    invalidate_user(user.pk)
+        invalidate_user(user.pk)
+
+
+REVOCATION_FIELDS = ["tokens_revoked_before", "tokens_spared_session"]
+
+
+def memo_entry(key: str):
+    """The memoised (deadline, value) pair of a state key, or None: lets a caller that
+    derived something from these records (the gateway's identity memo) reuse it exactly
+    as long as the records themselves are memoised."""
+    return _memo.get(key)
+
+
+def state_keys(user_id, jti, org_id, family=None) -> list[str]:
+    """The cache keys ``fetch_states`` reads for a token (``family``: its ``fam``
+    claim, the session, ended by ``end_family``)."""
+    keys = [_ukey(user_id), _jkey(jti)]
+    if org_id is not None:
+        keys.append(_okey(org_id))
+    if family:
+        keys.append(_fkey(family))
+    return keys
 
 
 def deny_access_token(jti: str, exp: float) -> None:
@@ -282,6 +341,19 @@ def to_micros(value) -> int:
     if isinstance(value, datetime):
         return (value - _EPOCH) // _MICROSECOND
     return round(float(value) * 1_000_000)
+
+
+def is_revoked(payload: dict, revoked_before, spared_session=None) -> bool:
+    """Whether a token (or a browser session, by its start time as ``ist``/``sst``)
+    falls under the user's last wholesale revocation and is not the session it spared."""
+    if not issued_before(payload, revoked_before):
+        return False
+    sst = payload.get("sst")
+    return (
+        spared_session is None
+        or sst is None
+        or to_micros(sst) != to_micros(spared_session)
+    )
 
 
 def issued_before(payload: dict, revoked_before) -> bool:

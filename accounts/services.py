@@ -8,9 +8,10 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from auditlog import audit
 from xenx.roles import Role
 
-from . import audit, revocation
+from . import revocation
 
 
 @transaction.atomic
@@ -66,25 +67,29 @@ def user_create(
 # Role rules live in organizations.policies; visibility (404) is the caller's job
 # through organizations.scoping.visible.
 
-USER_UPDATE_FIELDS = ("first_name", "last_name", "role", "organization", "is_active")
-
-
-def _invalidate_after_commit(user_id) -> None:
-    """Drop the cached token state now and once more after commit, so that a request
-    reading the old row between the two cannot keep a stale record cached."""
-    from . import revocation
-
-    revocation.invalidate_user(user_id)
-    transaction.on_commit(lambda: revocation.invalidate_user(user_id))
+USER_UPDATE_FIELDS = (
+    "first_name",
+    "last_name",
+    "email",
+    "email_verified",
+    "role",
+    "organization",
+    "is_active",
+)
+# The cached token state (accounts.revocation) follows every User save through the
+# post_save signal (accounts.signals): services do not invalidate it themselves.
 
 
 @transaction.atomic
 def user_update(*, user, actor=None, request=None, **changes):
-    """Change profile fields, role, organization or active status of ``user``.
+    """Change profile fields, role, organization or active status of ``user``: the one
+    write path for all of them, whichever door (API ``/users`` and ``/auth/me``, portal
+    account page, Django admin, invitation acceptance).
 
     Only an admin grants the admin role or moves a user to another organization
-    (Forbidden otherwise). A role change or a move revokes the user's tokens (their
-    claims are stale) and is audited; the role Group follows through ``User.save``.
+    (Forbidden otherwise); nobody changes its own role, organization or status. A role
+    change or a move revokes the user's tokens (their claims are stale); every change is
+    audited; the role Group follows through ``User.save``.
     """
     from organizations import policies
 
@@ -118,7 +123,7 @@ def user_update(*, user, actor=None, request=None, **changes):
     security = {"role", "organization_id"} & set(changed)
     if security:
         revocation.revoke_user_tokens(user, save=False)
-        fields.append("tokens_revoked_before")
+        fields.extend(revocation.REVOCATION_FIELDS)
     user.save(update_fields=fields)
     if "role" in changed:
         audit.record(
@@ -149,8 +154,6 @@ def user_update(*, user, actor=None, request=None, **changes):
                 ),
             },
         )
-    if security:
-        _invalidate_after_commit(user.pk)
     return user
 
 
@@ -164,11 +167,10 @@ def user_deactivate(*, user, actor=None, request=None):
         return user
     user.is_active = False
     revocation.revoke_user_tokens(user, save=False)
-    user.save(update_fields=["is_active", "tokens_revoked_before"])
+    user.save(update_fields=["is_active", *revocation.REVOCATION_FIELDS])
     audit.record(
         audit.Action.USER_DEACTIVATED, actor=actor, target=user, request=request
     )
-    _invalidate_after_commit(user.pk)
     return user
 
 
@@ -183,7 +185,6 @@ def user_activate(*, user, actor=None, request=None):
     user.is_active = True
     user.save(update_fields=["is_active"])
     audit.record(audit.Action.USER_ACTIVATED, actor=actor, target=user, request=request)
-    _invalidate_after_commit(user.pk)
     return user
 
 
@@ -208,5 +209,17 @@ def user_reset_mfa(*, user, actor=None, request=None):
         request=request,
         data={"totp_devices": totp, "static_devices": static},
     )
-    _invalidate_after_commit(user.pk)
     return user
+
+
+def user_accept_invitation(*, user, invitation, request=None):
+    """Use the invitation (once, under a row lock: ``organizations.services``), then put
+    the user in its organization with its role through ``user_update`` (its policy,
+    revocation and audit), like any other role or organization change."""
+    from organizations.services import invitation_accept
+
+    with transaction.atomic():
+        used = invitation_accept(invitation=invitation, user=user, request=request)
+        return user_update(
+            user=user, role=used.role, organization=used.organization, request=request
+        )

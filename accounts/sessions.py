@@ -32,12 +32,13 @@ from rest_framework_simplejwt.token_blacklist.models import (
     OutstandingToken,
 )
 
+from auditlog import audit
 from organizations.scoping import register
 from xenx.errors import NotFound
 from xenx.net import client_ip
 from xenx.roles import Role
 
-from . import audit, revocation
+from . import revocation
 from .models import UserSession
 
 FAMILY_CLAIM = "fam"
@@ -74,6 +75,7 @@ def session_record_refresh(
     mfa: bool,
     request=None,
     created: bool,
+    session_started: float | None = None,
 ) -> None:
     """Called by ``accounts.tokens.issue_tokens`` for each new refresh token: a new
     family starts a session, a rotation updates it."""
@@ -85,6 +87,7 @@ def session_record_refresh(
             kind=UserSession.Kind.API,
             family=uuid.UUID(family),
             refresh_jti=refresh_jti,
+            session_started=session_started,
             created_at=now,
             last_used_at=now,
             expires_at=expires,
@@ -123,9 +126,13 @@ def _live(qs, user):
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
     if user.tokens_revoked_before is not None:
-        qs = qs.exclude(
+        revoked = Q(
             kind=UserSession.Kind.API, created_at__lte=user.tokens_revoked_before
         )
+        spared = getattr(user, "tokens_spared_session", None)
+        if spared is not None:  # the session the revocation kept (accounts.policy)
+            revoked &= ~Q(session_started=spared)
+        qs = qs.exclude(revoked)
     blacklisted = BlacklistedToken.objects.filter(token__jti=OuterRef("refresh_jti"))
     return qs.exclude(Q(kind=UserSession.Kind.API) & Exists(blacklisted))
 

@@ -49,6 +49,14 @@ def encode(payload: dict, *, headers: dict | None = None) -> str:
     )
 
 
+def key_generation():
+    """An object that stays the same (``is``) while the keys that verify tokens do:
+    None with HS256, else the key ring's current states."""
+    if not is_asymmetric(settings.XENX_JWT_ALGORITHM):
+        return None
+    return keyring.states()
+
+
 def decode(raw: str, *, audience: str | None = None) -> dict:
     """The verified payload (signature and ``exp``); ``jwt.InvalidTokenError`` else."""
     alg = settings.XENX_JWT_ALGORITHM

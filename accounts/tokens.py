@@ -1,6 +1,5 @@
-"""Issuing and checking JWTs. ``authenticate_access_token`` is the one check every
-entry point uses (DRF views and the gateway); it costs no database query when the
-revocation state is cached.
+"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy``'s
+``token_identity``, the one check every door uses.
 
 Three token types share the signing key and are told apart by ``token_type``:
 ``access`` (15 min), ``refresh`` (7 days, rotated, in SimpleJWT's outstanding/blacklist
@@ -27,12 +26,9 @@ from rest_framework_simplejwt.tokens import RefreshToken as SimpleJwtRefreshToke
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
+from xenx.errors import InvalidToken
 
 from . import revocation, sessions, signing
-
-# Paths a member of an mfa_required organization may use before enrolling TOTP.
-MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
 
 
 @dataclass(frozen=True)
@@ -131,6 +127,7 @@ def issue_tokens(
         mfa=bool(mfa),
         request=request,
         created=family is None,
+        session_started=sst,
     )
     return {
         "access": str(access),
@@ -168,8 +165,26 @@ def _decode(raw, token_type: str) -> dict:
 
 
 def decode_access_token(raw: str) -> dict:
-    """Signature, expiry and token_type=access (refresh and MFA tokens are refused)."""
-    return _decode(raw, "access")
+    """Signature, expiry and token_type=access (refresh and MFA tokens are refused).
+
+    An access token whose signature was verified in this process is not verified again
+    (the same bytes, the same key: the same verdict) until it expires or the published
+    keys change (a key retired or removed: ``signing.key_generation``); its revocation
+    state is the caller's, checked on every call."""
+    generation = signing.key_generation()
+    hit = _verified.get(raw)
+    if hit is not None and float(hit[0]["exp"]) > time.time() and hit[1] is generation:
+        return dict(hit[0])
+    payload = _decode(raw, "access")
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()
+    _verified[raw] = (payload, generation)
+    return dict(payload)
+
+
+# Payloads of access tokens whose signature this process verified, until they expire.
+_verified: dict[str, tuple[dict, object]] = {}
+_VERIFIED_MAX = 20_000
 
 
 def decode_refresh_token(raw: str) -> dict:
@@ -188,36 +203,3 @@ def issue_mfa_token(user, *, session_started: float | None = None) -> str:
 
 def decode_mfa_token(raw: str) -> dict:
     return _decode(raw, "mfa")
-
-
-def authenticate_access_token(raw: str, *, path: str = "") -> Identity:
-    """Verify a raw access token and its revocation state; raise an ApiError if refused."""
-    payload = decode_access_token(raw)
-    try:
-        user_id = int(payload["user_id"])
-        jti = str(payload["jti"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    user_state, org_state, denied = revocation.fetch_states(
-        user_id, payload.get("org"), jti, payload.get(sessions.FAMILY_CLAIM)
-    )
-    if user_state is None or not user_state.is_active:
-        raise TokenRevoked()
-    if org_state is not None and not org_state.is_active:
-        raise TokenRevoked()
-    if denied or revocation.issued_before(payload, user_state.revoked_before):
-        raise TokenRevoked()
-    mfa = bool(payload.get("mfa"))
-    mfa_pending = bool(org_state and org_state.mfa_required and not mfa)
-    identity = Identity(
-        user_id=user_id,
-        email=str(payload.get("email", "")),
-        role=user_state.role,
-        org_id=user_state.org_id,
-        mfa=mfa,
-        mfa_pending=mfa_pending,
-        payload=payload,
-    )
-    if mfa_pending and path and not path.startswith(MFA_EXEMPT_PREFIXES):
-        raise MfaRequired()
-    return identity

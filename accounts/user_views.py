@@ -15,8 +15,8 @@ from xenx.errors import Forbidden, ValidationFailed
 from xenx.roles import Role
 
 from . import services
+from .filters import UserFilter
 from .serializers import UserSerializer
-from .user_selectors import user_list
 
 
 class UserCreateSerializer(serializers.Serializer):
@@ -80,11 +80,12 @@ class UserViewSet(ScopedViewSet):
     clients; everyone: itself."""
 
     scoped_model = get_user_model()
+    filterset_class = UserFilter
     serializer_class = UserSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def list(self, request):
-        qs = user_list(qs=self.get_queryset(), params=request.query_params)
+        qs = self.list_filter(self.get_queryset())
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

@@ -7,7 +7,9 @@ machine; wall time adds the round trips (upstream, Redis). ``--cprofile FILE`` a
 writes a cProfile (CPU clock) of one batch.
 
 Run by the harness with the target's environment (settings module, database, secret);
-for XenX targets it issues its own access token for the benchmark user.
+for XenX targets it rotates the benchmark's callers as the wrk script does (the users'
+access tokens for (d), client addresses for (e)); for (d) without the revocation memo,
+as under the load (see below).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import itertools
 import json
 import sys
 import time
@@ -28,7 +31,8 @@ def main() -> int:
     parser.add_argument("key", choices=list("bcde"))
     parser.add_argument("path")
     parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--user", default="")
+    parser.add_argument("--tokens", default="", help="access tokens, one a line")
+    parser.add_argument("--client-ips", type=int, default=0)
     parser.add_argument("--expect", default="")
     parser.add_argument("--cprofile", default="")
     args = parser.parse_args()
@@ -37,16 +41,33 @@ def main() -> int:
     import django
 
     django.setup()
-    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import get_internal_wsgi_application
 
-    app = WSGIHandler()
-    auth = None
-    if args.user:
-        from accounts.models import User
-        from accounts.tokens import issue_tokens
+    app = get_internal_wsgi_application()  # the project's WSGI_APPLICATION
+    if args.tokens:
+        # Under the load each worker sees a given user about once a second (1,000 users,
+        # 2 workers), past the revocation memo (0.5 s): every call checks its token's
+        # records. One thread calling 1,000 users in turn would come back within the
+        # memo, so it is switched off here to measure what the load does.
+        from django.conf import settings
 
-        user = User.objects.get(email=args.user)
-        auth = "Bearer " + issue_tokens(user, mfa=False)["access"]
+        settings.XENX_REVOCATION_MEMO_SECONDS = 0
+    # Rotated per call, as the wrk script does: the request headers of each caller.
+    callers = []
+    if args.tokens:
+        tokens = [t for t in Path(args.tokens).read_text().splitlines() if t]
+        callers = [{"HTTP_AUTHORIZATION": f"Bearer {t}"} for t in tokens]
+    if args.client_ips:
+        ips = [
+            {"HTTP_X_FORWARDED_FOR": f"10.{k >> 16 & 255}.{k >> 8 & 255}.{k & 255}"}
+            for k in range(args.client_ips)
+        ]
+        callers = [
+            {**(callers[i % len(callers)] if callers else {}), **ips[i % len(ips)]}
+            for i in range(max(len(callers), len(ips)))
+        ]
+    callers = callers or [{}]
+    turn = itertools.count()
 
     statuses: list[str] = []
 
@@ -68,8 +89,7 @@ def main() -> int:
             "wsgi.url_scheme": "http",
             "wsgi.errors": sys.stderr,
         }
-        if auth:
-            environ["HTTP_AUTHORIZATION"] = auth
+        environ.update(callers[next(turn) % len(callers)])
         result = app(environ, start_response)
         body = b"".join(result)
         if hasattr(result, "close"):

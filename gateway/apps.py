@@ -5,4 +5,6 @@ class GatewayConfig(AppConfig):
     name = "gateway"
 
     def ready(self):
-        from . import signals  # noqa: F401
+        from . import health, signals  # noqa: F401
+
+        health.connect_lazy_start()

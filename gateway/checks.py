@@ -1,6 +1,7 @@
-"""Active health checks (``check_services``): poll each enabled instance's
-``health_check_path`` and write the verdict to the shared cache, where the proxy's
-breaker reads it."""
+"""One active health check: GET an instance's ``health_check_path`` and write the
+verdict to the shared cache, where the proxy's breaker, ``list_services``, Django admin
+and ``/health`` read it. Used by the in-process prober (``gateway.health``) and by the
+one-off ``check_services`` command."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str
     return ok, detail
 
 
-def check_all(*, down_seconds: float) -> list[tuple[str, str, bool, str]]:
-    """[(service, instance url, healthy, detail)] for every enabled instance."""
+def check_all(*, down_seconds: float, claim=None) -> list[tuple[str, str, bool, str]]:
+    """[(service, instance url, healthy, detail)] for every enabled instance, or only
+    those for which ``claim(instance)`` is true when it is given."""
     jobs = []
     for service in Service.objects.filter(enabled=True).prefetch_related("instances"):
         for instance in service.instances.all():
-            if instance.enabled:
+            if instance.enabled and (claim is None or claim(instance)):
                 jobs.append((service, instance))
     if not jobs:
         return []

@@ -20,12 +20,12 @@ from django.http import HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from accounts import revocation
-from accounts.tokens import Identity, authenticate_access_token, decode_access_token
+from accounts.policy import Door, bearer_token, token_identity
+from accounts.tokens import Identity, decode_access_token
 from xenx.errors import (
     ApiError,
     Forbidden,
     MalformedRequest,
-    MfaRequired,
     NotAuthenticated,
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -35,7 +35,7 @@ from xenx.errors import (
 )
 from xenx.net import client_ip, forwarded_chain
 
-from . import assertions, batching, content, metrics, paths, state
+from . import assertions, content, metrics, paths, state
 from .ratelimit import headers_for, limit_for
 from .registry import registry
 from .upstream import RequestRejected, UpstreamError, pool_for
@@ -57,7 +57,6 @@ HOP_BY_HOP = frozenset(
         "upgrade",
     }
 )
-IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-Id")
 # Request headers never copied from the client: hop-by-hop ones, those the gateway sets
 # itself, and the client's own Host (the upstream gets its own).
 _DROP_META = frozenset(
@@ -209,37 +208,59 @@ def _handle(request, service_name, svc):
             request.xenx_host = request.get_host()
         except DisallowedHost:
             raise MalformedRequest("The Host header is not allowed.") from None
-        # Authentication unless public, then the MFA policy: authenticate_access_token
-        # raises 401 codes first and mfa_required (403) after.
+        # Authentication unless public, then the MFA policy and the role list. A token
+        # seen in the last moments has its identity memoised; any other is checked
+        # against its revocation records, read in the call's one round trip below.
         auth = meta.get("HTTP_AUTHORIZATION")
+        raw = payload = None
+        state_keys: tuple[str, ...] = ()
         if auth or not svc.public:
-            identity = _authenticate(request, auth)
-            request.xenx_user_id = identity.user_id
-            if svc.allowed_roles and identity.role not in svc.allowed_roles:
-                raise Forbidden(f"Your role may not call service {svc.name!r}.")
-        rest, query = paths.split_target(meta, service_name)
-        if not paths.is_clean(rest):
-            raise MalformedRequest("The path is not a clean relative path.")
-        if query and _UNSAFE_QUERY.search(query):
-            raise MalformedRequest("The query string holds control characters.")
-        limit = limit_for(
-            svc,
-            role=identity.role if identity else None,
-            user_id=identity.user_id if identity else None,
-            ip=lambda: client_ip(request),
-        )
-        fast = batching.fast_path(svc, limit) if _batching() else None
-        try:
-            if fast is not None:
-                used, health = fast
-            else:
-                used, version, health = state.hot_round_trip(
-                    limit.key if limit else None,
-                    limit.period if limit else 0,
-                    svc.health_keys,
+            raw = _bearer(auth)
+            identity = _memoised_identity(raw)
+            if identity is None:
+                payload = decode_access_token(raw)
+                state_keys = tuple(
+                    revocation.state_keys(
+                        int(payload["user_id"]),
+                        str(payload["jti"]),
+                        payload.get("org"),
+                        payload.get("fam"),
+                    )
                 )
-                registry.observe_version(version)
-                batching.after_round_trip(svc, limit, used, health)
+            else:
+                _admit(request, svc, identity)
+        rest, query = paths.split_target(meta, service_name)
+        path_error = None
+        if not paths.is_clean(rest):
+            path_error = MalformedRequest("The path is not a clean relative path.")
+        elif query and _UNSAFE_QUERY.search(query):
+            path_error = MalformedRequest("The query string holds control characters.")
+        if path_error is not None and payload is None:
+            raise path_error
+        # Counted per user at the role the token names (a role change revokes the
+        # user's tokens, so a valid token's role is the user's).
+        role = identity.role if identity else payload.get("role") if payload else None
+        user_id = (
+            identity.user_id
+            if identity
+            else int(payload["user_id"])
+            if payload
+            else None
+        )
+        limit = None
+        if path_error is None:
+            limit = limit_for(
+                svc, role=role, user_id=user_id, ip=lambda: client_ip(request)
+            )
+        found = None
+        try:
+            used, version, health, found = state.hot_round_trip(
+                limit.key if limit else None,
+                limit.period if limit else 0,
+                svc.health_keys,
+                state_keys,
+            )
+            registry.observe_version(version)
         except state.CacheDown:
             if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
                 return error_response(
@@ -251,6 +272,27 @@ def _handle(request, service_name, svc):
                 )
             used, health = None, [None] * len(svc.health_keys)
             limit = None
+        if payload is not None:
+            try:
+                if found is None:  # fail-open without the cache: as fetch_states does
+                    identity = _verify(raw)
+                else:
+                    with revocation.prefetched(state_keys, found):
+                        identity = _verify(raw)
+                _admit(request, svc, identity)
+                if path_error is not None:
+                    raise path_error
+            except ApiError:
+                if limit is not None:
+                    state.uncount(limit.key)
+                raise
+            if limit is not None and identity.role != role:
+                state.uncount(limit.key)
+                limit = limit_for(
+                    svc, role=identity.role, user_id=identity.user_id, ip=None
+                )
+                if limit is not None:
+                    used = state.hot_round_trip(limit.key, limit.period, ())[0]
         rl_headers = headers_for(limit, used) if limit and used is not None else None
         if rl_headers and used > limit.count:
             metrics.RATE_LIMITED.labels(svc.name).inc()
@@ -266,38 +308,23 @@ def _handle(request, service_name, svc):
         response = _forward(request, svc, identity, rest, query, body, length, health)
     except ApiError as exc:
         response = api_error_response(request, exc)
-    if rl_headers:
+    if rl_headers:  # ASCII digits: Django's per-header validation is not needed
+        store = response.headers._store
         for name, value in rl_headers.items():
-            response[name] = value
+            store[name.lower()] = (name, value)
     return response
 
 
-_batching_enabled: bool | None = None
-
-
-def _batching() -> bool:
-    global _batching_enabled
-    if _batching_enabled is None:
-        _batching_enabled = batching.enabled()
-    return _batching_enabled
-
-
-def _authenticate(request, auth: str | None) -> Identity:
-    if not auth:
+def _bearer(auth: str | None) -> str:
+    raw = bearer_token(auth)
+    if raw is None:
         raise NotAuthenticated(headers={"WWW-Authenticate": 'Bearer realm="api"'})
-    scheme, _, raw = auth.partition(" ")
-    raw = raw.strip()
-    if scheme.lower() != "bearer" or not raw or " " in raw:
-        raise NotAuthenticated(
-            "The Authorization header must be 'Bearer <token>'.",
-            code="invalid_token",
-            headers={"WWW-Authenticate": 'Bearer realm="api"'},
-        )
-    identity = _memoised_identity(raw)
-    if identity is not None:
-        return identity
+    return raw
+
+
+def _verify(raw: str) -> Identity:
     try:
-        identity = authenticate_access_token(raw, path=request.path)
+        identity = token_identity(raw, door=Door.GATEWAY)
     except state.CACHE_ERRORS:
         if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
             raise ApiError(
@@ -307,10 +334,14 @@ def _authenticate(request, auth: str | None) -> Identity:
                 headers={"Retry-After": "5"},
             ) from None
         identity = _identity_from_claims(decode_access_token(raw))
-    if identity.mfa_pending:
-        raise MfaRequired()
     _remember_identity(raw, identity)
     return identity
+
+
+def _admit(request, svc, identity: Identity) -> None:
+    request.xenx_user_id = identity.user_id
+    if svc.allowed_roles and identity.role not in svc.allowed_roles:
+        raise Forbidden(f"Your role may not call service {svc.name!r}.")
 
 
 # Identities of tokens checked in the last moments, valid exactly as long as the
@@ -322,15 +353,13 @@ _IDENTITY_MEMO_MAX = 10_000
 
 
 def _revocation_entries(identity: Identity):
-    memo = getattr(revocation, "_memo", None)
-    if not isinstance(memo, dict):
-        return None
-    keys = [f"ustate:{identity.user_id}", f"jti:{identity.payload.get('jti')}"]
-    if identity.org_id is not None:
-        keys.append(f"ostate:{identity.org_id}")
-    if identity.payload.get("fam"):  # the session (accounts.sessions)
-        keys.append(f"fam:{identity.payload['fam']}")
-    entries = tuple(memo.get(k) for k in keys)
+    keys = revocation.state_keys(
+        identity.user_id,
+        identity.payload.get("jti"),
+        identity.org_id,
+        identity.payload.get("fam"),  # the session (accounts.sessions)
+    )
+    entries = tuple(revocation.memo_entry(k) for k in keys)
     if any(e is None for e in entries):
         return None
     return tuple(zip(keys, entries, strict=True))
@@ -350,11 +379,10 @@ def _memoised_identity(raw: str) -> Identity | None:
     if hit is None:
         return None
     identity, entries = hit
-    memo = revocation._memo
     now = time.monotonic()
     try:
         for key, entry in entries:
-            if memo.get(key) is not entry or entry[0] <= now:
+            if revocation.memo_entry(key) is not entry or entry[0] <= now:
                 _identity_memo.pop(raw, None)
                 return None
     except (TypeError, IndexError, KeyError):  # accounts.revocation changed shape
@@ -565,12 +593,7 @@ def _forward(request, svc, identity, rest, query, body, length, health):
         except UpstreamError as failure:
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
-            if state.record_failure(inst.id, trial=inst is trial):
-                batching.note_open(
-                    svc,
-                    svc.instances.index(inst),
-                    state.now_ms() + state.OPEN_SECONDS * 1000,
-                )
+            state.record_failure(inst.id, trial=inst is trial)
             logger.warning(
                 "upstream failure",
                 extra={"service": svc.name, "instance": inst.url, "kind": failure.kind},

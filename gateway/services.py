@@ -3,10 +3,11 @@ transaction; every save or delete bumps the registry version (see ``signals``)."
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from accounts import audit
+from auditlog import audit
 
 from .models import Service, ServiceInstance
 
@@ -25,7 +26,6 @@ SERVICE_FIELDS = (
     "sign_identity",
 )
 DEMO_SERVICE = "demo"
-DEMO_URL = "http://127.0.0.1:9000"
 
 
 def _instance_specs(instances) -> list[dict]:
@@ -147,11 +147,10 @@ def service_seed_demo() -> str:
     """The demo service of ``seed_demo`` (idempotent)."""
     if Service.objects.filter(name=DEMO_SERVICE).exists():
         return f"Service {DEMO_SERVICE} exists."
+    url = f"http://127.0.0.1:{settings.XENX_DEMO_PORT}"
     service_create(
         name=DEMO_SERVICE,
-        instances=[DEMO_URL],
-        description="Demo back end; start one on 127.0.0.1:9000 to try the gateway.",
+        instances=[url],
+        description="scripts/demo_upstream.py, started by scripts/run.",
     )
-    return (
-        f"Created service {DEMO_SERVICE} → {DEMO_URL} (calls: /api/{DEMO_SERVICE}/…)."
-    )
+    return f"Created service {DEMO_SERVICE} → {url} (calls: /api/{DEMO_SERVICE}/…)."

@@ -12,8 +12,8 @@ import contextlib
 import time
 
 from django.core.cache import cache
-
-from . import fastredis
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
@@ -38,13 +38,13 @@ class CacheDown(Exception):
 
 
 _raw = None
-_raw_params = None
 _raw_checked = False
+_decode = None  # django-redis's decoding of values written through the cache API
 
 
 def raw_client():
     """The raw redis client behind django-redis, or None for another backend."""
-    global _raw, _raw_params, _raw_checked
+    global _raw, _raw_checked, _decode
     if not _raw_checked:
         from django.core.cache import caches
 
@@ -56,40 +56,60 @@ def raw_client():
             from django_redis import get_redis_connection
 
             _raw = get_redis_connection("default")
-            _raw_params = fastredis.params_of(_raw)
+            _decode = caches["default"].client.decode
         _raw_checked = True
     return _raw
 
 
-def fast_redis_available() -> bool:
-    raw_client()
-    return _raw_params is not None
+_packed: dict[tuple, bytes] = {}
+_PACKED_MAX = 20_000
 
 
-def flush_round_trip(batch, health_keys):
-    """``batching``'s one pipeline: INCRBY + EXPIRE for each (key, pending, period),
-    then the registry version and ``health_keys``. Returns (totals, version, values)."""
-    commands = []
-    for name, pending, period in batch:
-        full = key(name)
-        commands.append(("INCRBY", full, pending))
-        commands.append(("EXPIRE", full, period + 1, "NX"))
-    commands.append(("MGET", key(VERSION_KEY), *(key(k) for k in health_keys)))
+def pipeline(commands: tuple) -> list:
+    """Send ``commands`` in one write on a pooled redis-py connection and read their
+    replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no command
+    stack, no response callbacks), same connections, pool, TLS and fork safety. A
+    connection that failed mid-way is dropped, never reused with replies pending."""
+    pool = _raw.connection_pool
+    conn = pool.get_connection()
     try:
-        results = fastredis.execute(_raw_params, commands)
-    except (*CACHE_ERRORS, ConnectionError, fastredis.RedisReplyError) as exc:
-        raise CacheDown() from exc
-    values = results[-1]
-    return (
-        results[0:-1:2],
-        _int(values[0]),
-        [_int(v) for v in values[1:]],
-    )
+        packed = _packed.get(commands)
+        if packed is None:  # the same commands recur (per service, user and window)
+            if len(_packed) >= _PACKED_MAX:
+                _packed.clear()
+            packed = _packed[commands] = b"".join(conn.pack_commands(commands))
+        conn.send_packed_command((packed,), check_health=False)
+        return [conn.read_response() for _ in commands]
+    except BaseException:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
 
 
 def key(name: str) -> str:
-    """The cache's full key (prefix and version), as Django's cache API would write it."""
-    return cache.make_key(name)
+    """The cache's full key (prefix and version), as Django's cache API would write it;
+    memoised (``cache.make_key`` through the connection proxy is a measurable share of
+    a call)."""
+    full = _full_keys.get(name)
+    if full is None:
+        if len(_full_keys) >= _FULL_KEYS_MAX:
+            _full_keys.clear()
+        full = _full_keys[name] = cache.make_key(name)
+    return full
+
+
+_full_keys: dict[str, str] = {}
+_FULL_KEYS_MAX = 100_000
+
+
+@receiver(setting_changed)
+def _forget(setting, **kwargs):
+    global _raw, _raw_checked, _decode
+    if setting == "CACHES":
+        _full_keys.clear()
+        _raw = _decode = None
+        _raw_checked = False
 
 
 def open_key(instance_id: int) -> str:
@@ -137,33 +157,40 @@ def bump_version() -> None:
 # --- the hot path's one pipelined round trip ----------------------------------------
 
 
-def hot_round_trip(rl_key: str | None, period: int, health_keys: tuple[str, ...]):
-    """Count one call against ``rl_key`` and read the registry version and the health
-    keys, all in one round trip. Returns (count or None, version, health values)."""
+def hot_round_trip(
+    rl_key: str | None,
+    period: int,
+    health_keys: tuple[str, ...],
+    cache_keys: tuple[str, ...] = (),
+):
+    """The call's one round trip: count it against ``rl_key`` (INCR + EXPIRE NX), read
+    the registry version, the health keys and ``cache_keys`` (values written through
+    Django's cache API: the token's revocation records). Returns (count or None,
+    version, health values, {cache key: value} of the ``cache_keys`` present)."""
     client = raw_client()
     try:
-        if _raw_params is not None:
-            commands = []
-            if rl_key is not None:
-                full = key(rl_key)
-                commands.append(("INCR", full))
-                commands.append(("EXPIRE", full, period + 1, "NX"))
-            commands.append(("MGET", key(VERSION_KEY), *(key(k) for k in health_keys)))
-            results = fastredis.execute(_raw_params, commands)
-            count = results[0] if rl_key is not None else None
-            values = results[-1]
-            return count, _int(values[0]), [_int(v) for v in values[1:]]
         if client is not None:
-            pipe = client.pipeline(transaction=False)
+            reads = (
+                "MGET",
+                key(VERSION_KEY),
+                *(key(k) for k in health_keys),
+                *(key(k) for k in cache_keys),
+            )
             if rl_key is not None:
                 full = key(rl_key)
-                pipe.incr(full)
-                pipe.expire(full, period + 1, nx=True)
-            pipe.mget([key(VERSION_KEY), *(key(k) for k in health_keys)])
-            results = pipe.execute()
+                commands = (("INCR", full), ("EXPIRE", full, period + 1, "NX"), reads)
+            else:
+                commands = (reads,)
+            results = pipeline(commands)
             count = results[0] if rl_key is not None else None
             values = results[-1]
-            return count, _int(values[0]), [_int(v) for v in values[1:]]
+            split = 1 + len(health_keys)
+            found = {}
+            if cache_keys:
+                for name, raw in zip(cache_keys, values[split:], strict=True):
+                    if raw is not None:
+                        found[name] = _decode(raw)
+            return count, _int(values[0]), [_int(v) for v in values[1:split]], found
         count = None
         if rl_key is not None:
             cache.add(rl_key, 0, period + 1)
@@ -172,14 +199,22 @@ def hot_round_trip(rl_key: str | None, period: int, health_keys: tuple[str, ...]
             except ValueError:  # expired between add and incr
                 cache.set(rl_key, 1, period + 1)
                 count = 1
-        found = cache.get_many([VERSION_KEY, *health_keys])
+        found = cache.get_many([VERSION_KEY, *health_keys, *cache_keys])
         return (
             count,
             _int(found.get(VERSION_KEY)),
             [_int(found.get(k)) for k in health_keys],
+            {k: found[k] for k in cache_keys if k in found},
         )
-    except (*CACHE_ERRORS, ConnectionError, fastredis.RedisReplyError) as exc:
+    except (*CACHE_ERRORS, ConnectionError) as exc:
         raise CacheDown() from exc
+
+
+def uncount(rl_key: str) -> None:
+    """Take back a call counted by ``hot_round_trip`` that was then refused (a revoked
+    token, a role the service refuses): refused calls do not use up the limit."""
+    with contextlib.suppress(*CACHE_ERRORS, ValueError):  # ValueError: expired
+        cache.decr(rl_key)
 
 
 # --- instance health (passive breaker and active checks) ---------------------------

@@ -3,7 +3,7 @@
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from accounts.tokens import authenticate_access_token
+from accounts.policy import Door, bearer_token, token_identity
 from xenx.errors import ApiError, api_error_response, error_response
 from xenx.health import check_cache, check_database
 from xenx.roles import Role
@@ -45,11 +45,8 @@ def metrics_view(request):
             request, 401, headers={"WWW-Authenticate": 'Bearer realm="api"'}
         )
     if not metrics_token_ok(auth):
-        scheme, _, raw = auth.partition(" ")
-        if scheme.lower() != "bearer" or not raw.strip():
-            return error_response(request, 401, "invalid_token")
         try:
-            identity = authenticate_access_token(raw.strip(), path=request.path)
+            identity = token_identity(bearer_token(auth), door=Door.GATEWAY)
         except ApiError as exc:
             return api_error_response(request, exc)
         if identity.role != Role.ADMIN:

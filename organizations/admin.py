@@ -6,7 +6,6 @@ it is "not found" and the admin redirects to its index).
 """
 
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 
 from xenx.errors import Forbidden
@@ -18,11 +17,7 @@ from .models import Document, Invitation, Organization
 
 def is_scoped_model(model) -> bool:
     """Models whose visibility rule lives in organizations.scoping."""
-    return (
-        model is Organization
-        or model is get_user_model()
-        or model._meta.label_lower in scoping._HANDLERS
-    )
+    return scoping.has_rule(model)
 
 
 def is_platform_admin(user) -> bool:

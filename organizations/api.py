@@ -10,19 +10,23 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import viewsets
 
 from xenx.errors import ValidationFailed
+from xenx.filters import apply_filters
 
 from .scoping import visible
 
 
 class ScopedViewSet(viewsets.GenericViewSet):
     scoped_model = None  # the model whose visible rows this view serves
+    filterset_class = None  # its list filters (django-filter), shared with the portal
 
     def get_queryset(self):
         return visible(self.request.user, self.scoped_model)
 
     def list_filter(self, qs):
         """Narrow the visible rows by query parameters (list only)."""
-        return qs
+        if self.filterset_class is None:
+            return qs
+        return apply_filters(self.filterset_class, self.request.query_params, qs)
 
 
 @contextmanager

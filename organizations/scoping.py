@@ -65,6 +65,15 @@ def register(label: str):
     return wrap
 
 
+def has_rule(model: type[Model]) -> bool:
+    """Whether ``visible`` has a rule for ``model`` (every other model: nothing)."""
+    return (
+        model is Organization
+        or model is get_user_model()
+        or model._meta.label_lower in _HANDLERS
+    )
+
+
 def visible_by_label(user, label: str) -> QuerySet:
     return visible(user, apps.get_model(label))
 
@@ -97,3 +106,15 @@ def _visible_documents(user, model) -> QuerySet:
     if role == Role.CPA and org_id:
         return qs.filter(owner__organization_id=org_id, owner__role=Role.CLIENT)
     return qs.filter(owner_id=user.pk)
+
+
+@register("auditlog.auditevent")
+def _visible_audit_events(user, model) -> QuerySet:
+    """Admins: every event; staff: their organization's (an event belongs to its
+    target's organization, or to none: then only admins see it); others: none."""
+    qs = model._default_manager.select_related("actor", "organization")
+    if user.role == Role.ADMIN:
+        return qs.all()
+    if user.role == Role.STAFF and user.organization_id:
+        return qs.filter(organization_id=user.organization_id)
+    return qs.none()

@@ -52,7 +52,7 @@ def organization_create(
     actor=None,
     request=None,
 ) -> Organization:
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_organization_write(actor)
     org = Organization.objects.create(
@@ -76,8 +76,9 @@ def organization_update(
     *, organization: Organization, actor=None, request=None, **changes
 ) -> Organization:
     """Change name, slug, mfa_required or is_active. Deactivation and an MFA
-    requirement take effect on every member's tokens at once."""
-    from accounts import audit, revocation
+    requirement take effect on every member's tokens at once (the cached state follows
+    the save through ``accounts.signals``)."""
+    from auditlog import audit
 
     policies.check_organization_write(actor)
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
@@ -106,8 +107,6 @@ def organization_update(
         request=request,
         data={"before": before, "after": changed},
     )
-    revocation.invalidate_org(organization.pk)
-    transaction.on_commit(partial(revocation.invalidate_org, organization.pk))
     return organization
 
 
@@ -151,7 +150,7 @@ def invitation_create(
     ``invitation.email_sent`` tells whether the email went out."""
     from django.contrib.auth import get_user_model
 
-    from accounts import audit
+    from auditlog import audit
 
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
@@ -196,9 +195,10 @@ def invitation_create(
 
 def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitation:
     """Use ``invitation`` for ``user`` (once: the row is locked, so two concurrent
-    registrations cannot both use it). The user lands in the invitation's organization
-    with its role. Raises ValidationFailed on ``invitation`` when it cannot be used."""
-    from accounts import audit, revocation
+    registrations cannot both use it). Raises ValidationFailed on ``invitation`` when it
+    cannot be used. Putting the user in the invitation's organization with its role is
+    the caller's (``accounts`` registration, through ``user_update``)."""
+    from auditlog import audit
 
     from .selectors import invitation_problem
 
@@ -214,13 +214,6 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
         locked.accepted_at = timezone.now()
         locked.accepted_by = user
         locked.save(update_fields=["accepted_at", "accepted_by"])
-        if (user.organization_id, user.role) != (locked.organization_id, locked.role):
-            user.organization = locked.organization
-            user.role = locked.role
-            user.save(
-                update_fields=["organization", "role", "is_staff", "is_superuser"]
-            )
-            revocation.invalidate_user(user.pk)
         audit.record(
             audit.Action.INVITATION_ACCEPTED,
             actor=user,
@@ -257,7 +250,7 @@ def document_create(
     413 over XENX_MAX_UPLOAD_BYTES; 415 unless its bytes are an allowed type matching
     its name. Stored under a generated name through the default storage.
     """
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_document_create(actor)
     if owner.role != Role.CLIENT:
@@ -321,7 +314,7 @@ def delete_file_on_commit(document: Document) -> None:
 @transaction.atomic
 def document_delete(*, document: Document, actor=None, request=None) -> None:
     """Delete the row and (after commit, by the post_delete signal) its file."""
-    from accounts import audit
+    from auditlog import audit
 
     policies.check_document_delete(actor)
     audit.record(

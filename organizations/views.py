@@ -1,7 +1,5 @@
 import logging
 
-from django.core.files.uploadhandler import FileUploadHandler
-from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -15,11 +13,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from xenx.errors import NotFound, PayloadTooLarge, ValidationFailed
+from xenx.errors import ValidationFailed
 from xenx.roles import Role
 
-from . import policies, selectors, services
+from . import policies, services, uploads
 from .api import ScopedViewSet, django_validation_as_api
+from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
 from .serializers import (
@@ -65,13 +64,12 @@ class OrganizationViewSet(ScopedViewSet):
     """Admins see and manage every organization; members see their own."""
 
     scoped_model = Organization
+    filterset_class = OrganizationFilter
     serializer_class = OrganizationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def list(self, request):
-        qs = selectors.organization_list(
-            qs=self.get_queryset(), params=request.query_params
-        )
+        qs = self.list_filter(self.get_queryset())
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -143,23 +141,6 @@ class OrganizationViewSet(ScopedViewSet):
         return Response(data, status=status.HTTP_201_CREATED)
 
 
-class UploadLimitHandler(FileUploadHandler):
-    """First in the upload handler chain: counts each file's bytes as they arrive and
-    aborts with 413 past the limit, before the rest is spooled to disk."""
-
-    def __init__(self, limit: int, request=None):
-        super().__init__(request)
-        self.limit = limit
-
-    def receive_data_chunk(self, raw_data, start):
-        if start + len(raw_data) > self.limit:
-            raise PayloadTooLarge(f"The file is larger than {self.limit} bytes.")
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None  # the next handler builds the file
-
-
 class AnyRenderer(BaseRenderer):
     """Lets a download answer whatever the client's Accept header asks for."""
 
@@ -190,13 +171,12 @@ class DocumentViewSet(ScopedViewSet):
 
     scoped_model = Document
     serializer_class = DocumentSerializer
+    filterset_class = DocumentFilter
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
 
     def list(self, request):
-        qs = selectors.document_list(
-            qs=self.get_queryset(), params=request.query_params
-        )
+        qs = self.list_filter(self.get_queryset())
         page = self.paginate_queryset(qs)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
@@ -204,16 +184,7 @@ class DocumentViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
-        # Refuse a body that cannot fit before parsing (and spooling) it.
-        limit = services.max_upload_bytes()
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit + 64 * 1024:
-            raise PayloadTooLarge(f"The file is larger than {limit} bytes.")
-        # And stop reading a file part as soon as it passes the limit (chunked bodies).
-        request._request.upload_handlers.insert(0, UploadLimitHandler(limit))
+        uploads.guard_upload(request._request)  # before the body is parsed
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -259,18 +230,4 @@ class DocumentViewSet(ScopedViewSet):
     )
     @action(detail=True, methods=["get"], renderer_classes=[JSONRenderer, AnyRenderer])
     def download(self, request, pk=None):
-        document = self.get_object()
-        try:
-            stream = document.file.open("rb")
-        except FileNotFoundError:
-            logger.error("stored file missing for document %s", document.pk)
-            raise NotFound("The file of this document is missing.") from None
-        response = FileResponse(
-            stream,
-            as_attachment=True,
-            filename=document.original_filename or f"document-{document.pk}",
-            content_type=document.content_type,
-        )
-        response["X-Content-Type-Options"] = "nosniff"
-        response["Cache-Control"] = "private, no-store"
-        return response
+        return uploads.document_file_response(self.get_object())

@@ -1,30 +1,66 @@
 """The XenX admin site: Django admin behind the portal's two-step login.
 
-- Admins and staff (``is_staff``, derived from the role) may enter; a user with a
-  confirmed TOTP device only when this session passed it (django-otp's ``is_verified``).
+- Who may enter is ``accounts.policy.session_verdict(door=ADMIN)``, the portal's rule
+  plus a staff role: a user with a confirmed TOTP device only from a session that
+  passed it, a member of an ``mfa_required`` organization only after enrolling (sent to
+  the portal's enrolment page, like the portal does), active user and organization,
+  session not revoked.
 - ``/admin/login/`` is the portal login (password, then TOTP or a backup code, throttled
   like the API), so there is one login page and one throttle, not two.
 """
 
-from urllib.parse import urlencode
-
 from django.contrib import admin, messages
-from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth import REDIRECT_FIELD_NAME, update_session_auth_hash
 from django.contrib.auth import logout as auth_logout
+from django.contrib.auth.forms import PasswordChangeForm
+from django.contrib.auth.views import PasswordChangeView
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from accounts.selectors import user_has_confirmed_totp
+from accounts.passwords import password_change
+from accounts.policy import Door, Verdict, current_session, session_verdict
+from xenx.errors import RateLimited, ValidationFailed
+
+from .decorators import signed_in_user, to_enrolment, to_login
 
 
-def passed_second_factor(request) -> bool:
-    """True unless the user has a confirmed TOTP device this session did not pass."""
-    user = request.user
-    verified = getattr(user, "is_verified", None)
-    if verified is not None and verified():
-        return True
-    return not user_has_confirmed_totp(user)
+class OwnPasswordForm(PasswordChangeForm):
+    """Django's form, minus its own (unthrottled) old-password check: the service
+    checks it."""
+
+    def clean_old_password(self):
+        return self.cleaned_data["old_password"]
+
+
+class OwnPasswordChangeView(PasswordChangeView):
+    form_class = OwnPasswordForm
+    template_name = "registration/password_change_form.html"
+
+    def form_valid(self, form):
+        try:
+            password_change(
+                user=signed_in_user(self.request),
+                old_password=form.cleaned_data["old_password"],
+                new_password=form.cleaned_data["new_password2"],
+                request=self.request,
+                spare_session=current_session(self.request),
+            )
+        except RateLimited as exc:
+            form.add_error(None, "Too many attempts. Wait a minute and try again.")
+            response = self.form_invalid(form)
+            response.status_code = 429
+            response["Retry-After"] = exc.headers.get("Retry-After", "60")
+            return response
+        except ValidationFailed as exc:
+            for field, errors in (exc.details or {}).items():
+                target = {"new_password": "new_password2"}.get(field, field)
+                for error in errors:
+                    form.add_error(target if target in form.fields else None, error)
+            return self.form_invalid(form)
+        update_session_auth_hash(self.request, signed_in_user(self.request))
+        return HttpResponseRedirect(self.get_success_url())
 
 
 class XenxAdminSite(admin.AdminSite):
@@ -33,8 +69,18 @@ class XenxAdminSite(admin.AdminSite):
     index_title = "Administration"
     site_url = "/portal/"
 
+    def password_change(self, request, extra_context=None):
+        """The admin's own password page: the old password is required and checked by
+        ``passwords.password_change`` (throttled with ``password_change_account``,
+        every other token and session revoked, audited), like the API and the portal."""
+        request.current_app = self.name
+        return OwnPasswordChangeView.as_view(
+            success_url=reverse("admin:password_change_done", current_app=self.name),
+            extra_context={**self.each_context(request), **(extra_context or {})},
+        )(request)
+
     def has_permission(self, request):
-        return super().has_permission(request) and passed_second_factor(request)
+        return session_verdict(request, door=Door.ADMIN) == Verdict.ALLOW
 
     def login(self, request, extra_context=None):
         next_url = request.GET.get(REDIRECT_FIELD_NAME, "")
@@ -42,16 +88,14 @@ class XenxAdminSite(admin.AdminSite):
             next_url, allowed_hosts={request.get_host()}, require_https=False
         ) or not next_url.startswith("/admin/"):
             next_url = reverse("admin:index", current_app=self.name)
-        user = request.user
-        if user.is_authenticated:
-            if self.has_permission(request):
-                return redirect(next_url)
-            if user.is_active and user.is_staff:
-                # Staff whose session has not passed its second factor: log in again.
-                auth_logout(request)
-            else:
-                messages.error(request, "Your account cannot use the admin site.")
-                return redirect("portal:dashboard")
-        return redirect(
-            f"{reverse('portal:login')}?{urlencode({'next': next_url}, safe='/')}"
-        )
+        verdict = session_verdict(request, door=Door.ADMIN)
+        if verdict == Verdict.ALLOW:
+            return redirect(next_url)
+        if verdict == Verdict.ENROL:
+            return to_enrolment(request)
+        if verdict == Verdict.DENY:
+            messages.error(request, "Your account cannot use the admin site.")
+            return redirect("portal:dashboard")
+        if verdict == Verdict.SIGN_OUT:
+            auth_logout(request)
+        return to_login(request, next_url)

@@ -1,7 +1,7 @@
 """Portal forms. They validate input; the writes happen in the owning app's services."""
 
 from django import forms
-from django.contrib.auth import authenticate, password_validation
+from django.contrib.auth import password_validation
 
 from xenx.roles import Role
 
@@ -15,22 +15,8 @@ class LoginForm(forms.Form):
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
 
+    # One message for unknown email, wrong password and inactive account.
     error_message = "Incorrect email or password."
-
-    def __init__(self, request=None, *args, **kwargs):
-        self.request = request
-        self.user = None
-        super().__init__(*args, **kwargs)
-
-    def clean(self):
-        cleaned = super().clean()
-        email, password = cleaned.get("email"), cleaned.get("password")
-        if email and password is not None:
-            self.user = authenticate(self.request, email=email, password=password)
-            if self.user is None:
-                # One message for unknown email, wrong password and inactive account.
-                raise forms.ValidationError(self.error_message, code="invalid_login")
-        return cleaned
 
 
 class CodeForm(forms.Form):

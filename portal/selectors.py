@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.db.models import Q
 
+from accounts.filters import UserFilter
+from organizations.filters import DocumentFilter
 from organizations.scoping import visible
+from xenx.filters import apply_filters
 from xenx.roles import Role
 
 
@@ -15,31 +17,20 @@ def document_model():
 
 
 def clients_of(user, *, search: str = ""):
-    """Client users ``user`` may see, optionally filtered by a search string."""
-    qs = visible(user, get_user_model()).filter(role=Role.CLIENT)
-    search = search.strip()
-    if search:
-        qs = qs.filter(
-            Q(email__icontains=search)
-            | Q(first_name__icontains=search)
-            | Q(last_name__icontains=search)
-        )
+    """Client users ``user`` may see, optionally searched (the API's user filters)."""
+    qs = apply_filters(
+        UserFilter,
+        {"role": Role.CLIENT, "search": search},
+        visible(user, get_user_model()),
+    )
     return qs.order_by("last_name", "first_name", "email", "id")
 
 
 def documents_of(user, *, search: str = "", owner=None):
-    Document = document_model()
-    qs = visible(user, Document).select_related("owner")
-    if owner is not None:
-        qs = qs.filter(owner=owner)
-    search = search.strip()
-    if search:
-        qs = qs.filter(
-            Q(title__icontains=search)
-            | Q(original_filename__icontains=search)
-            | Q(owner__email__icontains=search)
-        )
-    return qs.order_by("-created_at", "-pk")
+    """Documents ``user`` may see (the API's document filters)."""
+    params = {"search": search, "owner": getattr(owner, "pk", "")}
+    qs = apply_filters(DocumentFilter, params, visible(user, document_model()))
+    return qs.select_related("owner").order_by("-created_at", "-pk")
 
 
 def dashboard(user) -> dict:

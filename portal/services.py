@@ -1,23 +1,17 @@
-"""Portal-only writes: the session login in two steps. Password checks, second factors,
-invitations and documents belong to the accounts and organizations services."""
+"""The portal's half-done login: who passed the password step in this browser session
+and is asked for a second factor. Only session state: the checks, throttles, audit
+events and the login itself are ``accounts.login``'s, shared with the API."""
 
 from __future__ import annotations
 
 import time
 
-import django_otp
 from django.conf import settings
-from django.contrib.auth import login as auth_login
-from django.contrib.auth import logout as auth_logout
-from django.db import transaction
+from django.contrib.auth import get_user_model
 
-from accounts import audit
+from accounts.login import MFA_MAX_FAILURES
 
 PENDING_KEY = "portal_mfa_pending"
-BACKEND = "accounts.backends.EmailBackend"
-# Wrong codes one password login may try before it must start again (as the API's
-# mfa_token allows).
-MAX_CODE_FAILURES = 5
 
 
 def pending_login_start(*, request, user, next_url: str) -> None:
@@ -34,8 +28,6 @@ def pending_login_start(*, request, user, next_url: str) -> None:
 
 def pending_login(request):
     """(user, next_url) of the half-finished login in this session, or (None, None)."""
-    from django.contrib.auth import get_user_model
-
     state = request.session.get(PENDING_KEY)
     if not isinstance(state, dict):
         return None, None
@@ -54,75 +46,18 @@ def pending_login(request):
     return user, state.get("next") or settings.LOGIN_REDIRECT_URL
 
 
-def pending_login_failed(*, request, user) -> bool:
-    """Record a wrong code; True when this login has had too many and was dropped."""
+def pending_login_failed(request) -> int:
+    """Count a wrong code; returns the count. At ``MFA_MAX_FAILURES`` the half-done
+    login is dropped (the password step must be passed again)."""
     state = request.session.get(PENDING_KEY) or {}
     failures = int(state.get("failures", 0)) + 1
-    audit.record(
-        audit.Action.MFA_FAILED,
-        actor=user,
-        target=user,
-        request=request,
-        data={"step": "login", "channel": "portal", "failures": failures},
-    )
-    if failures >= MAX_CODE_FAILURES:
+    if failures >= MFA_MAX_FAILURES:
         request.session.pop(PENDING_KEY, None)
-        return True
-    state["failures"] = failures
-    request.session[PENDING_KEY] = state
-    return False
+    else:
+        state["failures"] = failures
+        request.session[PENDING_KEY] = state
+    return failures
 
 
-@transaction.atomic
-def session_login(*, request, user, device=None) -> None:
-    """Log ``user`` in to this session (and mark it verified by ``device``)."""
+def pending_login_end(request) -> None:
     request.session.pop(PENDING_KEY, None)
-    auth_login(request, user, backend=BACKEND)
-    if device is not None:
-        django_otp.login(request, device)
-        audit.record(
-            audit.Action.MFA_USED,
-            actor=user,
-            target=user,
-            request=request,
-            data={"channel": "portal"},
-        )
-    audit.record(
-        audit.Action.LOGIN_SUCCEEDED,
-        actor=user,
-        target=user,
-        request=request,
-        data={"channel": "portal", "mfa": device is not None},
-    )
-
-
-def login_failed(*, request, email: str) -> None:
-    """The same audit event as a failed API login."""
-    from django.contrib.auth import get_user_model
-
-    known = get_user_model()._default_manager.filter(email__iexact=email).first()
-    audit.record(
-        audit.Action.LOGIN_FAILED,
-        target=known,
-        organization=getattr(known, "organization", None),
-        request=request,
-        data={
-            "channel": "portal",
-            "email": email[:254],
-            "reason": "invalid_credentials",
-        },
-    )
-
-
-@transaction.atomic
-def session_logout(*, request) -> None:
-    user = request.user
-    if user.is_authenticated:
-        audit.record(
-            audit.Action.LOGOUT,
-            actor=user,
-            target=user,
-            request=request,
-            data={"channel": "portal"},
-        )
-    auth_logout(request)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import session_views, views
+from . import views
 
 app_name = "portal"
 
@@ -23,7 +23,7 @@ urlpatterns = [
     path("account/password", views.password_change_view, name="password-change"),
     path(
         "account/sessions/<int:pk>/end",
-        session_views.session_end_view,
+        views.session_end_view,
         name="session-end",
     ),
     path("account/mfa/totp", views.totp_begin_view, name="totp-begin"),

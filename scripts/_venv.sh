@@ -1,4 +1,4 @@
-# Sourced by scripts/run and scripts/test: create .venv with Python 3.11+ and install the
+# Sourced by scripts/run, scripts/test and scripts/manage: create .venv with Python 3.11+ and install the
 # pinned requirements when they changed since the last install.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,7 +12,12 @@ if [ -z "$PYTHON_BIN" ]; then
 fi
 [ -n "$PYTHON_BIN" ] || { echo "XenX needs Python 3.11 or newer." >&2; exit 1; }
 [ -x .venv/bin/python ] || "$PYTHON_BIN" -m venv .venv
-REQ_FILE=${REQ_FILE:-requirements-dev.txt}
+# Production settings install the runtime requirements only; otherwise tests and lint too.
+if [[ ${DJANGO_SETTINGS_MODULE:-} == *production* ]]; then
+  REQ_FILE=${REQ_FILE:-requirements.txt}
+else
+  REQ_FILE=${REQ_FILE:-requirements-dev.txt}
+fi
 stamp=".venv/.installed-$(cat requirements.txt "$REQ_FILE" | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip

@@ -16,6 +16,11 @@ def is_trusted_proxy(address: str) -> bool:
     entries = tuple(settings.XENX_TRUSTED_PROXIES)
     if not entries:
         return False
+    return _is_trusted(entries, address)
+
+
+@lru_cache(maxsize=4096)  # a proxied call asks about the same few addresses each time
+def _is_trusted(entries: tuple[str, ...], address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -10,6 +10,9 @@ urlpatterns = [
     path("health/ready", health.ready, name="health-ready"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The only two API paths with a trailing slash (they are pages, not resources).
+    path("api/schema", RedirectView.as_view(url="/api/schema/", query_string=True)),
+    path("api/docs", RedirectView.as_view(url="/api/docs/", query_string=True)),
     path(".well-known/", include("accounts.wellknown_urls")),
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from accounts import audit
-from accounts.models import AuditEvent
+from auditlog import audit
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import pyotp
 import pytest
 from django.core.cache import cache
 
-from accounts.models import AuditEvent
 from accounts.tokens import decode_access_token, issue_mfa_token
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from xenx.roles import Role
 

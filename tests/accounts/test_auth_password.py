@@ -6,8 +6,9 @@ import pytest
 from django.core import mail
 from rest_framework.test import APIClient
 
-from accounts.models import AuditEvent, User
+from accounts.models import User
 from accounts.tokens import decode_access_token, issue_tokens
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db
@@ -190,7 +191,7 @@ def test_reset_token_of_one_user_does_not_work_for_another(make_user):
     alice, bob = make_user(), make_user()
     _reset(alice.email)
     _, token = _reset_values(mail.outbox[0])
-    from accounts.auth_services import _uid
+    from accounts.selectors import user_uid as _uid
 
     assert_error(_confirm(_uid(bob), token), 400, "validation_error")
 

@@ -11,8 +11,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from accounts import mfa
-from accounts.models import AuditEvent
 from accounts.tokens import decode_access_token, issue_tokens
+from auditlog.models import AuditEvent
 from tests.conftest import assert_error
 
 pytestmark = pytest.mark.django_db

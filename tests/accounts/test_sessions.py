@@ -11,9 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from accounts import revocation, sessions
-from accounts.models import AuditEvent, UserSession
-from accounts.tokens import authenticate_access_token
-from gateway import batching, services
+from accounts.models import UserSession
+from accounts.policy import Door, token_identity
+from auditlog.models import AuditEvent
+from gateway import services
 from gateway.registry import registry
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from tests.gateway.conftest import Upstream
@@ -134,10 +135,8 @@ def test_mfa_login_is_marked(make_user, enrol_totp, login):
 
 
 @pytest.fixture
-def gateway_service(monkeypatch, db):
-    monkeypatch.setattr(batching, "_ensure_thread", lambda: None)
+def gateway_service(db):
     registry.reset()
-    batching.reset()
     upstream = Upstream("sessions")
     services.service_create(name="echo", instances=[upstream.url])
     yield "/api/echo/whoami"
@@ -216,27 +215,27 @@ def test_ending_reaches_a_process_with_a_warm_memo(three, settings):
     settings.XENX_REVOCATION_MEMO_SECONDS = 0.2
     user, logins = three
     access = logins[1]["access"]
-    authenticate_access_token(access)
+    token_identity(access, door=Door.API)
     memo = dict(revocation._memo)
     victim = UserSession.objects.get(login_user_agent="Laptop/2.0")
     sessions.session_end(session=victim, actor=user)
     # The other node's memo, fresh for 0.3 s more (however slow this machine is).
     until = time.monotonic() + 0.3
     revocation._memo.update({k: (until, v) for k, (_, v) in memo.items()})
-    authenticate_access_token(access)
+    token_identity(access, door=Door.API)
     time.sleep(0.35)
     revocation.clear_memo()
     with CaptureQueriesContext(connection) as queries, pytest.raises(TokenRevoked):
-        authenticate_access_token(access)
+        token_identity(access, door=Door.API)
     assert len(queries) == 0
 
 
 def test_an_access_token_with_a_family_costs_no_query_when_cached(three):
     _, logins = three
-    authenticate_access_token(logins[0]["access"])
+    token_identity(logins[0]["access"], door=Door.API)
     revocation.clear_memo()
     with CaptureQueriesContext(connection) as queries:
-        authenticate_access_token(logins[0]["access"])
+        token_identity(logins[0]["access"], door=Door.API)
     assert len(queries) == 0
 
 

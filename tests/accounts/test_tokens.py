@@ -16,13 +16,13 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken
 
 from accounts import revocation
-from accounts.models import AuditEvent
+from accounts.policy import Door, token_identity
 from accounts.tokens import (
-    authenticate_access_token,
     decode_access_token,
     issue_mfa_token,
     issue_tokens,
 )
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from xenx.errors import TokenRevoked
 
@@ -401,10 +401,10 @@ def test_a_fresh_user_instance_also_issues_valid_tokens_after_revocation(make_us
 def test_checking_an_access_token_costs_no_query_when_cached(make_user):
     user = make_user()
     access = issue_tokens(user, mfa=False)["access"]
-    authenticate_access_token(access)  # warms the cache
+    token_identity(access, door=Door.API)  # warms the cache
     revocation.clear_memo()  # another process: nothing memoised, the cache is warm
     with CaptureQueriesContext(connection) as queries:
-        identity = authenticate_access_token(access)
+        identity = token_identity(access, door=Door.API)
     assert identity.user_id == user.pk
     assert len(queries) == 0
 
@@ -414,17 +414,17 @@ def test_deactivation_reaches_a_process_with_a_warm_memo(make_user, settings):
     settings.XENX_REVOCATION_MEMO_SECONDS = 0.2
     user = make_user()
     access = issue_tokens(user, mfa=False)["access"]
-    authenticate_access_token(access)
+    token_identity(access, door=Door.API)
     # Simulate a write made by another process: the DB and the shared cache change,
     # this process's memo does not.
     memo = dict(revocation._memo)
     user.is_active = False
     user.save()
     revocation._memo.update(memo)
-    authenticate_access_token(access)  # still served from the memo
+    token_identity(access, door=Door.API)  # still served from the memo
     time.sleep(0.25)
     with pytest.raises(TokenRevoked):
-        authenticate_access_token(access)
+        token_identity(access, door=Door.API)
 
 
 def test_a_stale_reader_cannot_overwrite_a_fresh_state(make_user):

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway import batching, services
+from gateway import services
 from gateway.registry import registry
 from gateway.upstream import close_pools
 
@@ -192,13 +192,9 @@ def upstream(upstream_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_registry(monkeypatch):
-    # No background flusher in tests: they call batching.flush() where it matters.
-    monkeypatch.setattr(batching, "_ensure_thread", lambda: None)
     registry.reset()
-    batching.reset()
     yield
     registry.reset()
-    batching.reset()
     close_pools()
 
 

@@ -10,8 +10,8 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from accounts.models import AuditEvent
-from gateway import state
+from auditlog.models import AuditEvent
+from gateway import health, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 
@@ -104,7 +104,13 @@ def test_usage_error_exit_status_without_traceback():
     assert "Traceback" not in proc.stderr
 
 
-def test_list_services(db, make_service):
+@pytest.fixture
+def shared_cache(monkeypatch):
+    """Commands judge the cache as shared (Redis) even on the local-memory one."""
+    monkeypatch.setattr(health, "cache_is_shared", lambda: True)
+
+
+def test_list_services(db, make_service, shared_cache):
     assert "No services" in run("list_services")
     svc = make_service(
         "billing",
@@ -119,6 +125,19 @@ def test_list_services(db, make_service):
     assert lines[2].split() == ["open", "1", "1", "yes", "any"]
 
 
+def test_list_services_says_health_is_unknown_with_a_process_local_cache(
+    db, make_service, monkeypatch
+):
+    monkeypatch.setattr(health, "cache_is_shared", lambda: False)
+    make_service("billing", ["http://127.0.0.1:9001"])
+    err = StringIO()
+    out = StringIO()
+    call_command("list_services", stdout=out, stderr=err)
+    assert out.getvalue().splitlines()[1].split() == ["billing", "1", "?", "no", "any"]
+    assert "local to each process" in err.getvalue()
+    assert "GET /health" in err.getvalue()
+
+
 def test_remove_service(db, make_service):
     make_service("billing", ["http://127.0.0.1:9001"])
     assert "Removed service billing" in run("remove_service", "billing")
@@ -128,12 +147,16 @@ def test_remove_service(db, make_service):
         run("remove_service", "billing")
 
 
-def test_check_services_once(db, make_service, upstream):
+def test_check_services_once(db, make_service, upstream, shared_cache):
     svc = make_service(
         "svc", [upstream.url, closed_port_url()], health_check_path="/healthz"
     )
     good, bad = svc.instances.all()
-    out = run("check_services", "--once")
+    out = StringIO()
+    with pytest.raises(CommandError, match="1 of 2 instances unhealthy") as exc:
+        call_command("check_services", "--once", stdout=out)
+    assert exc.value.returncode == 1
+    out = out.getvalue()
     assert f"svc  {upstream.url}  healthy" in out
     assert "UNHEALTHY" in out
     assert upstream.requests[-1]["path"] == "/healthz"
@@ -142,6 +165,63 @@ def test_check_services_once(db, make_service, upstream):
     assert health[bad.id][0] is not None
     # the proxy follows the verdict at once
     assert {state.is_healthy(health[i][0]) for i in (good.id, bad.id)} == {True, False}
+
+
+def test_check_services_once_all_healthy_exits_0(db, make_service, upstream):
+    make_service("svc", [upstream.url])
+    err = StringIO()
+    out = StringIO()
+    call_command("check_services", "--once", stdout=out, stderr=err)  # no exception
+    assert f"svc  {upstream.url}  healthy  (HTTP 200)" in out.getvalue()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_check_services_says_when_its_verdicts_stay_in_its_process(
+    db, monkeypatch, shared
+):
+    monkeypatch.setattr(health, "cache_is_shared", lambda: shared)
+    err = StringIO()
+    call_command("check_services", "--once", stdout=StringIO(), stderr=err)
+    said = "the running server never sees them" in err.getvalue()
+    assert said is not shared
+
+
+@pytest.mark.slow
+def test_check_services_exit_status_in_a_real_process(tmp_path):
+    """A real ``manage.py check_services --once`` exits 1 (no traceback) when an
+    instance is unhealthy and says its verdicts stay in its process (SQLite file,
+    local-memory cache)."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "xenx.settings.development",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+    }
+    env.pop("REDIS_URL", None)
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run(
+        [*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True, timeout=120
+    )
+    subprocess.run(
+        [*manage, "register_service", "down", closed_port_url()],
+        env=env,
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    proc = subprocess.run(
+        [*manage, "check_services", "--once"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "UNHEALTHY" in proc.stdout
+    assert "1 of 1 instances unhealthy." in proc.stderr
+    assert "the running server never sees them" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_check_services_bad_interval(db):

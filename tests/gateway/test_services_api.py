@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from gateway import state
 from gateway.models import Service
 from tests.conftest import assert_error

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from organizations.models import Document
 from tests.conftest import assert_error
 from tests.organizations import files

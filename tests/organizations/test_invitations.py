@@ -9,7 +9,8 @@ from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
-from accounts.models import AuditEvent
+from accounts.services import user_accept_invitation
+from auditlog.models import AuditEvent
 from organizations.models import Invitation, hash_invitation_token
 from organizations.selectors import invitation_get_valid
 from organizations.services import invitation_accept, invitation_create
@@ -177,7 +178,7 @@ def test_deactivated_organization(issued, org):
 def test_accept_lands_the_user_in_org_and_role_once(issued, org):
     invitation, token = issued
     user = UserFactory(email="invitee@example.com", role=CLIENT, organization=None)
-    invitation_accept(
+    user_accept_invitation(
         invitation=invitation_get_valid(token=token, email=user.email), user=user
     )
     user.refresh_from_db()

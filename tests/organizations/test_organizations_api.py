@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth import authenticate
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from organizations.models import Organization
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from xenx.roles import Role

@@ -7,7 +7,8 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.admin import role_change_errors
-from accounts.models import AuditEvent, User
+from accounts.models import User
+from auditlog.models import AuditEvent
 from xenx.roles import Role
 
 CHANGELIST = "/admin/accounts/user/"
@@ -219,17 +220,17 @@ def test_documents_admin_scoped(staff_admin, make_user, other_org, make_document
 
 def test_audit_events_are_read_only(signed_in, make_user):
     browser, admin = signed_in(Role.ADMIN)
-    from accounts import audit
+    from auditlog import audit
 
     event = audit.record(audit.Action.LOGOUT, actor=admin, target=admin)
-    url = f"/admin/accounts/auditevent/{event.pk}/change/"
+    url = f"/admin/auditlog/auditevent/{event.pk}/change/"
     response = browser.get(url)
     assert response.status_code == 200
     assert b'name="_save"' not in response.content
     assert browser.post(url, {"action": "login.failed"}).status_code == 403
-    assert browser.get("/admin/accounts/auditevent/add/").status_code == 403
+    assert browser.get("/admin/auditlog/auditevent/add/").status_code == 403
     assert (
-        browser.post(f"/admin/accounts/auditevent/{event.pk}/delete/").status_code
+        browser.post(f"/admin/auditlog/auditevent/{event.pk}/delete/").status_code
         == 403
     )
 
@@ -357,8 +358,8 @@ def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
     """Any changelist of these apps staff can open lists only rows ``visible`` gives."""
     from django.contrib import admin as django_admin
 
-    from accounts import audit
     from accounts.tokens import issue_tokens
+    from auditlog import audit
     from organizations.scoping import visible
     from organizations.services import invitation_create
 

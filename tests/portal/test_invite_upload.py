@@ -5,7 +5,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from organizations.models import Document, Invitation
 from tests.portal.conftest import PDF_BYTES
 from xenx.roles import Role

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from accounts.models import AuditEvent
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD
 from xenx.roles import Role
 

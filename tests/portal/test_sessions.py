@@ -4,7 +4,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from accounts.models import AuditEvent, UserSession
+from accounts.models import UserSession
+from auditlog.models import AuditEvent
 from tests.conftest import DEFAULT_PASSWORD
 from xenx.roles import Role
 

@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "xenx",
+    "auditlog",
     "organizations",
     "accounts",
     "gateway",
@@ -44,6 +45,8 @@ MIDDLEWARE = [
     "xenx.middleware.AccessLogMiddleware",
     "xenx.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files (admin, portal, Swagger UI) from the application server itself.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -153,7 +156,10 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or BASE_DIR / "staticfiles")
+# WhiteNoise serves static files: in development straight from the apps and static/
+# (DEBUG: finders, autorefresh); production.py serves collectstatic's compressed,
+# content-hashed copies from STATIC_ROOT.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: documents are downloaded through the API
@@ -170,6 +176,8 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
+# Password reset mails are sent after the answer, on a thread (xenx.emails).
+XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
 XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
 
 # --- REST framework ---------------------------------------------------------------
@@ -277,12 +285,14 @@ LOGGING = {
             "class": "logging.StreamHandler",
             "formatter": "json",
             "filters": ["request_id"],
-        }
+        },
+        "null": {"class": "logging.NullHandler"},
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.request": {"level": "ERROR", "handlers": [], "propagate": True},
-        "django.server": {"level": "WARNING"},
+        # runserver's own request lines repeat the access log (xenx.access): dropped.
+        "django.server": {"handlers": ["null"], "propagate": False},
     },
 }
 
@@ -302,6 +312,8 @@ MIDDLEWARE.insert(
 LOGGING["loggers"]["xenx.access.gateway"] = {
     "level": "INFO" if env_bool("XENX_GATEWAY_ACCESS_LOG", False) else "WARNING"
 }
-# Calls far below a large limit (≥ 1000 per window) are counted in batches flushed every
-# 0.1 s instead of one Redis round trip each (gateway/batching.py); off: always exact.
-XENX_GATEWAY_RATE_BATCH = env_bool("XENX_GATEWAY_RATE_BATCH", True)
+# Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
+XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
+# Seconds between active health checks made by each serving process (gateway/health.py);
+# with a shared cache one process per interval probes each instance. 0: off.
+XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)

@@ -1,15 +1,25 @@
+import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway import state
+from gateway import health, state
 from gateway.checks import check_all
+
+PROCESS_LOCAL_NOTE = (
+    "Note: the cache is local to this process (no REDIS_URL), so these verdicts stay "
+    "in this command and the running server never sees them. The server checks its "
+    "instances itself every XENX_HEALTH_CHECK_INTERVAL seconds; GET /health shows its "
+    "view."
+)
 
 
 class Command(BaseCommand):
     help = (
-        "Active health checks: GET each enabled instance's health_check_path and share "
-        "the result with every gateway worker (through the cache). Loops by default."
+        "One-off active health checks: GET each enabled instance's health_check_path "
+        "and share the verdicts with every gateway worker through the cache (serving "
+        "processes also check on their own, every XENX_HEALTH_CHECK_INTERVAL seconds). "
+        "With --once, exits 1 when an instance is unhealthy."
     )
 
     def add_arguments(self, parser):
@@ -24,12 +34,11 @@ class Command(BaseCommand):
     def handle(self, *args, once, interval, **options):
         if interval <= 0:
             raise CommandError("--interval must be a positive number of seconds.")
-        # A failed check keeps the instance out for longer than one interval, so it
-        # stays out until a later check (or the breaker's trial) finds it well.
-        down_seconds = max(state.OPEN_SECONDS, 2 * interval)
+        if not health.cache_is_shared():
+            self.stderr.write(PROCESS_LOCAL_NOTE)
         while True:
             try:
-                results = check_all(down_seconds=down_seconds)
+                results = check_all(down_seconds=health.down_seconds(interval))
             except state.CACHE_ERRORS as exc:
                 raise CommandError(f"The cache is unavailable: {exc}") from None
             if not results:
@@ -38,9 +47,14 @@ class Command(BaseCommand):
                 verdict = "healthy" if ok else "UNHEALTHY"
                 self.stdout.write(f"{service}  {url}  {verdict}  ({detail})")
             if once:
+                unhealthy = sum(1 for *_, ok, _detail in results if not ok)
+                if unhealthy:
+                    raise CommandError(
+                        f"{unhealthy} of {len(results)} instances unhealthy."
+                    )
                 return
             self.stdout.flush()
             try:
                 time.sleep(interval)
             except KeyboardInterrupt:
-                return
+                sys.exit(0)

@@ -4,6 +4,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from accounts.passwords import password_set
 from accounts.services import user_create
 from organizations.models import Organization
 from organizations.services import organization_create
@@ -55,8 +56,7 @@ class Command(BaseCommand):
                 )
                 self.stdout.write(f"  {role:<7} {email}  password: {password}")
             elif reset_passwords:
-                user.set_password(password)
-                user.save(update_fields=["password"])
+                password_set(user=user, password=password, actor=None)
                 self.stdout.write(f"  {role:<7} {email}  password: {password} (reset)")
             else:
                 self.stdout.write(

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_POST
 from accounts import sessions
 from xenx.errors import NotFound
 
-from .decorators import portal_login_required
+from ..decorators import portal_login_required, signed_in_user
 
 
 def account_sessions(request, user) -> dict:
@@ -34,12 +34,12 @@ def account_sessions(request, user) -> dict:
 @portal_login_required(allow_mfa_pending=True)
 def session_end_view(request, pk):
     try:
-        session = sessions.session_get(user=request.user, pk=pk, kind=None)
+        session = sessions.session_get(user=signed_in_user(request), pk=pk, kind=None)
     except NotFound:
         raise Http404 from None
     current = sessions.is_current(session, request=request)
     sessions.session_end(
-        session=session, actor=request.user, request=request, via="portal"
+        session=session, actor=signed_in_user(request), request=request, via="portal"
     )
     if current:
         auth_logout(request)

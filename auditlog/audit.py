@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from organizations.scoping import register
 from xenx.net import client_ip
-from xenx.roles import Role
 
 from .models import AuditEvent
 
@@ -22,14 +20,17 @@ def record(
     request=None,
     data: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one audit event. ``target`` is any model instance (or None)."""
-    if organization is None:
-        organization = getattr(target, "organization", None)
-        if organization is None and actor is not None:
-            organization = getattr(actor, "organization", None)
-        # The target may itself be an organization.
-        if organization is None and target.__class__.__name__ == "Organization":
+    """Append one audit event. ``target`` is any model instance (or None).
+
+    The event belongs to ``organization`` when given, else to the target's organization
+    (the target itself when it is one), else to none: then only admins see it. Never to
+    the acting user's organization (SPEC §4): staff of the actor's organization must
+    not read events about people outside it."""
+    if organization is None and target is not None:
+        if target._meta.label_lower == "organizations.organization":
             organization = target
+        else:
+            organization = getattr(target, "organization", None)
     ip, user_agent, request_id = None, "", ""
     if request is not None:
         ip = client_ip(request) or None
@@ -49,14 +50,3 @@ def record(
         request_id=request_id,
         data=data or {},
     )
-
-
-@register("accounts.auditevent")
-def _visible_audit_events(user, model):
-    """Admins: every event; staff: their organization's; everyone else: none."""
-    qs = model._default_manager.select_related("actor", "organization")
-    if user.role == Role.ADMIN:
-        return qs.all()
-    if user.role == Role.STAFF and user.organization_id:
-        return qs.filter(organization_id=user.organization_id)
-    return qs.none()

@@ -1,0 +1,189 @@
+"""May this session act now? The one answer for every door (SPEC §4 "every door").
+
+Doors: the JSON API (DRF), the gateway (proxied calls, ``/metrics``), the portal and
+Django admin. Tokens (API, gateway) and browser sessions (portal, admin) are judged by
+the same rules, in this order:
+
+1. the credential itself: a token's signature, expiry and type; a session's login;
+2. the user and its organization are active;
+3. it was not revoked: issued after the user's last wholesale revocation (unless it is
+   the session that revocation spared, see ``revocation.revoke_user_tokens``), and a
+   token's ``jti`` is not denylisted (logout);
+4. the second factor: a session of a user with a confirmed TOTP device must have passed
+   it (tokens: a token issued without it is revoked when the device is confirmed, bar
+   the confirming session);
+5. organization ``mfa_required``: a member whose session did not pass a second factor
+   may only reach the enrolment pages (API: ``MFA_EXEMPT_PREFIXES``; portal and admin:
+   the account page).
+
+Tokens are judged from their claims and the cached revocation record alone: no database
+query in the steady state (the gateway's hot path depends on it).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+
+from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
+
+from . import revocation
+from .selectors import user_has_confirmed_totp
+from .tokens import Identity, decode_access_token
+
+# Paths a member of an mfa_required organization may use before enrolling TOTP.
+MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
+# The session key holding when a browser session logged in (epoch seconds, µs): the
+# session's ``sst``, like a token family's.
+SESSION_STARTED_KEY = "xenx_session_started"
+BEARER_FORMAT_MESSAGE = "The Authorization header must be 'Bearer <token>'."
+BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+class Door(enum.StrEnum):
+    API = "api"
+    GATEWAY = "gateway"
+    PORTAL = "portal"
+    ADMIN = "admin"
+
+
+class Verdict(enum.StrEnum):
+    """What a browser door does with a session."""
+
+    ALLOW = "allow"
+    SIGN_IN = "sign_in"  # anonymous: to the login page
+    SIGN_OUT = "sign_out"  # the session is no longer valid: end it, then sign in
+    ENROL = "enrol"  # mfa_required organization, no second factor yet: enrolment
+    DENY = "deny"  # valid session, but this door is not for this user
+
+
+# --- tokens (API, gateway) ---------------------------------------------------------
+
+
+def bearer_token(header, *, other_schemes: bool = False) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header (str or bytes).
+
+    None when there is no header, or (``other_schemes=True``) when it names another
+    scheme that someone else may handle. Anything else malformed is 401
+    ``invalid_token``."""
+    if not header:
+        return None
+    if isinstance(header, bytes):
+        header = header.decode("latin-1")
+    scheme, _, raw = header.strip().partition(" ")
+    raw = raw.strip()
+    if scheme.lower() != "bearer":
+        if other_schemes:
+            return None
+        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
+    if not raw or " " in raw:
+        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
+    return raw
+
+
+def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
+    """Verify an access token and its revocation state; raise an ApiError if refused
+    (401 codes first, then 403 ``mfa_required``). The API door lets a member of an
+    ``mfa_required`` organization reach the enrolment endpoints; no other door does."""
+    payload = decode_access_token(raw)
+    try:
+        user_id = int(payload["user_id"])
+        jti = str(payload["jti"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    user_state, org_state, denied = revocation.fetch_states(
+        user_id,
+        payload.get("org"),
+        jti,
+        payload.get("fam"),  # fam: the session
+    )
+    if user_state is None or not user_state.is_active:
+        raise TokenRevoked()
+    if org_state is not None and not org_state.is_active:
+        raise TokenRevoked()
+    if denied or revocation.is_revoked(
+        payload, user_state.revoked_before, user_state.spared_session
+    ):
+        raise TokenRevoked()
+    mfa = bool(payload.get("mfa"))
+    mfa_pending = bool(org_state and org_state.mfa_required and not mfa)
+    identity = Identity(
+        user_id=user_id,
+        email=str(payload.get("email", "")),
+        role=user_state.role,
+        org_id=user_state.org_id,
+        mfa=mfa,
+        mfa_pending=mfa_pending,
+        payload=payload,
+    )
+    if mfa_pending and not (door == Door.API and path.startswith(MFA_EXEMPT_PREFIXES)):
+        raise MfaRequired()
+    return identity
+
+
+# --- browser sessions (portal, admin) ----------------------------------------------
+
+
+def session_started(request) -> float | None:
+    session = getattr(request, "session", None)
+    value = session.get(SESSION_STARTED_KEY) if session is not None else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def mark_session_started(request) -> float:
+    """Stamp a fresh login on the session (called by the login services)."""
+    now = time.time_ns() // 1000 / 1_000_000
+    request.session[SESSION_STARTED_KEY] = now
+    return now
+
+
+def session_passed_second_factor(request) -> bool:
+    """True unless the user has a confirmed TOTP device this session did not pass
+    (django-otp's ``is_verified``)."""
+    user = request.user
+    verified = getattr(user, "is_verified", None)
+    if verified is not None and verified():
+        return True
+    return not user_has_confirmed_totp(user)
+
+
+def session_verdict(request, *, door: Door, allow_mfa_pending: bool = False) -> Verdict:
+    """May this browser session act now at ``door``? ``allow_mfa_pending``: the page is
+    part of enrolment (the account page), reachable before the second factor is set up.
+    The admin door also needs a staff role."""
+    user = request.user
+    if not user.is_authenticated:
+        return Verdict.SIGN_IN
+    org = user.organization
+    if not user.is_active or (org is not None and not org.is_active):
+        return Verdict.SIGN_OUT
+    started = session_started(request) or 0.0
+    if revocation.is_revoked(
+        {"ist": started, "sst": started},
+        user.tokens_revoked_before,
+        user.tokens_spared_session,
+    ):
+        return Verdict.SIGN_OUT
+    if not session_passed_second_factor(request):
+        return Verdict.SIGN_OUT
+    if (
+        org is not None
+        and org.mfa_required
+        and not allow_mfa_pending
+        and not user_has_confirmed_totp(user)
+    ):
+        return Verdict.ENROL
+    if door == Door.ADMIN and not user.is_staff:
+        return Verdict.DENY
+    return Verdict.ALLOW
+
+
+def current_session(request) -> float | None:
+    """The session a write is made from (a token family's ``sst`` for an API request,
+    the login time of a browser session), to spare it from the revocation the write
+    causes when the contract says it keeps working."""
+    identity = getattr(request, "auth", None)
+    if isinstance(identity, Identity):
+        sst = identity.payload.get("sst")
+        return float(sst) if isinstance(sst, int | float) else None
+    return session_started(request)

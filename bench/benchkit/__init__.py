@@ -1,0 +1,1 @@
+"""The parts of bench/harness.py (run it through ``bench/run``)."""

@@ -1,0 +1,143 @@
+"""Checks before the load, wrk runs, and the in-process cost per call."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import re
+import subprocess
+import sys
+
+from .common import (
+    BENCH,
+    BODY,
+    RESULTS,
+    ROOT,
+    WRK_SCRIPT,
+    WRK_THREADS,
+    BenchError,
+    Target,
+    http_get,
+    log,
+    run,
+)
+
+# --- checks and load ---------------------------------------------------------------
+
+
+def first_headers(target: Target) -> dict:
+    """The headers of the first request the wrk script sends to ``target``."""
+    headers = {}
+    if target.tokens_file:
+        token = target.tokens_file.read_text().split("\n", 1)[0]
+        headers["Authorization"] = f"Bearer {token}"
+    if target.client_ips:
+        headers["X-Forwarded-For"] = "10.0.0.0"
+    return headers
+
+
+def check_target(target: Target) -> None:
+    headers = first_headers(target)
+    status, resp_headers, body = http_get(target.port, target.path, headers)
+    if status != 200 or body != BODY.encode():
+        raise BenchError(
+            f"({target.key}) {target.url} answered {status} {body[:300]!r}; "
+            f"expected 200 {BODY!r}"
+        )
+    if target.key in ("d", "e"):
+        lowered = {k.lower(): v for k, v in resp_headers.items()}
+        if "x-ratelimit-limit" not in lowered:
+            raise BenchError(
+                f"({target.key}) {target.url} has no X-RateLimit-Limit header: the call "
+                "is not rate limited as the benchmark claims"
+            )
+    if target.tokens_file:
+        status, _, body = http_get(target.port, target.path)
+        if status != 401:
+            raise BenchError(
+                f"({target.key}) {target.url} without a token answered {status} "
+                f"{body[:200]!r}; expected 401: the call is not authenticated"
+            )
+    if target.tokens_file:
+        warm_every_user(target)
+    log(f"  ({target.key}) {target.url}: 200, expected body")
+
+
+def warm_every_user(target: Target) -> None:
+    """One call per user before the load, each of which must pass: every token works,
+    and each user's revocation record is in the cache, as it is for users active in
+    the last ten minutes (a first call reads the database once; the load measures the
+    steady state)."""
+    tokens = [t for t in target.tokens_file.read_text().splitlines() if t]
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=10)
+    try:
+        for token in tokens:
+            conn.request(
+                "GET", target.path, headers={"Authorization": f"Bearer {token}"}
+            )
+            resp = conn.getresponse()
+            body = resp.read()
+            if resp.status != 200 or body != BODY.encode():
+                raise BenchError(
+                    f"({target.key}) a user's first call answered {resp.status} "
+                    f"{body[:200]!r}"
+                )
+    finally:
+        conn.close()
+
+
+RESULT_RE = re.compile(r"^BENCH_RESULT (.*)$", re.M)
+
+
+def run_wrk(target: Target, conns: int, seconds: float) -> dict:
+    env = dict(os.environ)
+    env["BENCH_TOKENS_FILE"] = str(target.tokens_file or "")
+    env["BENCH_CLIENT_IPS"] = str(target.client_ips)
+    cmd = [
+        "wrk",
+        f"-t{WRK_THREADS}",
+        f"-c{conns}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "5s",
+        "--latency",
+        "-s",
+        str(WRK_SCRIPT),
+        target.url,
+    ]
+    proc = subprocess.run(
+        cmd, env=env, capture_output=True, text=True, timeout=seconds + 30
+    )
+    match = RESULT_RE.search(proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise BenchError(f"wrk failed on {target.url}:\n{proc.stdout}\n{proc.stderr}")
+    fields = {k: float(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+    seconds_run = fields["duration_us"] / 1e6
+    errors = int(
+        fields["connect"] + fields["read"] + fields["write"] + fields["timeout"]
+    )
+    return {
+        "rps": fields["requests"] / seconds_run,
+        "p50_ms": fields["p50_us"] / 1000,
+        "p90_ms": fields["p90_us"] / 1000,
+        "p99_ms": fields["p99_us"] / 1000,
+        "max_ms": fields["max_us"] / 1000,
+        "requests": int(fields["requests"]),
+        "non_2xx_3xx": int(fields["status"]),
+        "socket_errors": errors,
+        "seconds": round(seconds_run, 2),
+    }
+
+
+def measure_percall(target: Target, env: dict) -> dict:
+    cmd = [sys.executable, str(BENCH / "percall.py"), target.key, target.path]
+    cmd += ["--expect", BODY]
+    if target.tokens_file:
+        cmd += ["--tokens", str(target.tokens_file)]
+    if target.client_ips:
+        cmd += ["--client-ips", str(target.client_ips)]
+    RESULTS.mkdir(exist_ok=True)
+    cmd += ["--cprofile", str(RESULTS / f"percall-{target.key}.prof")]
+    out = run(cmd, env=env, cwd=BENCH if target.key in "bc" else ROOT, what="percall")
+    return {k: round(v, 1) for k, v in json.loads(out.strip().splitlines()[-1]).items()}

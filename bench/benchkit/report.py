@@ -1,0 +1,122 @@
+"""Medians, ratios, and the tables printed and written to bench/results/."""
+
+from __future__ import annotations
+
+import statistics
+
+from .common import CONNECTIONS, WRK_THREADS, Target, log
+
+# --- report ------------------------------------------------------------------------
+
+
+def summarize(targets: list[Target]) -> tuple[dict, dict]:
+    summary: dict = {}
+    for conns in CONNECTIONS:
+        per = {}
+        for t in targets:
+            runs = [r for r in t.runs if r["conns"] == conns]
+            if not runs:
+                continue
+            per[t.key] = {
+                "label": t.label,
+                "rps": round(statistics.median(r["rps"] for r in runs), 1),
+                "p50_ms": round(statistics.median(r["p50_ms"] for r in runs), 3),
+                "p99_ms": round(statistics.median(r["p99_ms"] for r in runs), 3),
+                "others_cores": round(
+                    statistics.median(r.get("cpu_others_cores", 0) for r in runs), 2
+                ),
+                "rounds": len(runs),
+                "rps_each": [round(r["rps"], 1) for r in runs],
+            }
+        summary[str(conns)] = per
+    ratios: dict = {}
+    for conns, per in summary.items():
+        ratios[conns] = {}
+        for num in ("d", "e"):
+            for den in ("b", "c"):
+                if num in per and den in per and per[den]["rps"]:
+                    ratios[conns][f"{num}/{den}"] = round(
+                        per[num]["rps"] / per[den]["rps"], 3
+                    )
+    return summary, ratios
+
+
+def render_markdown(result: dict) -> str:
+    m = result["machine"]
+    lines = [
+        f"# XenX benchmark, {result['date']}",
+        "",
+        f"Machine: {m['nproc']} CPUs ({m['cpu_model']}), {m['memory_gib']} GiB, "
+        f"Linux {m['kernel']}; Python {m['python']}, Django {m['django']}, "
+        f"gunicorn {m['gunicorn']}, django-revproxy {m['django_revproxy']}, "
+        f"urllib3 {m['urllib3']}, nginx {m['nginx']}, wrk {m['wrk']}.",
+        f"Load average before the run: {result['loadavg_before']}; "
+        f"after: {result['loadavg_after']}.",
+        f"Rounds: {result['config']['rounds']}, {result['config']['seconds']} s per run "
+        f"after {result['config']['warmup']} s warm-up, wrk -t{WRK_THREADS}; "
+        'figures are medians over the rounds. "others\' CPU": cores busy with '
+        f"work other than this run's servers and wrk during the runs (of {m['nproc']}).",
+        "",
+    ]
+    if result["config"].get("xenx_env_extra"):
+        lines += [f"XenX extra settings: {result['config']['xenx_env_extra']}", ""]
+    for conns, per in result["summary"].items():
+        lines += [
+            f"## {conns} connections",
+            "",
+            "| target | req/s | p50 ms | p99 ms | req/s each round | others' CPU |",
+            "|---|---:|---:|---:|---|---:|",
+        ]
+        for key, row in per.items():
+            each = ", ".join(f"{x:,.0f}" for x in row["rps_each"])
+            lines.append(
+                f"| ({key}) {row['label']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
+                f"| {row['p99_ms']:.2f} | {each} | {row['others_cores']:.2f} |"
+            )
+        ratios = result["ratios"].get(conns, {})
+        if ratios:
+            lines += ["", "Ratios of req/s: " + ", ".join(
+                f"{k} = {v:.2f}" for k, v in ratios.items())]  # fmt: skip
+        lines.append("")
+    if result.get("percall"):
+        lines += [
+            "## In-process cost per call (--percall)",
+            "",
+            "| target | CPU us/call | wall us/call |",
+            "|---|---:|---:|",
+        ]
+        for key, row in result["percall"].items():
+            label = result["targets"][key]["label"]
+            lines.append(
+                f"| ({key}) {label} | {row['cpu_us']:.0f} | {row['wall_us']:.0f} |"
+            )
+        lines.append("")
+    if result["problems"]:
+        lines += ["## Problems", ""] + [f"- {p}" for p in result["problems"]] + [""]
+    return "\n".join(lines)
+
+
+def print_table(result: dict) -> None:
+    log()
+    log(
+        f"{'target':<44} {'conns':>5} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'others':>6}"
+    )
+    for conns, per in result["summary"].items():
+        for key, row in per.items():
+            log(
+                f"({key}) {row['label']:<40} {conns:>5} {row['rps']:>10,.0f} "
+                f"{row['p50_ms']:>8.2f} {row['p99_ms']:>8.2f} {row['others_cores']:>6.2f}"
+            )
+        ratios = result["ratios"].get(conns, {})
+        if ratios:
+            log(
+                f"    ratios at {conns} connections: "
+                + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
+            )
+    for key, row in result.get("percall", {}).items():
+        label = result["targets"][key]["label"]
+        log(
+            f"in process, one thread: ({key}) {label:<36} cpu {row['cpu_us']:7.0f} us/call"
+            f"  wall {row['wall_us']:7.0f} us/call"
+        )

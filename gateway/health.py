@@ -1,0 +1,122 @@
+"""Active health checks inside the gateway, as Kong's: every serving process runs one
+daemon thread that, every ``XENX_HEALTH_CHECK_INTERVAL`` seconds, GETs the
+``health_check_path`` of each enabled instance and writes the verdict to the cache
+(``gateway.checks``), where the proxy's breaker, ``list_services``, Django admin and
+``/health`` read it.
+
+With a shared cache (Redis) each probe is claimed for one interval with ``cache.add``,
+so N workers on M nodes probe each instance once per interval in all, not N × M times.
+With the local-memory cache (one process) the process probes on its own.
+
+The thread starts in serving processes only: gunicorn's ``post_worker_init``
+(``gunicorn.conf.py``) or, under any other server, the first request. Management
+commands and tests never start it unless they call ``start()``; the interval 0 turns it
+off (the test settings' default).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.core.cache import caches
+from django.core.signals import request_started
+from django.db import DatabaseError, connections
+
+from . import state
+from .checks import check_all
+
+logger = logging.getLogger("xenx.gateway.health")
+_start_lock = threading.Lock()
+_started_in: int | None = (
+    None  # pid of the process whose thread runs (forks start anew)
+)
+
+
+def interval_seconds() -> int:
+    return settings.XENX_HEALTH_CHECK_INTERVAL
+
+
+def down_seconds(interval: float) -> float:
+    """A failed check keeps the instance out for longer than one interval, so it stays
+    out until a later check (or the breaker's trial) finds it well."""
+    return max(state.OPEN_SECONDS, 2 * interval)
+
+
+def cache_is_shared() -> bool:
+    """False for caches that live in one process (local memory, dummy): their health
+    verdicts never reach another process."""
+    from django.core.cache.backends.dummy import DummyCache
+    from django.core.cache.backends.locmem import LocMemCache
+
+    return not isinstance(caches["default"], LocMemCache | DummyCache)
+
+
+def claim_key(instance_id: int) -> str:
+    return f"gw:probe:{instance_id}"
+
+
+def probe_round(interval: int) -> list[tuple[str, str, bool, str]]:
+    """Probe every enabled instance whose probe this process claims for ``interval``
+    seconds; returns the checks made (see ``checks.check_all``)."""
+    pid = os.getpid()
+    ttl = max(1, int(interval))
+
+    def claim(instance) -> bool:
+        return bool(caches["default"].add(claim_key(instance.id), pid, ttl))
+
+    return check_all(down_seconds=down_seconds(interval), claim=claim)
+
+
+def _loop(interval: int) -> None:
+    verdicts: dict[str, bool] = {}
+    while True:
+        time.sleep(interval)
+        try:
+            results = probe_round(interval)
+        except (*state.CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
+            logger.warning("health checks skipped: %s", exc)
+            continue
+        except Exception:  # noqa: BLE001 - the prober must outlive any surprise
+            logger.exception("health checks failed this round")
+            continue
+        finally:
+            connections.close_all()  # this thread's connections only
+        for service, url, ok, detail in results:
+            if verdicts.get(url) != ok:
+                logger.log(
+                    logging.INFO if ok else logging.WARNING,
+                    "instance %s",
+                    "healthy" if ok else "UNHEALTHY",
+                    extra={"service": service, "instance": url, "detail": detail},
+                )
+            verdicts[url] = ok
+
+
+def start() -> bool:
+    """Start this process's prober thread (idempotent). False when it is off."""
+    global _started_in
+    interval = interval_seconds()
+    if interval <= 0:
+        return False
+    with _start_lock:
+        if _started_in == os.getpid():
+            return True
+        _started_in = os.getpid()
+    threading.Thread(
+        target=_loop, args=(interval,), name="xenx-health-checks", daemon=True
+    ).start()
+    return True
+
+
+def _start_on_first_request(sender, **kwargs):
+    request_started.disconnect(_start_on_first_request)
+    start()
+
+
+def connect_lazy_start() -> None:
+    """Called by the app config: the first request of a process starts its prober."""
+    request_started.connect(_start_on_first_request)

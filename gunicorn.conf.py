@@ -1,0 +1,97 @@
+"""gunicorn settings for XenX (``scripts/run`` uses them; so does every production node:
+``gunicorn -c gunicorn.conf.py xenx.wsgi``). Everything comes from the environment:
+
+- ``XENX_ADDR`` (default ``127.0.0.1:8000``): address to bind, ``host:port``.
+- ``WEB_CONCURRENCY``: worker processes. Default 1 with the embedded local-memory
+  cache (state must stay in one process), the number of CPUs with ``REDIS_URL``. More
+  than one without ``REDIS_URL`` is refused here (and is Django's check ``xenx.E001``).
+- ``GUNICORN_THREADS`` (default 8): threads per worker (``gthread``); the gateway keeps
+  as many keep-alive connections per upstream instance and worker.
+- ``GUNICORN_TIMEOUT`` (default 30 s): a worker whose main loop is silent that long is
+  restarted; requests run in threads, so a slow upstream call does not trigger it.
+- ``PROMETHEUS_MULTIPROC_DIR``: with more than one worker, a fresh temporary directory
+  is made when it is not set, emptied of stale files at start, and removed at exit
+  when made here, so ``/metrics`` sums the node's workers.
+
+Each worker also starts the gateway's active health checks (``gateway.health``) once it
+has loaded the application.
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from gunicorn.glogging import Logger
+
+wsgi_app = "xenx.wsgi:application"
+bind = [os.environ.get("XENX_ADDR") or "127.0.0.1:8000"]
+_shared_cache = bool(os.environ.get("REDIS_URL"))
+_default_workers = (os.cpu_count() or 1) if _shared_cache else 1
+workers = int(os.environ.get("WEB_CONCURRENCY") or _default_workers)
+if workers > 1 and not _shared_cache:
+    sys.exit(
+        f"WEB_CONCURRENCY={workers} needs REDIS_URL: with the local-memory cache each "
+        "worker would keep its own rate limits, revocations and health state."
+    )
+threads = int(os.environ.get("GUNICORN_THREADS") or 8)
+worker_class = "gthread"
+reuse_port = True
+timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
+graceful_timeout = 30
+keepalive = 5
+# Django reads these to size the gateway's pools and check the cache against workers.
+os.environ["WEB_CONCURRENCY"] = str(workers)
+os.environ["GUNICORN_THREADS"] = str(threads)
+
+_made_metrics_dir = None
+if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    _made_metrics_dir = tempfile.mkdtemp(prefix="xenx-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+# One JSON line per event: gunicorn's own messages use the formatter of XenX's logs
+# (wherever --error-logfile sends them); requests are logged once, by XenX's access log
+# (gunicorn's own access log stays off unless --access-logfile asks for it).
+# gunicorn also reads this file when started as plain `gunicorn xenx.wsgi` from the
+# repository's root (its default config file); command-line options override it.
+accesslog = None
+
+
+class JsonLogger(Logger):
+    def setup(self, cfg):
+        super().setup(cfg)
+        from xenx.logging import JsonFormatter
+
+        for handler in self.error_log.handlers:
+            handler.setFormatter(JsonFormatter())
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server):
+    metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if metrics_dir:  # counters of a previous run must not be summed into this one
+        path = Path(metrics_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+
+
+def post_worker_init(worker):
+    from gateway import health
+
+    health.start()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _made_metrics_dir:
+        shutil.rmtree(_made_metrics_dir, ignore_errors=True)

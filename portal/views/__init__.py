@@ -1,0 +1,45 @@
+"""Portal pages. Thin: forms validate, services write, selectors read (all scoped by
+``organizations.scoping.visible``); anything outside the caller's scope is 404. Whether
+the session may act at all is ``accounts.policy`` (``decorators``)."""
+
+from .account import (
+    account_view,
+    backup_codes_view,
+    mfa_disable_view,
+    password_change_view,
+    totp_begin_view,
+    totp_confirm_view,
+)
+from .clients import (
+    client_detail_view,
+    client_invite_view,
+    client_list_view,
+    dashboard_view,
+)
+from .documents import (
+    document_download_view,
+    document_list_view,
+    document_upload_view,
+)
+from .sessions import session_end_view
+from .sign_in import login_verify_view, login_view, logout_view
+
+__all__ = [
+    "account_view",
+    "backup_codes_view",
+    "client_detail_view",
+    "client_invite_view",
+    "client_list_view",
+    "dashboard_view",
+    "document_download_view",
+    "document_list_view",
+    "document_upload_view",
+    "login_verify_view",
+    "login_view",
+    "logout_view",
+    "mfa_disable_view",
+    "password_change_view",
+    "session_end_view",
+    "totp_begin_view",
+    "totp_confirm_view",
+]

@@ -1,0 +1,113 @@
+"""The dashboard and the client pages (admin, staff, cpa)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views.decorators.http import require_GET, require_POST
+
+from xenx.errors import (
+    ApiError,
+)
+from xenx.roles import Role
+
+from .. import selectors
+from ..decorators import portal_login_required, roles_required, signed_in_user
+from ..forms import (
+    InviteClientForm,
+    SearchForm,
+)
+from .common import (
+    STAFF_ROLES,
+    add_service_errors,
+    page_of,
+)
+from .documents import upload_form
+
+
+@require_GET
+@portal_login_required
+def dashboard_view(request):
+    return render(request, "portal/dashboard.html", selectors.dashboard(request.user))
+
+
+@require_GET
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_list_view(request):
+    search = SearchForm(request.GET or None)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    page = page_of(request, selectors.clients_of(request.user, search=q))
+    return render(
+        request,
+        "portal/clients.html",
+        {
+            "search": search,
+            "q": q,
+            "page": page,
+            "invite_form": InviteClientForm(),
+            "can_invite": request.user.organization_id is not None,
+            "invitations": selectors.pending_invitations(request.user),
+        },
+    )
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_invite_view(request):
+    from organizations import services as org_services
+
+    form = InviteClientForm(request.POST)
+    organization = request.user.organization
+    if organization is not None and form.is_valid():
+        try:
+            invitation, _token = org_services.invitation_create(
+                organization=organization,
+                email=form.cleaned_data["email"],
+                role=Role.CLIENT,
+                actor=signed_in_user(request),
+                request=request,
+            )
+        except (ApiError, ValidationError) as exc:
+            add_service_errors(form, exc, "email")
+        else:
+            messages.success(request, f"Invitation sent to {invitation.email}.")
+            return redirect("portal:clients")
+    elif organization is None:
+        form.add_error(None, "Only members of an organization can invite clients.")
+    page = page_of(request, selectors.clients_of(request.user))
+    return render(
+        request,
+        "portal/clients.html",
+        {
+            "search": SearchForm(),
+            "q": "",
+            "page": page,
+            "invite_form": form,
+            "can_invite": organization is not None,
+            "invitations": selectors.pending_invitations(request.user),
+        },
+        status=400,
+    )
+
+
+@require_GET
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def client_detail_view(request, pk):
+    client = get_object_or_404(selectors.clients_of(request.user), pk=pk)
+    documents = page_of(request, selectors.documents_of(request.user, owner=client))
+    return render(
+        request,
+        "portal/client_detail.html",
+        {
+            "client": client,
+            "page": documents,
+            "upload_form": upload_form(request, initial={"owner": client.pk}),
+            "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
+        },
+    )

@@ -1,0 +1,62 @@
+"""Helpers shared by the portal's pages."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from xenx.errors import (
+    ApiError,
+    RateLimited,
+)
+from xenx.roles import Role
+
+PAGE_SIZE = 20
+STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
+ENROLMENT_KEY = "portal_totp_enrolment"
+
+
+def safe_next(request) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return settings.LOGIN_REDIRECT_URL
+
+
+def page_of(request, queryset):
+    return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def add_service_errors(form, exc, field: str) -> None:
+    """Put a service's error beside the form field it names (else beside ``field``)."""
+    if isinstance(exc, RateLimited):
+        form.add_error(None, "Too many attempts. Wait a minute and try again.")
+        return
+    details = {}
+    if isinstance(exc, ApiError):
+        details = exc.details or {}
+    elif isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
+        details = exc.message_dict
+    placed = False
+    for name, errors in details.items():
+        target = name if name in form.fields else None
+        if name == "non_field_errors" or target is not None:
+            for message in errors if isinstance(errors, list) else [errors]:
+                form.add_error(target, str(message))
+            placed = True
+    if not placed:
+        messages_ = exc.messages if isinstance(exc, ValidationError) else [exc.message]
+        for message in messages_:
+            form.add_error(field, message)
+
+
+def rate_limited_page(request, template, context, exc: RateLimited):
+    context["rate_limited"] = True
+    response = render(request, template, context, status=429)
+    response["Retry-After"] = exc.headers.get("Retry-After", "60")
+    return response

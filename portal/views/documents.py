@@ -1,0 +1,125 @@
+"""Documents: list and search, upload, download."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import filesizeformat
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_POST
+
+from xenx.errors import (
+    ApiError,
+    NotFound,
+    PayloadTooLarge,
+)
+
+from .. import selectors
+from ..decorators import portal_login_required, signed_in_user
+from ..forms import (
+    DocumentUploadForm,
+    SearchForm,
+)
+from .common import (
+    add_service_errors,
+    page_of,
+)
+
+
+def upload_form(request, data=None, files=None, initial=None):
+    return DocumentUploadForm(
+        request.user,
+        selectors.clients_of(request.user),
+        data=data,
+        files=files,
+        initial=initial,
+    )
+
+
+def _documents_page(request, form, status=200):
+    search = SearchForm(request.GET or None)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    page = page_of(request, selectors.documents_of(request.user, search=q))
+    return render(
+        request,
+        "portal/documents.html",
+        {
+            "search": search,
+            "q": q,
+            "page": page,
+            "upload_form": form,
+            "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
+        },
+        status=status,
+    )
+
+
+@require_GET
+@portal_login_required
+def document_list_view(request):
+    return _documents_page(request, upload_form(request))
+
+
+def _too_large(request, limit: int):
+    messages.error(request, f"The file is larger than {filesizeformat(limit)}.")
+    response = redirect("portal:documents")
+    response.status_code = 303
+    return response
+
+
+@csrf_exempt  # checked by _document_upload, after the size guard below is installed
+@require_POST
+def document_upload_view(request):
+    """Refuse an oversized body before reading it, and stop reading a file part as
+    soon as it passes XENX_MAX_UPLOAD_BYTES (the API's upload handler): the CSRF check
+    reads the body, so the guard must be in place first (Django's documented way)."""
+    from organizations import uploads
+
+    try:
+        uploads.guard_upload(request)
+        return _document_upload(request)
+    except PayloadTooLarge:
+        return _too_large(request, uploads.max_upload_bytes())
+
+
+@csrf_protect
+@portal_login_required
+def _document_upload(request):
+    from organizations import services as org_services
+
+    form = upload_form(request, data=request.POST, files=request.FILES)
+    if form.is_valid():
+        owner = form.cleaned_data.get("owner") or signed_in_user(request)
+        upload = form.cleaned_data["file"]
+        try:
+            document = org_services.document_create(
+                owner=owner,
+                upload=upload,
+                title=form.cleaned_data["title"],
+                actor=signed_in_user(request),
+                request=request,
+            )
+        except (ApiError, ValidationError) as exc:
+            add_service_errors(form, exc, "file")
+        else:
+            messages.success(request, f"Uploaded “{document.title}”.")
+            back = request.POST.get("back")
+            if back == "client" and owner.pk != request.user.pk:
+                return redirect("portal:client-detail", pk=owner.pk)
+            return redirect("portal:documents")
+    return _documents_page(request, form, status=400)
+
+
+@require_GET
+@portal_login_required
+def document_download_view(request, pk):
+    from organizations import uploads
+
+    document = get_object_or_404(selectors.documents_of(request.user), pk=pk)
+    try:
+        return uploads.document_file_response(document)
+    except NotFound:
+        raise Http404 from None

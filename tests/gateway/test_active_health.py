@@ -1,0 +1,189 @@
+"""Active health checks inside the gateway (gateway/health.py): the prober's verdicts
+reach list_services, /health and the breaker; with a shared cache one process per
+interval probes each instance; the thread starts only in serving processes."""
+
+import os
+import subprocess
+import sys
+import time
+from io import StringIO
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.management import call_command
+from django.db import connection
+
+from gateway import health, state
+from tests.gateway.conftest import closed_port_url
+from tests.xenx.servers import ROOT
+from xenx.roles import Role
+
+
+@pytest.fixture
+def shared_cache(monkeypatch):
+    monkeypatch.setattr(health, "cache_is_shared", lambda: True)
+
+
+def _health_probes(upstream):
+    return [r for r in upstream.requests if r["path"] == "/healthz"]
+
+
+def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
+    db, make_service, make_user, upstream, client, shared_cache
+):
+    svc = make_service(
+        "billing", [upstream.url, closed_port_url()], health_check_path="/healthz"
+    )
+    good, bad = svc.instances.all()
+    results = health.probe_round(10)
+    assert sorted(ok for *_, ok, _detail in results) == [False, True]
+    assert len(_health_probes(upstream)) == 1
+
+    out = StringIO()
+    call_command("list_services", stdout=out)
+    assert out.getvalue().splitlines()[1].split() == ["billing", "2", "1", "no", "any"]
+    body = client.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["services"]["billing"] == {
+        "status": "degraded",
+        "healthy_instances": 1,
+        "total_instances": 2,
+    }
+    client.force_login(make_user(Role.ADMIN))
+    assert b"degraded (1/2)" in client.get("/admin/gateway/service/").content
+    found = state.get_health([good.id, bad.id])
+    assert state.is_healthy(found[good.id][0])
+    assert not state.is_healthy(found[bad.id][0])
+
+
+def test_a_claimed_probe_is_not_repeated_within_the_interval(
+    db, make_service, upstream
+):
+    make_service("billing", [upstream.url], health_check_path="/healthz")
+    assert len(health.probe_round(30)) == 1
+    assert health.probe_round(30) == []  # claimed for 30 s (by this process)
+    assert len(_health_probes(upstream)) == 1
+
+
+def test_a_recovered_instance_is_healthy_again_after_the_next_probe(
+    db, make_service, upstream
+):
+    svc = make_service("billing", [upstream.url], health_check_path="/healthz")
+    instance = svc.instances.get()
+    state.mark_down(instance.id, 30)
+    health.probe_round(10)
+    assert state.is_healthy(state.get_health([instance.id])[instance.id][0])
+
+
+def test_start_is_off_with_interval_0_and_starts_one_thread_per_process(
+    settings, monkeypatch
+):
+    started = []
+    monkeypatch.setattr(health, "_loop", lambda interval: started.append(interval))
+    monkeypatch.setattr(health, "_started_in", None)
+    settings.XENX_HEALTH_CHECK_INTERVAL = 0
+    assert health.start() is False
+    settings.XENX_HEALTH_CHECK_INTERVAL = 7
+    assert health.start() is True
+    assert health.start() is True
+    time.sleep(0.1)
+    assert started == [7]
+
+
+def test_tests_and_commands_do_not_probe_by_default():
+    assert django_settings.XENX_HEALTH_CHECK_INTERVAL == 0
+
+
+def test_the_first_request_starts_the_prober_once(db, client, monkeypatch):
+    calls = []
+    monkeypatch.setattr(health, "start", lambda: calls.append(1))
+    health.connect_lazy_start()
+    client.get("/health/live")
+    client.get("/health/live")
+    assert calls == [1]
+
+
+PROBER = """
+import sys, time
+import django
+django.setup()
+from gateway import health
+assert health.start()
+print("started", flush=True)
+time.sleep(float(sys.argv[1]))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_sharing_redis_probe_once_per_interval(
+    transactional_db, make_service, upstream
+):
+    if connection.vendor != "postgresql" or not django_settings.REDIS_URL:
+        pytest.skip("two processes share state through PostgreSQL and Redis")
+    make_service("billing", [upstream.url], health_check_path="/healthz")
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "xenx.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "XENX_HEALTH_CHECK_INTERVAL": "1",
+    }
+    seconds = 6.5
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", PROBER, str(seconds)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=60) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, err
+        assert "started" in out
+    probes = len(_health_probes(upstream))
+    print("probes", probes)
+    # Each process alone would probe about 6 times: together they share the probes.
+    assert 3 <= probes <= 8, probes
+
+
+def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog):
+    class Stop(Exception):
+        pass
+
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        if len(sleeps) > 4:
+            raise Stop
+
+    rounds = iter(
+        [
+            ConnectionError("cache down"),
+            [("billing", "http://a", True, "HTTP 200")],
+            [("billing", "http://a", True, "HTTP 200")],
+            [("billing", "http://a", False, "HTTP 503")],
+        ]
+    )
+
+    def probe_round(interval):
+        outcome = next(rounds)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(health.time, "sleep", sleep)
+    monkeypatch.setattr(health, "probe_round", probe_round)
+    with caplog.at_level("INFO", logger="xenx.gateway.health"), pytest.raises(Stop):
+        health._loop(3)
+    assert sleeps == [3] * 5
+    messages = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert messages == [
+        ("WARNING", "health checks skipped: cache down"),
+        ("INFO", "instance healthy"),  # logged on change only
+        ("WARNING", "instance UNHEALTHY"),
+    ]

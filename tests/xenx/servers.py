@@ -1,0 +1,97 @@
+"""Helpers for tests that start real servers: free ports, waiting, and making sure every
+process a test started is gone afterwards (each server runs in its own session)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_get(url: str, *, headers=None, timeout=10.0):
+    """(status, headers, body) without raising on 4xx/5xx or following redirects."""
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read()
+
+
+def wait_until_serving(url: str, proc: subprocess.Popen, log: Path, timeout=240.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode}:\n{log.read_text()}")
+        try:
+            if http_get(url, timeout=2)[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError(f"not serving after {timeout} s:\n{log.read_text()}")
+
+
+def session_pids(sid: int) -> list[int]:
+    """Live processes of session ``sid`` (zombies excluded)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.append(int(entry.name))
+    return found
+
+
+def stop_session(proc: subprocess.Popen, *, timeout=30.0) -> list[int]:
+    """SIGTERM the session leader, wait; return the pids of its session still alive
+    afterwards (then killed, so nothing outlives the test)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=timeout)
+    deadline = time.monotonic() + 5
+    left = session_pids(proc.pid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.2)
+        left = session_pids(proc.pid)
+    if left:
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return left
+
+
+ASSET_RE = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
+
+
+def static_assets(html: str) -> list[str]:
+    """The /static/ URLs a page references (stylesheets, scripts, icons)."""
+    return sorted({url for url in ASSET_RE.findall(html) if "/static/" in url})

@@ -1,0 +1,75 @@
+"""Templated emails: ``templates/emails/{template}_subject.txt``, ``.txt`` and ``.html``
+through Django's email backend. Every app sends its mails here."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.db import connections, transaction
+from django.template.loader import render_to_string
+
+logger = logging.getLogger("xenx.email")
+_pending: list[threading.Thread] = []
+
+
+def render_templated_email(*, template: str, to: str, context: dict):
+    context = {"public_url": settings.XENX_PUBLIC_URL.rstrip("/"), **context}
+    subject = " ".join(
+        render_to_string(f"emails/{template}_subject.txt", context).split()
+    )
+    body = render_to_string(f"emails/{template}.txt", context)
+    html = render_to_string(f"emails/{template}.html", context)
+    message = EmailMultiAlternatives(subject, body, settings.DEFAULT_FROM_EMAIL, [to])
+    message.attach_alternative(html, "text/html")
+    return message
+
+
+def send_templated_email(*, template: str, to: str, context: dict) -> None:
+    render_templated_email(template=template, to=to, context=context).send()
+
+
+def _render_and_send(template: str, to: str, context: dict, deliver: bool) -> None:
+    try:
+        message = render_templated_email(template=template, to=to, context=context)
+        if deliver:
+            message.send()
+    except Exception:
+        logger.exception("email not sent")
+
+
+def _in_thread(*args) -> None:
+    try:
+        _render_and_send(*args)
+    finally:
+        connections.close_all()  # this thread's own, if a template used one
+
+
+def send_templated_email_later(
+    *, template: str, to: str, context: dict, deliver: bool = True
+) -> None:
+    """Render and send after the transaction commits, off the request's thread when
+    ``XENX_EMAIL_IN_BACKGROUND`` is on (default): the answer does not wait for the
+    templates or the mail server, so its timing does not tell whether a mail was sent
+    (password reset). ``context`` must not need the database. ``deliver=False`` does
+    the same work and sends nothing (a request that must not look different)."""
+    args = (template, to, context, deliver)
+    if not settings.XENX_EMAIL_IN_BACKGROUND:  # tests: at once, in this thread
+        _render_and_send(*args)
+        return
+
+    def start():
+        thread = threading.Thread(target=_in_thread, args=args, daemon=True)
+        _pending[:] = [t for t in _pending if t.is_alive()]
+        _pending.append(thread)
+        thread.start()
+
+    transaction.on_commit(start)
+
+
+def wait_for_background_emails(timeout: float = 10.0) -> None:
+    """Join the mails still being sent (tests, orderly shutdown)."""
+    while _pending:
+        _pending.pop().join(timeout)
