@@ -14,10 +14,7 @@ from accounts import revocation, sessions
 from accounts.models import UserSession
 from accounts.policy import Door, token_identity
 from auditlog.models import AuditEvent
-from gateway import services
-from gateway.registry import registry
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from tests.gateway.conftest import Upstream
 from xenx.errors import TokenRevoked
 from xenx.roles import Role
 
@@ -132,16 +129,6 @@ def test_mfa_login_is_marked(make_user, enrol_totp, login):
 
 
 # --- the matrix: end one of three, on every door ---------------------------------------
-
-
-@pytest.fixture
-def gateway_service(db):
-    registry.reset()
-    upstream = Upstream("sessions")
-    services.service_create(name="echo", instances=[upstream.url])
-    yield "/api/echo/whoami"
-    upstream.stop()
-    registry.reset()
 
 
 def _end_via_api(user, logins, victim_id):

@@ -163,7 +163,8 @@ MATRIX = [(alg, case) for case, (algs, _) in CASES.items() for alg in algs]
 
 
 @pytest.mark.parametrize(("alg", "case"), MATRIX)
-def test_forgery_matrix(alg, case, keyring_for, make_user, settings):
+def test_forgery_matrix(alg, case, keyring_for, make_user, settings, gateway_service):
+    """Every forgery is 401 invalid_token at the API and at the gateway."""
     ring = keyring_for(alg)
     user = make_user()
     issued = issue_tokens(user, mfa=False)
@@ -171,6 +172,8 @@ def test_forgery_matrix(alg, case, keyring_for, make_user, settings):
     payload = decode_access_token(issued["access"])
     forged = CASES[case][1](payload, ring, settings)
     assert_error(_me(forged), 401, "invalid_token")
+    gateway = APIClient().get(gateway_service, HTTP_AUTHORIZATION=f"Bearer {forged}")
+    assert_error(gateway, 401, "invalid_token")
 
 
 @pytest.mark.parametrize("alg", ["EdDSA", "RS256"])
