@@ -297,3 +297,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+from .session_admin import UserSessionAdmin  # noqa: E402,F401  (registers it)

@@ -3,6 +3,7 @@
 from django.urls import path
 
 from . import auth_views as v
+from . import session_views
 
 urlpatterns = [
     path("register", v.RegisterView.as_view(), name="auth-register"),
@@ -25,4 +26,10 @@ urlpatterns = [
     path("mfa/totp", v.TotpView.as_view(), name="auth-mfa-totp"),
     path("mfa/totp/confirm", v.TotpConfirmView.as_view(), name="auth-mfa-totp-confirm"),
     path("mfa/backup-codes", v.BackupCodesView.as_view(), name="auth-mfa-backup-codes"),
+    path("sessions", session_views.SessionListView.as_view(), name="auth-sessions"),
+    path(
+        "sessions/<str:pk>",
+        session_views.SessionDetailView.as_view(),
+        name="auth-session",
+    ),
 ]

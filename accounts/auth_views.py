@@ -293,7 +293,13 @@ class TotpConfirmView(APIView):
             request=request._request,
             spare_session=session,
         )
-        issued = tokens.issue_tokens(request.user, mfa=True, session_started=session)
+        issued = tokens.issue_tokens(
+            request.user,
+            mfa=True,
+            session_started=session,
+            family=request.auth.payload.get("fam"),  # the same session continues
+            request=request._request,
+        )
         return Response({"backup_codes": codes, **_pair(issued)})
 
 

@@ -131,7 +131,7 @@ def login_password_step(*, request, email, password) -> dict:
             "methods": list(MFA_METHODS),
         }
     with transaction.atomic():
-        issued = tokens.issue_tokens(user, mfa=False)
+        issued = tokens.issue_tokens(user, mfa=False, request=request)
         login_succeeded(request=request, user=user, mfa_used=False)
     return _token_response(user, issued)
 
@@ -181,7 +181,10 @@ def login_mfa_step(*, request, mfa_token, code) -> dict:
         raise InvalidMfaCode()
     with transaction.atomic():
         issued = tokens.issue_tokens(
-            user, mfa=True, session_started=float(payload.get("sst") or 0) or None
+            user,
+            mfa=True,
+            session_started=float(payload.get("sst") or 0) or None,
+            request=request,
         )
         login_succeeded(request=request, user=user, mfa_used=True)
     return _token_response(user, issued)

@@ -128,3 +128,39 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_admin(self) -> bool:
         return self.role == Role.ADMIN
+
+
+class UserSession(models.Model):
+    """A signed-in session the user can see and end (accounts/sessions.py): one API
+    refresh-token family (its id is the ``fam`` claim of every token of the family)
+    or one portal / admin session (Django's session key)."""
+
+    class Kind(models.TextChoices):
+        API = "api", "API (tokens)"
+        PORTAL = "portal", "Portal"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sessions")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    family = models.UUIDField(null=True, blank=True, unique=True, editable=False)
+    session_key = models.CharField(
+        max_length=40, null=True, blank=True, unique=True, editable=False
+    )
+    refresh_jti = models.CharField(max_length=255, blank=True, editable=False)
+    # API: the family's ``sst`` (password login), what a revocation may spare.
+    session_started = models.FloatField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    login_ip = models.GenericIPAddressField(null=True, blank=True)
+    login_user_agent = models.CharField(max_length=512, blank=True)
+    last_ip = models.GenericIPAddressField(null=True, blank=True)
+    last_user_agent = models.CharField(max_length=512, blank=True)
+    mfa = models.BooleanField(default=False)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_used_at", "-id"]
+        indexes = [models.Index(fields=["user", "ended_at"])]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} session {self.pk} of {self.user_id}"

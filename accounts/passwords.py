@@ -52,7 +52,11 @@ def password_change(
         user.set_password(new_password)
         user.save(update_fields=["password"])
         revoke_everything(user, spare_session=spare_session)
-        issued = None if spare_session else tokens.issue_tokens(user, mfa=mfa)
+        issued = (
+            None
+            if spare_session
+            else tokens.issue_tokens(user, mfa=mfa, request=request)
+        )
         audit.record(
             audit.Action.PASSWORD_CHANGED, actor=user, target=user, request=request
         )

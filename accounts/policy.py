@@ -94,7 +94,10 @@ def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidToken() from exc
     user_state, org_state, denied = revocation.fetch_states(
-        user_id, payload.get("org"), jti
+        user_id,
+        payload.get("org"),
+        jti,
+        payload.get("fam"),  # fam: the session
     )
     if user_state is None or not user_state.is_active:
         raise TokenRevoked()

@@ -73,6 +73,10 @@ def _jkey(jti) -> str:
     return f"jti:{jti}"
 
 
+def _fkey(family) -> str:
+    return f"fam:{family}"
+
+
 def memo_seconds() -> float:
     return getattr(settings, "XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
@@ -121,12 +125,13 @@ def _load_org_state(org_id) -> OrgState | None:
 
 
 def fetch_states(
-    user_id, org_id, jti
+    user_id, org_id, jti, family=None
 ) -> tuple[UserState | None, OrgState | None, bool]:
-    """User state, organization state and whether ``jti`` is denylisted: one cache
-    round trip (none within the memo window), DB only on a cache miss."""
+    """User state, organization state and whether ``jti`` is denylisted or its
+    session (refresh ``family``) ended: one cache round trip (none within the memo
+    window), DB only on a cache miss."""
     now = time.monotonic()
-    keys = state_keys(user_id, jti, org_id)
+    keys = state_keys(user_id, jti, org_id, family)
     found: dict[str, object] = {}
     wanted = []
     for key in keys:
@@ -150,7 +155,7 @@ def fetch_states(
         for key in wanted:
             value = fetched.get(key, _MISSING)
             if value is _MISSING:
-                if key.startswith("jti:"):
+                if key.startswith(("jti:", "fam:")):
                     value = False
                 elif key.startswith("ustate:"):
                     value = _load_user_state(user_id)
@@ -166,7 +171,8 @@ def fetch_states(
     # The user's organization may have changed since the token was issued.
     if user_state is not None and user_state.org_id != org_id:
         org_state = get_org_state(user_state.org_id) if user_state.org_id else None
-    return user_state, org_state, bool(found[_jkey(jti)])
+    ended = bool(found.get(_fkey(family))) if family else False
+    return user_state, org_state, bool(found[_jkey(jti)]) or ended
 
 
 _prefetch = threading.local()
@@ -287,11 +293,14 @@ def memo_entry(key: str):
     return _memo.get(key)
 
 
-def state_keys(user_id, jti, org_id) -> list[str]:
-    """The cache keys ``fetch_states`` reads for a token."""
+def state_keys(user_id, jti, org_id, family=None) -> list[str]:
+    """The cache keys ``fetch_states`` reads for a token (``family``: its ``fam``
+    claim, the session, ended by ``end_family``)."""
     keys = [_ukey(user_id), _jkey(jti)]
     if org_id is not None:
         keys.append(_okey(org_id))
+    if family:
+        keys.append(_fkey(family))
     return keys
 
 
@@ -300,6 +309,16 @@ def deny_access_token(jti: str, exp: float) -> None:
     ttl = max(1, int(exp - time.time()) + 1)
     _cache_write(cache.set, _jkey(jti), True, ttl)
     _memo.pop(_jkey(jti), None)
+
+
+def end_family(family: str) -> None:
+    """Refuse every access token of a session (refresh family): they carry its id as
+    the ``fam`` claim and live at most ACCESS_TOKEN_LIFETIME after the last refresh."""
+    from rest_framework_simplejwt.settings import api_settings
+
+    ttl = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
+    _cache_write(cache.set, _fkey(family), True, ttl)
+    _memo.pop(_fkey(family), None)
 
 
 def is_denied(jti: str) -> bool:

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from auditlog import audit
 from xenx.errors import InvalidToken, TokenRevoked, ValidationFailed
 
-from . import revocation, tokens
+from . import revocation, sessions, tokens
 
 logger = logging.getLogger("xenx.auth")
 
@@ -95,6 +95,8 @@ def token_refresh(*, request, refresh) -> dict:
         sst = float(payload.get("sst") or revocation.issued_at(payload))
         if sst + tokens.session_max_seconds() <= time.time():
             raise InvalidToken("The session has expired; log in again.")
+        if sessions.family_is_ended(payload.get(sessions.FAMILY_CLAIM)):
+            raise TokenRevoked()  # ended by its user: not a reuse
         if BlacklistedToken.objects.filter(token=outstanding).exists():
             reuse = True
         else:
@@ -105,7 +107,11 @@ def token_refresh(*, request, refresh) -> dict:
                 reuse = True
         if not reuse:
             issued = tokens.issue_tokens(
-                user, mfa=bool(payload.get("mfa")), session_started=sst
+                user,
+                mfa=bool(payload.get("mfa")),
+                session_started=sst,
+                family=payload.get(sessions.FAMILY_CLAIM),
+                request=request,
             )
     if reuse:
         _reuse_detected(user_id=user_id, jti=jti, request=request)

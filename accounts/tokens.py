@@ -21,12 +21,14 @@ from datetime import timedelta
 from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
-from rest_framework_simplejwt.tokens import RefreshToken, Token
+from rest_framework_simplejwt.tokens import AccessToken as SimpleJwtAccessToken
+from rest_framework_simplejwt.tokens import RefreshToken as SimpleJwtRefreshToken
+from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from xenx.errors import InvalidToken
 
-from . import revocation
+from . import revocation, sessions, signing
 
 
 @dataclass(frozen=True)
@@ -42,9 +44,19 @@ class Identity:
     payload: dict
 
 
+class AccessToken(SimpleJwtAccessToken):
+    _token_backend = signing.token_backend  # XENX_JWT_ALGORITHM, kid (accounts.signing)
+
+
+class RefreshToken(SimpleJwtRefreshToken):
+    _token_backend = signing.token_backend
+    access_token_class = AccessToken
+
+
 class MfaToken(Token):
     """The signed proof that step one (password) of a two-step login passed."""
 
+    _token_backend = signing.token_backend
     token_type = "mfa"
     lifetime = timedelta(seconds=getattr(settings, "XENX_MFA_TOKEN_SECONDS", 300))
 
@@ -71,11 +83,20 @@ def _issue_time(user) -> float:
     return max(now_us, floor + 1) / 1_000_000
 
 
-def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> dict:
+def issue_tokens(
+    user,
+    *,
+    mfa: bool,
+    session_started: float | None = None,
+    family: str | None = None,
+    request=None,
+) -> dict:
     """A fresh refresh/access pair for ``user``, recorded as outstanding.
 
     ``session_started`` is the time of the password login that began this refresh family;
-    neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``."""
+    neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``. ``family`` (the
+    ``fam`` claim of the presented refresh token) continues a session; without it a new
+    session starts (``accounts.sessions``), recorded with ``request``'s address."""
     now = _issue_time(user)
     sst = float(session_started or now)
     cap = int(sst + session_max_seconds())
@@ -85,6 +106,7 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
         refresh[claim] = value
     refresh["ist"] = now
     refresh["sst"] = sst
+    refresh[sessions.FAMILY_CLAIM] = family or sessions.new_family()
     refresh["exp"] = min(int(refresh["exp"]), cap)
     access = refresh.access_token
     access["ist"] = now
@@ -95,6 +117,17 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
         token=str(refresh),
         created_at=refresh.current_time,
         expires_at=datetime_from_epoch(refresh["exp"]),
+    )
+    sessions.session_record_refresh(
+        user=user,
+        family=refresh[sessions.FAMILY_CLAIM],
+        refresh_jti=refresh[api_settings.JTI_CLAIM],
+        issued_at=now,
+        expires_at=refresh["exp"],
+        mfa=bool(mfa),
+        request=request,
+        created=family is None,
+        session_started=sst,
     )
     return {
         "access": str(access),
@@ -107,15 +140,14 @@ def issue_tokens(user, *, mfa: bool, session_started: float | None = None) -> di
 
 
 def _decode(raw, token_type: str) -> dict:
-    """Signature (HS256 only: ``alg: none`` and others are refused), expiry, type and
-    the claims we rely on. Any failure is 401 ``invalid_token``."""
+    """Signature (the configured algorithm only, with a published ``kid`` when it is
+    asymmetric: ``accounts.signing``), expiry, type and the claims we rely on. Any
+    failure is 401 ``invalid_token``."""
     if not isinstance(raw, str) or not raw:
         raise InvalidToken()
-    from rest_framework_simplejwt.state import token_backend
-
     try:
-        payload = token_backend.decode(raw, verify=True)
-    except Exception as exc:  # TokenBackendError, expired, garbage
+        payload = signing.decode(raw)
+    except Exception as exc:  # InvalidTokenError, expired, garbage
         raise InvalidToken() from exc
     if not isinstance(payload, dict) or payload.get("token_type") != token_type:
         raise InvalidToken()
@@ -136,20 +168,22 @@ def decode_access_token(raw: str) -> dict:
     """Signature, expiry and token_type=access (refresh and MFA tokens are refused).
 
     An access token whose signature was verified in this process is not verified again
-    (the same bytes, the same key: the same verdict) until it expires; its revocation
+    (the same bytes, the same key: the same verdict) until it expires or the published
+    keys change (a key retired or removed: ``signing.key_generation``); its revocation
     state is the caller's, checked on every call."""
+    generation = signing.key_generation()
     hit = _verified.get(raw)
-    if hit is not None and float(hit["exp"]) > time.time():
-        return dict(hit)
+    if hit is not None and float(hit[0]["exp"]) > time.time() and hit[1] is generation:
+        return dict(hit[0])
     payload = _decode(raw, "access")
     if len(_verified) >= _VERIFIED_MAX:
         _verified.clear()
-    _verified[raw] = payload
+    _verified[raw] = (payload, generation)
     return dict(payload)
 
 
 # Payloads of access tokens whose signature this process verified, until they expire.
-_verified: dict[str, dict] = {}
+_verified: dict[str, tuple[dict, object]] = {}
 _VERIFIED_MAX = 20_000
 
 

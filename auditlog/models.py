@@ -18,6 +18,7 @@ class AuditEvent(models.Model):
         TOKEN_REUSE_DETECTED = "token.reuse_detected"
         LOGOUT = "logout"
         LOGOUT_ALL = "logout.all"
+        SESSION_ENDED = "session.ended"
         PASSWORD_CHANGED = "password.changed"
         PASSWORD_RESET_REQUESTED = "password.reset_requested"
         PASSWORD_RESET = "password.reset"

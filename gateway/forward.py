@@ -10,7 +10,7 @@ from django.conf import settings
 from xenx.errors import MalformedRequest, error_response
 from xenx.net import forwarded_chain
 
-from . import metrics, state
+from . import assertions, metrics, state
 from .body import BodyTooLarge, ClientBodyError
 from .relay import relay
 from .upstream import RequestRejected, UpstreamError, consumed, pool_for
@@ -50,6 +50,7 @@ _DROP_META = frozenset(
         "HTTP_X_USER_EMAIL",
         "HTTP_X_USER_ROLE",
         "HTTP_X_ORGANIZATION_ID",
+        assertions.META_KEY,
         "HTTP_AUTHORIZATION",
     }
 )
@@ -105,6 +106,10 @@ def _upstream_headers(request, svc, identity, length) -> dict:
         headers["X-User-Role"] = identity.role
         if identity.org_id is not None:
             headers["X-Organization-Id"] = str(identity.org_id)
+        if svc.sign_identity:
+            headers[assertions.HEADER] = assertions.assertion_for(
+                identity, svc.name, request.request_id
+            )
     return headers
 
 

@@ -55,7 +55,10 @@ _IDENTITY_MEMO_MAX = 10_000
 
 def _revocation_entries(identity: Identity):
     keys = revocation.state_keys(
-        identity.user_id, identity.payload.get("jti"), identity.org_id
+        identity.user_id,
+        identity.payload.get("jti"),
+        identity.org_id,
+        identity.payload.get("fam"),  # the session (accounts.sessions)
     )
     entries = tuple(revocation.memo_entry(k) for k in keys)
     if any(e is None for e in entries):

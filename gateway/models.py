@@ -10,6 +10,7 @@ from django.db import models
 from django.utils import timezone
 
 from . import validators
+from .assertions import validate_sign_identity
 
 
 def _default_list():
@@ -71,6 +72,12 @@ class Service(models.Model):
         validators=[validators.validate_ca_bundle],
         help_text="Absolute path of a PEM file with the CAs trusted for this service's "
         "https:// instances; empty = XENX_GATEWAY_CA_BUNDLE, else the system's CAs.",
+    )
+    sign_identity = models.BooleanField(
+        default=False,
+        validators=[validate_sign_identity],
+        help_text="Send X-XenX-Identity, a JWT the service verifies with "
+        "/.well-known/jwks.json (needs XENX_JWT_ALGORITHM EdDSA or RS256).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -92,7 +92,10 @@ def _handle(request, service_name, svc):
                 payload = decode_access_token(raw)
                 state_keys = tuple(
                     revocation.state_keys(
-                        int(payload["user_id"]), str(payload["jti"]), payload.get("org")
+                        int(payload["user_id"]),
+                        str(payload["jti"]),
+                        payload.get("org"),
+                        payload.get("fam"),  # the session (accounts.sessions)
                     )
                 )
             else:

@@ -52,6 +52,7 @@ class ServiceSnap:
     health_check_path: str
     instances: tuple  # enabled instances only
     health_keys: tuple = ()
+    sign_identity: bool = False
     _current: dict = field(default_factory=dict)  # smooth WRR state per instance
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -130,6 +131,7 @@ def build_snapshot() -> dict[str, ServiceSnap]:
             health_check_path=svc.health_check_path,
             instances=instances,
             health_keys=health_keys,
+            sign_identity=svc.sign_identity,
         )
     return services
 

@@ -39,6 +39,7 @@ class ServiceSerializer(serializers.ModelSerializer):
             "allowed_content_types",
             "forward_authorization",
             "ca_bundle",
+            "sign_identity",
             "created_at",
             "updated_at",
         ]

@@ -24,6 +24,7 @@ SERVICE_FIELDS = (
     "allowed_content_types",
     "forward_authorization",
     "ca_bundle",
+    "sign_identity",
 )
 DEMO_SERVICE = "demo"
 

@@ -21,6 +21,11 @@ urlpatterns = [
     ),
     path("account", views.account_view, name="account"),
     path("account/password", views.password_change_view, name="password-change"),
+    path(
+        "account/sessions/<int:pk>/end",
+        views.session_end_view,
+        name="session-end",
+    ),
     path("account/mfa/totp", views.totp_begin_view, name="totp-begin"),
     path("account/mfa/totp/confirm", views.totp_confirm_view, name="totp-confirm"),
     path("account/mfa/disable", views.mfa_disable_view, name="mfa-disable"),

@@ -13,6 +13,7 @@ urlpatterns = [
     # The only two API paths with a trailing slash (they are pages, not resources).
     path("api/schema", RedirectView.as_view(url="/api/schema/", query_string=True)),
     path("api/docs", RedirectView.as_view(url="/api/docs/", query_string=True)),
+    path(".well-known/", include("accounts.wellknown_urls")),
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),
     path("admin/", admin.site.urls),

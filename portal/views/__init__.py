@@ -21,6 +21,7 @@ from .documents import (
     document_list_view,
     document_upload_view,
 )
+from .sessions import session_end_view
 from .sign_in import login_verify_view, login_view, logout_view
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "logout_view",
     "mfa_disable_view",
     "password_change_view",
+    "session_end_view",
     "totp_begin_view",
     "totp_confirm_view",
 ]

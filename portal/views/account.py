@@ -29,6 +29,7 @@ from .common import (
     ENROLMENT_KEY,
     add_service_errors,
 )
+from .sessions import account_sessions
 
 
 def _account_page(
@@ -53,6 +54,7 @@ def _account_page(
             "disable_form": disable_form or CodeForm(prefix="disable"),
             "regen_form": regen_form or CodeForm(prefix="regen"),
             "mfa_enabled": user_has_confirmed_totp(user),
+            **account_sessions(request, signed_in_user(request)),
         },
         status=400 if invalid else 200,
     )

@@ -358,6 +358,7 @@ def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
     """Any changelist of these apps staff can open lists only rows ``visible`` gives."""
     from django.contrib import admin as django_admin
 
+    from accounts.tokens import issue_tokens
     from auditlog import audit
     from organizations.scoping import visible
     from organizations.services import invitation_create
@@ -367,6 +368,7 @@ def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
     make_document(foreign_client)
     invitation_create(organization=other_org, email="f@example.com", role=Role.CLIENT)
     audit.record(audit.Action.LOGOUT, actor=foreign_client, target=foreign_client)
+    issue_tokens(foreign_client, mfa=False)  # a session (accounts.UserSession)
     checked = 0
     for model in django_admin.site._registry:
         if model._meta.app_label not in ("accounts", "organizations"):

@@ -42,6 +42,7 @@ ELSEWHERE = {
     "totp-confirm": "test_mfa",
     "mfa-disable": "test_mfa",
     "backup-codes": "test_mfa",
+    "session-end": "test_sessions",
 }
 
 

@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
 
@@ -237,6 +238,17 @@ SIMPLE_JWT = {
     "USER_ID_CLAIM": "user_id",
     "LEEWAY": 0,
 }
+# Token signing (accounts/keys.py, accounts/signing.py): HS256 with SIGNING_KEY above,
+# or EdDSA / RS256 with the key files of XENX_SIGNING_KEYS_DIR (rotate_signing_key),
+# published at /.well-known/jwks.json.
+XENX_JWT_ALGORITHM = env_str("XENX_JWT_ALGORITHM", "HS256").strip()
+if XENX_JWT_ALGORITHM not in ("HS256", "EdDSA", "RS256"):
+    raise ImproperlyConfigured(
+        f"XENX_JWT_ALGORITHM must be HS256, EdDSA or RS256, got {XENX_JWT_ALGORITHM!r}"
+    )
+XENX_SIGNING_KEYS_DIR = env_str("XENX_SIGNING_KEYS_DIR") or None
+# The "iss" of identity assertions and openid-configuration; default XENX_PUBLIC_URL.
+XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 # Absolute lifetime of a refresh-token family, counted from the password login.
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300

@@ -64,6 +64,18 @@ class Command(BaseCommand):
             "--disable", dest="enabled", action="store_false", default=None
         )
         enabled.add_argument("--enable", dest="enabled", action="store_true")
+        sign = parser.add_mutually_exclusive_group()
+        sign.add_argument(
+            "--sign-identity",
+            dest="sign_identity",
+            action="store_true",
+            default=None,
+            help="Send X-XenX-Identity, a signed JWT verifiable with "
+            "/.well-known/jwks.json (needs XENX_JWT_ALGORITHM EdDSA or RS256).",
+        )
+        sign.add_argument(
+            "--no-sign-identity", dest="sign_identity", action="store_false"
+        )
 
     def handle(self, *args, name, urls, **options):
         fields = {}
@@ -71,6 +83,8 @@ class Command(BaseCommand):
             fields["public"] = options["public"]
         if options["enabled"] is not None:
             fields["enabled"] = options["enabled"]
+        if options["sign_identity"] is not None:
+            fields["sign_identity"] = options["sign_identity"]
         if options["roles"] is not None:
             roles = [r.strip() for r in options["roles"].split(",") if r.strip()]
             unknown = sorted(set(roles) - set(Role.values))

@@ -1,0 +1,102 @@
+"""Django admin: users' sessions (``accounts.sessions``), for admins (everyone's) and
+staff (their organization's users, not admins), with the audited action "End selected
+sessions"."""
+
+from django.contrib import admin, messages
+from django.db.models import Q
+from django.utils import timezone
+
+from organizations.scoping import visible
+from xenx.roles import Role
+
+from . import sessions
+from .models import UserSession
+
+
+class LiveFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("live", "Not ended"), ("ended", "Ended")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "live":
+            return queryset.filter(ended_at__isnull=True).filter(
+                Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+            )
+        if self.value() == "ended":
+            return queryset.filter(ended_at__isnull=False)
+        return queryset
+
+
+@admin.register(UserSession)
+class UserSessionAdmin(admin.ModelAdmin):
+    list_display = [
+        "user",
+        "kind",
+        "created_at",
+        "last_used_at",
+        "last_ip",
+        "agent",
+        "mfa",
+        "ended_at",
+    ]
+    list_filter = [LiveFilter, "kind", "mfa"]
+    search_fields = ["user__email"]
+    ordering = ["-last_used_at"]
+    actions = ["end_sessions"]
+    readonly_fields = [
+        "user",
+        "kind",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "login_ip",
+        "login_user_agent",
+        "last_ip",
+        "last_user_agent",
+        "mfa",
+        "ended_at",
+    ]
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        return visible(request.user, UserSession)
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # /admin/accounts/usersession/?user__id__exact=N: one user's sessions (the
+        # queryset is scoped already).
+        if lookup == "user__id__exact":
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="user agent")
+    def agent(self, obj):
+        return (obj.last_user_agent or "")[:60]
+
+    def has_view_permission(self, request, obj=None):
+        user = request.user
+        return user.is_active and user.role in (Role.ADMIN, Role.STAFF)
+
+    def has_end_permission(self, request):
+        return self.has_view_permission(request)
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="End selected sessions", permissions=["end"])
+    def end_sessions(self, request, queryset):
+        ended = 0
+        for session in queryset.filter(ended_at__isnull=True):
+            sessions.session_end(
+                session=session, actor=request.user, request=request, via="admin"
+            )
+            ended += 1
+        self.message_user(request, f"{ended} session(s) ended.", messages.SUCCESS)

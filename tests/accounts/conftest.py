@@ -1,0 +1,20 @@
+"""Fixtures shared by the accounts tests."""
+
+import pytest
+
+from gateway import services
+from gateway.registry import registry
+from gateway.upstream import close_pools
+from tests.gateway.conftest import Upstream
+
+
+@pytest.fixture
+def gateway_service(db):
+    """A gateway service in front of a live upstream: its proxied path."""
+    registry.reset()
+    upstream = Upstream("sessions")
+    services.service_create(name="echo", instances=[upstream.url])
+    yield "/api/echo/whoami"
+    upstream.stop()
+    registry.reset()
+    close_pools()
