@@ -207,8 +207,6 @@ class Cluster:
             WEB_CONCURRENCY="2",
             GUNICORN_THREADS="8",
             XENX_ACCESS_TOKEN_MINUTES="120",
-            # Exact counting: every call counted in Redis at once (issue 12 measures it).
-            XENX_GATEWAY_RATE_BATCH="0",
             # The scenarios log in a few times from one address.
             XENX_RATE_LIMITS=json.dumps({"login_ip": "10000/m", "login_account": "10000/m"}),
         )  # fmt: skip
