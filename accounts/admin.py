@@ -36,7 +36,7 @@ class MfaFilter(admin.SimpleListFilter):
 
 
 def role_change_errors(actor, user, cleaned: dict) -> dict:
-    """What ``actor`` may not do to ``user`` (SPEC §2), as form errors by field: only
+    """What ``actor`` may not do to ``user`` (README "Organizations, users and documents"), as form errors by field: only
     an admin grants the admin role or puts a user in, out of, or into another
     organization. The service's policy (organizations.policies) is checked too."""
     if is_platform_admin(actor):

@@ -13,7 +13,7 @@ class ErrorDetailSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
-    """The one error body (SPEC §3)."""
+    """The one error body (README "Conventions")."""
 
     error = ErrorDetailSerializer()
 

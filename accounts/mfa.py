@@ -211,7 +211,7 @@ def totp_confirm(
 ) -> list[str]:
     """Confirm the pending device with a current code; returns the 10 backup codes.
     Every *other* token and session of the user is revoked (the login now needs MFA);
-    the confirming session ``spare_session`` keeps working (SPEC §4)."""
+    the confirming session ``spare_session`` keeps working (README "Identity")."""
     code = _normalize(code)
     key = str(user.pk)
     throttling.check(request, "mfa_account", key)

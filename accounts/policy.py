@@ -1,4 +1,4 @@
-"""May this session act now? The one answer for every door (SPEC §4 "every door").
+"""May this session act now? The one answer for every door (README "Identity" "every door").
 
 Doors: the JSON API (DRF), the gateway (proxied calls, ``/metrics``), the portal and
 Django admin. Tokens (API, gateway) and browser sessions (portal, admin) are judged by

@@ -143,7 +143,7 @@ def fetch_states(
     if wanted:
         try:
             fetched = _read(wanted)
-        except Exception as exc:  # the cache is down: fail closed (DESIGN.md)
+        except Exception as exc:  # the cache is down: fail closed (README)
             if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
                 raise ServiceUnavailable(
                     "Token revocation state is unavailable."

@@ -11,7 +11,7 @@ class OrganizationRefSerializer(serializers.ModelSerializer):
 
 
 class UserSerializer(serializers.ModelSerializer):
-    """The ``user`` object of SPEC §4."""
+    """The ``user`` object of README "Identity"."""
 
     organization = OrganizationRefSerializer(read_only=True, allow_null=True)
     mfa_enabled = serializers.SerializerMethodField()

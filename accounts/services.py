@@ -63,7 +63,7 @@ def user_create(
     return user
 
 
-# --- User management (SPEC §5) -------------------------------------------------------
+# --- User management (README "Organizations, users and documents") -------------------------------------------------------
 # Role rules live in organizations.policies; visibility (404) is the caller's job
 # through organizations.scoping.visible.
 

@@ -1,6 +1,6 @@
 """Rate limits on the identity endpoints, with django-ratelimit on the shared cache.
 
-Two kinds of counters (SPEC §4):
+Two kinds of counters (README "Identity"):
 - per client IP (``*_ip``): every attempt counts, checked and counted before the work;
 - per account (``*_account``): only failures count; checked before the work (so a right
   password is refused too once the limit is reached) and counted on each failure.
@@ -9,7 +9,7 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, DESIGN.md), unless
+The shared cache down: 503 ``service_unavailable`` (fail closed, the README, unless
 ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 

@@ -6,7 +6,7 @@ Three token types share the signing key and are told apart by ``token_type``:
 tables) and ``mfa`` (5 min, only good for ``/api/auth/mfa/verify``). Every decoder
 checks the type, so no token can stand in for another.
 
-Claims we add: ``email``, ``role``, ``org``, ``permissions``, ``mfa`` (SPEC §4), ``ist``
+Claims we add: ``email``, ``role``, ``org``, ``permissions``, ``mfa`` (README "Identity"), ``ist``
 (issue time in epoch seconds with microseconds: SimpleJWT's ``iat`` is whole seconds, too
 coarse to compare with a revocation made in the same second) and ``sst`` (the time of the
 password login that started this refresh family: the absolute session lifetime).

@@ -1,5 +1,5 @@
 """``/.well-known/jwks.json`` and ``/.well-known/openid-configuration``: what a service
-needs to verify XenX's tokens and identity assertions by itself (SPEC §4)."""
+needs to verify XenX's tokens and identity assertions by itself (README "Identity")."""
 
 from django.conf import settings
 from django.utils.cache import patch_cache_control

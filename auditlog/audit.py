@@ -24,7 +24,7 @@ def record(
 
     The event belongs to ``organization`` when given, else to the target's organization
     (the target itself when it is one), else to none: then only admins see it. Never to
-    the acting user's organization (SPEC §4): staff of the actor's organization must
+    the acting user's organization (README "Identity"): staff of the actor's organization must
     not read events about people outside it."""
     if organization is None and target is not None:
         if target._meta.label_lower == "organizations.organization":

@@ -1,4 +1,4 @@
-"""/api/services and /api/services/{name}: admins manage, staff read (SPEC §6)."""
+"""/api/services and /api/services/{name}: admins manage, staff read (README "Gateway")."""
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema

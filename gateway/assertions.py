@@ -1,5 +1,5 @@
 """``X-XenX-Identity``: a signed identity assertion for services with ``sign_identity``
-(SPEC §6), so an upstream can trust who is calling without trusting the network.
+(README "Gateway"), so an upstream can trust who is calling without trusting the network.
 
 A JWT of ``ASSERTION_SECONDS`` (60 s) signed with the keys of ``/.well-known/jwks.json``
 (``accounts.signing``): ``iss`` (``XENX_JWT_ISSUER``), ``aud`` (the service name), ``sub``

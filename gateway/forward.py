@@ -1,5 +1,5 @@
 """Forwarding: the upstream request's headers, instance choice, retries and the
-circuit breaker's bookkeeping (SPEC §6)."""
+circuit breaker's bookkeeping (README "Gateway")."""
 
 from __future__ import annotations
 

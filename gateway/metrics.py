@@ -1,4 +1,4 @@
-"""Prometheus metrics of the gateway (SPEC §7).
+"""Prometheus metrics of the gateway (README "Gateway" (health)).
 
 With several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory,
 cleared at deploy): prometheus_client then keeps each worker's counters in memory-mapped

@@ -1,4 +1,4 @@
-"""``ANY /api/{service}/{path}``: the policy chain of SPEC §6, then forwarding.
+"""``ANY /api/{service}/{path}``: the policy chain of README "Gateway", then forwarding.
 
 A plain Django view (no DRF, no session, no CSRF, no user lookup): in the steady state
 it costs no database query and one cache round trip: one pipeline that counts the rate

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from xenx.roles import Role
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# The platform's own routes under /api/ (SPEC §6).
+# The platform's own routes under /api/ (README "Gateway").
 RESERVED_NAMES = frozenset(
     {
         "auth",

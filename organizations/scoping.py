@@ -1,4 +1,4 @@
-"""Who may see what: the only place that knows the role rules (DESIGN.md).
+"""Who may see what: the only place that knows the role rules (README).
 
 ``visible(user, Model)`` returns the queryset of ``Model`` rows that ``user`` may see.
 API views, Django admin, foreign-key choices and portal pages all start from it; a row

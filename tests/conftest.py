@@ -110,7 +110,7 @@ def auth_client():
 
 
 def assert_error(response, status, code):
-    """The one error body (SPEC §3) with the given status and code."""
+    """The one error body (README "Conventions") with the given status and code."""
     assert response.status_code == status, (
         response.status_code,
         response.content[:500],

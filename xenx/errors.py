@@ -16,7 +16,7 @@ from rest_framework import exceptions as drf_exc
 
 logger = logging.getLogger("xenx.errors")
 
-# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (SPEC §7).
+# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README "Gateway" (health)).
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 try:
     from django_redis.exceptions import ConnectionInterrupted

@@ -1,4 +1,4 @@
-"""Liveness and readiness (SPEC §7). The aggregate /health lives in the gateway."""
+"""Liveness and readiness (README "Gateway" (health)). The aggregate /health lives in the gateway."""
 
 import time
 

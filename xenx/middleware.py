@@ -19,7 +19,7 @@ gateway_access_logger = logging.getLogger("xenx.access.gateway")
 
 
 def is_api_path(path: str) -> bool:
-    """Paths whose errors must use the JSON error body (SPEC §3)."""
+    """Paths whose errors must use the JSON error body (README "Conventions")."""
     return path.startswith("/api/") or path == "/health" or path.startswith("/health/")
 
 

@@ -1,4 +1,4 @@
-"""Client address as SPEC §6 derives it: X-Forwarded-For is trusted only from proxies
+"""Client address as README "Gateway" derives it: X-Forwarded-For is trusted only from proxies
 listed in XENX_TRUSTED_PROXIES."""
 
 import ipaddress

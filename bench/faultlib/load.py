@@ -3,7 +3,7 @@
 Each thread keeps one keep-alive connection per node, sends to the nodes in turn with
 the tokens of many users in rotation, and records every request: start and end time,
 node, method, status, error code, the upstream instance that answered, whether the
-error body had the §3 shape, and the connection it used (so that a scenario can tell a
+error body had the error-body shape, and the connection it used (so that a scenario can tell a
 request in flight on a killed worker from one sent on a fresh connection). Nothing is
 retried: every failure is counted.
 """
@@ -29,7 +29,7 @@ class Rec:
     status: int  # 0: no response (socket error)
     code: str = ""  # error code of the body, or the exception's class name
     instance: str = ""  # upstream that answered a 200
-    body_ok: bool = True  # an error body has the §3 shape
+    body_ok: bool = True  # an error body has the error-body shape
     conn: int = 0  # id of the client connection used
     conn_t0: float = 0.0  # when that connection was opened
     user: int = 0  # index of the token used
@@ -40,7 +40,7 @@ class Rec:
 
 
 def parse(status: int, data: bytes) -> tuple[str, str, bool]:
-    """(error code, instance, §3 body ok) of an answer."""
+    """(error code, instance, error body ok) of an answer."""
     try:
         doc = json.loads(data)
     except ValueError:

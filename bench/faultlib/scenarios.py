@@ -371,7 +371,7 @@ def redis_outage(cluster: Cluster, timing: Timing) -> Result:
     res.check("proxied calls during the outage", f"{len(recs) - len(bad)} of "
               f"{len(recs)} were 503 service_unavailable" + (f"; others: "
               f"{fmt_statuses(bad)} at {at(bad, t0)} s" if bad else ""),
-              "all 503 with the §3 body", recs and not bad)  # fmt: skip
+              "all 503 with the error body", recs and not bad)  # fmt: skip
     slowest = max(recs, key=lambda r: r.latency, default=None)
     res.check("slowest answer during the outage", f"{slow * 1000:.0f} ms" + (
               f" (started {slowest.t0 - t0:+.2f} s, {slowest.status} {slowest.code})"
@@ -430,7 +430,7 @@ def redis_outage(cluster: Cluster, timing: Timing) -> Result:
 
 def probe(cluster: Cluster, until: float, calls) -> list[tuple[str, bool, str, float]]:
     """Calls other than the load's during an outage, on both nodes in turn until
-    ``until``: each must answer 503 within 5 s, with the §3 body and the code
+    ``until``: each must answer 503 within 5 s, with the error body and the code
     ``service_unavailable`` (``/health/ready``: its own report). Returns (what, as
     required, what came back, seconds) per call."""
     out = []
@@ -531,7 +531,7 @@ def pg_outage(cluster: Cluster, timing: Timing) -> Result:
               f"{len(probes)} were 503 service_unavailable" + (
                   f"; wrong: {sorted(set(p[2] for p in wrong))}" if wrong else "")
               + f"; slowest {max((p[3] for p in probes), default=0) * 1000:.0f} ms",
-              "503 with the §3 body, ≤ 5 s", probes and not wrong)  # fmt: skip
+              "503 with the error body, ≤ 5 s", probes and not wrong)  # fmt: skip
     res.check("no partial write", "services, instances, audit events: "
               f"{rows_before} → {rows_after}", "unchanged",
               rows_before == rows_after)  # fmt: skip

@@ -1,4 +1,4 @@
-"""POST /api/auth/login and /api/auth/mfa/verify (SPEC §4): tokens and claims, no
+"""POST /api/auth/login and /api/auth/mfa/verify (README "Identity"): tokens and claims, no
 enumeration, the two-step login and the mfa_token's single use."""
 
 import time

@@ -1,5 +1,5 @@
 """Every identity endpoint is in the OpenAPI schema with its request and response
-shapes (SPEC §3, §4)."""
+shapes (README "Conventions" and "Identity")."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""SPEC §8: operator commands, clear errors, non-zero exit, no traceback."""
+"""README "Operator commands": operator commands, clear errors, non-zero exit, no traceback."""
 
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The door matrix (issue 9, SPEC §4 "every door"): one policy decides whether a session
+"""The door matrix (issue 9, README "Identity" "every door"): one policy decides whether a session
 may act, and one write path per security action revokes and audits, whether the
 request came through the API, the gateway, the portal, Django admin or a command.
 

@@ -1,4 +1,4 @@
-"""TOTP enrolment, confirmation, disabling and backup codes (SPEC §4). Codes are computed
+"""TOTP enrolment, confirmation, disabling and backup codes (README "Identity"). Codes are computed
 with pyotp, an implementation independent of django-otp."""
 
 import time

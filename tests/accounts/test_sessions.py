@@ -1,4 +1,4 @@
-"""Sessions a user can see and end (SPEC §4 "Sessions"): one per refresh family, listed
+"""Sessions a user can see and end (README "Identity" "Sessions"): one per refresh family, listed
 with their addresses and agents; ending one of three leaves the other two alive, on
 every door (API, gateway, portal, Django admin), within a second on every node."""
 

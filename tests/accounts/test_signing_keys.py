@@ -1,4 +1,4 @@
-"""Signing algorithms, key files, the JWKS and key rotation (SPEC §4 "Signing keys").
+"""Signing algorithms, key files, the JWKS and key rotation (README "Identity" "Signing keys").
 
 The forgery matrix runs every forged or misused token against every configured
 algorithm (HS256, EdDSA, RS256): alg none, HS256 signed with the public key or the old

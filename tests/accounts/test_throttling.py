@@ -1,4 +1,4 @@
-"""Rate limits of the identity endpoints, driven to the 429 (SPEC §4): per client IP
+"""Rate limits of the identity endpoints, driven to the 429 (README "Identity"): per client IP
 (every attempt) and per account (failures), on the shared cache."""
 
 import pyotp

@@ -1,6 +1,6 @@
 """Access and refresh tokens: the forged-token matrix, refresh rotation with reuse
 detection, logout, logout-all, password change, deactivation, the absolute session
-lifetime and the revocation check without a database query (SPEC §4)."""
+lifetime and the revocation check without a database query (README "Identity")."""
 
 import base64
 import json

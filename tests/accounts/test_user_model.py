@@ -1,4 +1,4 @@
-"""The custom user model's invariants (SPEC §2)."""
+"""The custom user model's invariants (README "Organizations, users and documents")."""
 
 import pytest
 from django.contrib.auth import authenticate

@@ -1,4 +1,4 @@
-"""/api/users (SPEC §2, §5): role rules through POST and PATCH, deactivation,
+"""/api/users (README "Organizations, users and documents"): role rules through POST and PATCH, deactivation,
 activation, MFA reset, filters."""
 
 import pytest

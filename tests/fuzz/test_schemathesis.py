@@ -1,6 +1,6 @@
 """The OpenAPI schema fuzzed by Schemathesis: every operation of ``/api/schema/`` with
 generated and negative data, called as each role (issue 10 item 10). Zero 5xx, every
-error body in the SPEC §3 format, responses conforming to the schema.
+error body in the README "Conventions" format, responses conforming to the schema.
 
 Bounded for CI (``XENX_SCHEMA_EXAMPLES``, default 5 per operation and role); a longer
 run: ``XENX_SCHEMA_EXAMPLES=200 scripts/test -p no:cacheprovider tests/fuzz``.

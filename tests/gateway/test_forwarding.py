@@ -1,4 +1,4 @@
-"""Forwarding as SPEC §6 says: methods, query, headers both ways, identity, cookies,
+"""Forwarding as README "Gateway" says: methods, query, headers both ways, identity, cookies,
 redirects, and paths that must never reach an upstream."""
 
 import pytest
@@ -59,7 +59,7 @@ def test_bodyless_get_under_a_framing_server_is_sent_without_a_body(
     echo, upstream, caller
 ):
     """gunicorn sets ``wsgi.input_terminated`` on every request. A GET with neither
-    Content-Length nor Transfer-Encoding still has no body (SPEC §6): it goes upstream
+    Content-Length nor Transfer-Encoding still has no body (README "Gateway"): it goes upstream
     without ``Transfer-Encoding: chunked``, so it stays replayable on another instance
     (bench/faults saw such GETs answered 502 when an instance reset a connection)."""
     resp = caller.get("/api/echo/items", **{"wsgi.input_terminated": True})

@@ -1,4 +1,4 @@
-"""GET /health (aggregate) and GET /metrics (SPEC §7), and the cache-down policy."""
+"""GET /health (aggregate) and GET /metrics (README "Gateway" (health)), and the cache-down policy."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""``X-XenX-Identity`` (SPEC §6): the signed identity assertion of services with
+"""``X-XenX-Identity`` (README "Gateway"): the signed identity assertion of services with
 ``sign_identity``, verified through the JWKS the way the README shows, against a real
 upstream fetching the keys from a live XenX server."""
 

@@ -1,4 +1,4 @@
-"""The policy chain of SPEC §6, each step's error, and their ORDER."""
+"""The policy chain of README "Gateway", each step's error, and their ORDER."""
 
 import io
 

@@ -1,4 +1,4 @@
-"""Load balancing, retries, timeouts and the circuit breaker (SPEC §6)."""
+"""Load balancing, retries, timeouts and the circuit breaker (README "Gateway")."""
 
 import collections
 

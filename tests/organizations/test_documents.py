@@ -1,4 +1,4 @@
-"""Document upload, download and deletion (SPEC §5 "Uploads")."""
+"""Document upload, download and deletion (README "Organizations, users and documents" "Uploads")."""
 
 import hashlib
 

@@ -1,4 +1,4 @@
-"""Invitations (SPEC §5): who invites whom, the email, expiry, single use, binding to
+"""Invitations (README "Organizations, users and documents"): who invites whom, the email, expiry, single use, binding to
 email, organization and role; the functions registration calls."""
 
 import threading

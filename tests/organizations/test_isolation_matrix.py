@@ -1,4 +1,4 @@
-"""The isolation matrix (SPEC §2, DESIGN "Who may see what"): every route of §5, for
+"""The isolation matrix (README "Organizations, users and documents": every route of users, organizations and documents, for
 each of the four roles, against objects of its own and of a foreign organization.
 
 An object outside what the caller may see answers 404; one it sees but may not change

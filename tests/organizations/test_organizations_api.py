@@ -1,4 +1,4 @@
-"""/api/organizations (SPEC §5): admin CRUD, soft deactivation, mfa_required."""
+"""/api/organizations (README "Organizations, users and documents"): admin CRUD, soft deactivation, mfa_required."""
 
 import pytest
 from django.contrib.auth import authenticate
@@ -114,7 +114,7 @@ def test_client_without_organization_sees_none(make_user, auth_client):
     assert loner.get("/api/organizations").json()["count"] == 0
 
 
-# --- mfa_required (SPEC §5) ------------------------------------------------------------
+# --- mfa_required (README "Organizations, users and documents") ------------------------------------------------------------
 
 
 MFA_BLOCKED = [

@@ -1,4 +1,4 @@
-"""Every §5 endpoint is in the OpenAPI schema, with its list filters."""
+"""Every users/organizations/documents endpoint is in the OpenAPI schema, with its list filters."""
 
 import pytest
 

@@ -176,7 +176,7 @@ def test_cpa_with_totp_invites_uploads_and_downloads(
     assert Invitation.objects.filter(email="new.client@example.com").exists()
     token = re.search(r"^\s{4}(\S+)\s*$", mail.outbox[-1].body, re.M).group(1)
 
-    # The client registers with the code from the email (SPEC §4 register).
+    # The client registers with the code from the email (README "Identity" register).
     response = requests.post(
         f"{server.url}/api/auth/register",
         json={

@@ -1,5 +1,5 @@
 """The portal's isolation matrix: every portal page that shows data, for each role,
-against objects of its own and of a foreign organization (SPEC §2: outside the scope is
+against objects of its own and of a foreign organization (README "Organizations, users and documents": outside the scope is
 404). ``test_every_portal_route_is_covered`` fails when a page is added without a row
 here or a named test elsewhere."""
 

@@ -1,4 +1,4 @@
-"""Sessions on the portal account page and in Django admin (SPEC §4 "Sessions", §9)."""
+"""Sessions on the portal account page and in Django admin (README "Tokens, keys and sessions")."""
 
 import pytest
 from django.test import Client

@@ -1,4 +1,4 @@
-"""SPEC §3: one error body for every error under /api/ and /health."""
+"""README "Conventions": one error body for every error under /api/ and /health."""
 
 import pytest
 
@@ -130,8 +130,8 @@ def _cache_timeout():
     "outage", [_database_down, _database_gone, _cache_down, _cache_timeout]
 )
 def test_outage_of_database_or_cache_is_503_never_500(api, monkeypatch, outage):
-    """SPEC §7: PostgreSQL or Redis unreachable under any API view is 503
-    service_unavailable with the §3 body (here a login), never a 500."""
+    """README "Gateway" (health): PostgreSQL or Redis unreachable under any API view is 503
+    service_unavailable with the error body (here a login), never a 500."""
     from accounts import auth_views
 
     def fail(**kwargs):

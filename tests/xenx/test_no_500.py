@@ -1,5 +1,5 @@
 """No 500 from client input (issue 10 item 6): each hostile value is answered with the
-error body of SPEC §3 and logged below ERROR, without a traceback."""
+error body of README "Conventions" and logged below ERROR, without a traceback."""
 
 import logging
 

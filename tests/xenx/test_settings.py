@@ -1,4 +1,4 @@
-"""SPEC §10 and the system checks."""
+"""README "Settings" and the system checks."""
 
 import os
 import secrets
