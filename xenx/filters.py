@@ -75,7 +75,14 @@ class DateTimeField(forms.Field):
             parsed = None
         if parsed is None:
             raise forms.ValidationError("Expected an ISO 8601 date-time.")
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        if not parsed.tzinfo:
+            return parsed.replace(tzinfo=UTC)
+        # In UTC: databases refuse offsets Python accepts (PostgreSQL: +21:45 is a
+        # DataError), and a year-1 value with an offset has no UTC time at all.
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            raise forms.ValidationError("The date-time is out of range.") from None
 
 
 class DateTimeFilter(django_filters.Filter):

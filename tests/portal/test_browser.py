@@ -68,8 +68,10 @@ def _ensure_role_groups():
     roles = importlib.import_module("accounts.migrations.0002_role_groups")
     grants = importlib.import_module("organizations.migrations.0003_role_permissions")
     wanted = {role: [] for role in roles.ROLES}
+    moved = {("accounts", "auditevent"): "auditlog"}  # auditlog/0001 moved the model
     for role, entries in roles.DEFAULTS.items():
         for app_label, model, actions in entries:
+            app_label = moved.get((app_label, model), app_label)
             wanted[role] += [(app_label, f"{a}_{model}") for a in actions]
     for role, models in grants.GRANTS.items():
         for model, actions in models.items():
