@@ -22,6 +22,9 @@ from tests.gateway.wire import WireUpstream, send_raw
 
 pytestmark = [pytest.mark.slow]
 EXAMPLES = int(os.environ.get("XENX_FUZZ_EXAMPLES", "150"))
+# CI explores a fixed sample (same examples every run, so a landing never hangs on
+# luck); XENX_FUZZ_RANDOM=1 draws new ones, as the longer documented runs should.
+DERANDOMIZE = os.environ.get("XENX_FUZZ_RANDOM") != "1"
 HOP_BY_HOP = {
     b"connection",
     b"keep-alive",
@@ -205,6 +208,7 @@ def fuzz_target(gunicorn):  # noqa: F811 - the fixture imported above
 
 
 @settings(
+    derandomize=DERANDOMIZE,
     max_examples=EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
