@@ -109,7 +109,7 @@ def test_production_settings_serve_complete_admin_portal_and_docs(tmp_path):
         password = secrets.token_urlsafe(16)
         subprocess.run(
             [sys.executable, "manage.py", "create_user", "ops@example.com"]
-            + ["--role", "admin", "--password", password],
+            + ["--role", "admin", f"--password={password}"],  # may start with "-"
             cwd=ROOT,
             env=env,
             check=True,
