@@ -3,8 +3,6 @@ staff (their organization's users, not admins), with the audited action "End sel
 sessions"."""
 
 from django.contrib import admin, messages
-from django.db.models import Q
-from django.utils import timezone
 
 from organizations.scoping import visible
 from xenx.roles import Role
@@ -22,9 +20,7 @@ class LiveFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "live":
-            return queryset.filter(ended_at__isnull=True).filter(
-                Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-            )
+            return sessions.open_sessions(queryset)
         if self.value() == "ended":
             return queryset.filter(ended_at__isnull=False)
         return queryset

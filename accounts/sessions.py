@@ -119,12 +119,17 @@ def family_is_ended(family) -> bool:
     return UserSession.objects.filter(family=family_id, ended_at__isnull=False).exists()
 
 
-def _live(qs, user):
-    """Not ended, not expired, not revoked wholesale (logout-all, password change...),
-    and (API) its current refresh token not blacklisted (logout)."""
-    qs = qs.filter(user=user, ended_at__isnull=True).filter(
+def open_sessions(qs):
+    """Not ended and not expired (what the admin's "Not ended" filter shows)."""
+    return qs.filter(ended_at__isnull=True).filter(
         Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
     )
+
+
+def _live(qs, user):
+    """Open, not revoked wholesale (logout-all, password change...), and (API) its
+    current refresh token not blacklisted (logout)."""
+    qs = open_sessions(qs.filter(user=user))
     if user.tokens_revoked_before is not None:
         revoked = Q(
             kind=UserSession.Kind.API, created_at__lte=user.tokens_revoked_before

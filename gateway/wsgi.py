@@ -37,6 +37,7 @@ from .middleware import GatewayMiddleware, service_of
 from .proxy import proxy_view
 
 MIDDLEWARE_PATH = "gateway.middleware.GatewayMiddleware"
+FORWARDED_PROTO_PATH = "xenx.middleware.ForwardedProtoMiddleware"
 
 
 class GatewayApplication:
@@ -55,6 +56,8 @@ class GatewayApplication:
         handler = convert_exception_to_response(self._gateway)
         before = settings.MIDDLEWARE[: settings.MIDDLEWARE.index(MIDDLEWARE_PATH)]
         for path in reversed(before):
+            if path == FORWARDED_PROTO_PATH:  # applied in __call__, before the check
+                continue
             try:
                 instance = import_string(path)(handler)
             except MiddlewareNotUsed:
@@ -68,7 +71,9 @@ class GatewayApplication:
         if name is None:
             return self.application(environ, start_response)
         request = WSGIRequest(environ)
-        apply_forwarded_proto(environ)  # as ForwardedProtoMiddleware, before the check
+        apply_forwarded_proto(
+            environ
+        )  # ForwardedProtoMiddleware's work, done once here
         if self.ssl_redirect and not request.is_secure():
             return self.application(environ, start_response)  # SecurityMiddleware
         request.xenx_service = name

@@ -24,6 +24,7 @@ from .common import (
     STAFF_ROLES,
     add_service_errors,
     page_of,
+    searched_page,
 )
 from .documents import upload_form
 
@@ -38,16 +39,11 @@ def dashboard_view(request):
 @portal_login_required
 @roles_required(*STAFF_ROLES)
 def client_list_view(request):
-    search = SearchForm(request.GET or None)
-    q = search.cleaned_data["q"] if search.is_valid() else ""
-    page = page_of(request, selectors.clients_of(request.user, search=q))
     return render(
         request,
         "portal/clients.html",
         {
-            "search": search,
-            "q": q,
-            "page": page,
+            **searched_page(request, selectors.clients_of),
             "invite_form": InviteClientForm(),
             "can_invite": request.user.organization_id is not None,
             "invitations": selectors.pending_invitations(request.user),

@@ -14,6 +14,8 @@ from xenx.errors import (
 )
 from xenx.roles import Role
 
+from ..forms import SearchForm
+
 PAGE_SIZE = 20
 STAFF_ROLES = (Role.ADMIN, Role.STAFF, Role.CPA)
 ENROLMENT_KEY = "portal_totp_enrolment"
@@ -30,6 +32,15 @@ def safe_next(request) -> str:
 
 def page_of(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
+
+
+def searched_page(request, select) -> dict:
+    """The search form, its query and the page of ``select(user, search=q)``: the
+    context every searchable portal list starts from."""
+    search = SearchForm(request.GET or None)
+    q = search.cleaned_data["q"] if search.is_valid() else ""
+    page = page_of(request, select(request.user, search=q))
+    return {"search": search, "q": q, "page": page}
 
 
 def add_service_errors(form, exc, field: str) -> None:

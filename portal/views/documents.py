@@ -21,11 +21,10 @@ from .. import selectors
 from ..decorators import portal_login_required, signed_in_user
 from ..forms import (
     DocumentUploadForm,
-    SearchForm,
 )
 from .common import (
     add_service_errors,
-    page_of,
+    searched_page,
 )
 
 
@@ -40,16 +39,11 @@ def upload_form(request, data=None, files=None, initial=None):
 
 
 def _documents_page(request, form, status=200):
-    search = SearchForm(request.GET or None)
-    q = search.cleaned_data["q"] if search.is_valid() else ""
-    page = page_of(request, selectors.documents_of(request.user, search=q))
     return render(
         request,
         "portal/documents.html",
         {
-            "search": search,
-            "q": q,
-            "page": page,
+            **searched_page(request, selectors.documents_of),
             "upload_form": form,
             "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
         },

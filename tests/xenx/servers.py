@@ -95,3 +95,17 @@ ASSET_RE = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
 def static_assets(html: str) -> list[str]:
     """The /static/ URLs a page references (stylesheets, scripts, icons)."""
     return sorted({url for url in ASSET_RE.findall(html) if "/static/" in url})
+
+
+def start_scripts_run(cwd, env, log: Path) -> subprocess.Popen:
+    """``scripts/run`` in ``cwd`` in its own session, its output in ``log``."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            ["scripts/run"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )

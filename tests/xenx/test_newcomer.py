@@ -22,6 +22,7 @@ from tests.xenx.servers import (
     ROOT,
     free_port,
     http_get,
+    start_scripts_run,
     static_assets,
     stop_session,
     wait_until_serving,
@@ -69,16 +70,7 @@ def test_clone_run_login_call_the_demo_service_read_the_docs(tmp_path):
     }
     env |= {"XENX_ADDR": f"127.0.0.1:{port}", "XENX_DEMO_PORT": str(demo_port)}
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["scripts/run"],
-            cwd=clone,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_scripts_run(clone, env, log)
     try:
         wait_until_serving(f"{base}/health/live", proc, log)
         output = log.read_text()

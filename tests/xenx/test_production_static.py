@@ -18,6 +18,7 @@ from tests.xenx.servers import (
     ROOT,
     free_port,
     http_get,
+    start_scripts_run,
     static_assets,
     stop_session,
     wait_until_serving,
@@ -93,16 +94,7 @@ def test_production_settings_serve_complete_admin_portal_and_docs(tmp_path):
         "REQ_FILE": "requirements-dev.txt",  # the installed .venv's, not a reinstall
     }
     log = tmp_path / "run.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            ["scripts/run"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+    proc = start_scripts_run(ROOT, env, log)
     try:
         wait_until_serving(f"{base}/health/live", proc, log)
         assert (tmp_path / "static" / "staticfiles.json").exists()  # collectstatic ran
