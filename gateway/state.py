@@ -9,6 +9,9 @@ same functions fall back to the cache API.
 from __future__ import annotations
 
 import contextlib
+import os
+import ssl
+import threading
 import time
 
 from django.core.cache import cache
@@ -16,6 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from xenx import cache as xenx_cache
+from xenx.net import kernel_timeouts
 
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
@@ -24,15 +28,22 @@ STATE_TTL = 86400
 
 try:  # the errors a cache outage raises, whichever backend
     from django_redis.exceptions import ConnectionInterrupted
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import RedisError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
 
     CACHE_ERRORS: tuple[type[BaseException], ...] = (
         RedisError,
         ConnectionInterrupted,
         OSError,
     )
+    # A connection Redis closed while idle: EOF or a reset on the next call.
+    _CLOSED_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
+    _TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (RedisTimeoutError, TimeoutError)
 except ImportError:  # pragma: no cover
     CACHE_ERRORS = (OSError,)
+    _CLOSED_ERRORS = (OSError,)
+    _TIMEOUT_ERRORS = (TimeoutError,)
 
 
 class CacheDown(Exception):
@@ -67,34 +78,79 @@ _packed: dict[tuple, bytes] = {}
 _PACKED_MAX = 20_000
 
 
+_local = threading.local()
+
+
+def _thread_connection(fresh: bool = False):
+    """(this thread's own connection to the pool's Redis, whether it was used before).
+
+    Same class and options as the pool's (TLS, timeouts, credentials), made lazily. A
+    pool would cost a lock, a fork check and a poll for stale data on every call; a
+    thread here runs one call at a time and reads every reply it asked for, so its
+    connection is never left with replies pending. Plain TCP sockets get their timeout
+    from the kernel (``xenx.net.kernel_timeouts``): no poll before each send and read."""
+    pool = _raw.connection_pool
+    conn = getattr(_local, "conn", None)
+    if fresh or conn is None or _local.pool is not pool or _local.pid != os.getpid():
+        if conn is not None and _local.pid == os.getpid():
+            conn.disconnect()
+        conn = pool.connection_class(**pool.connection_kwargs)
+        _local.conn, _local.pool, _local.pid = conn, pool, os.getpid()
+    if conn._sock is not None:
+        return conn, True
+    conn.connect()
+    if not isinstance(conn._sock, ssl.SSLSocket):
+        kernel_timeouts(conn._sock, conn.socket_timeout)
+    return conn, False
+
+
+def _drop_thread_connection() -> None:
+    conn = getattr(_local, "conn", None)
+    _local.conn = None
+    if conn is not None:
+        conn.disconnect()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    # redis-py reports the kernel's timeout (EAGAIN) as a ConnectionError from it
+    return isinstance(exc, _TIMEOUT_ERRORS) or isinstance(
+        exc.__context__, BlockingIOError
+    )
+
+
 def pipeline(commands: tuple) -> list:
-    """Send ``commands`` in one write on a pooled redis-py connection and read their
-    replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no command
-    stack, no response callbacks), same connections, pool, TLS and fork safety. A
-    connection that failed mid-way is dropped, never reused with replies pending."""
+    """Send ``commands`` in one write on this thread's redis-py connection and read
+    their replies (parsed by hiredis). Leaner than redis-py's ``Pipeline`` object (no
+    command stack, no response callbacks) and than a pooled connection. A connection
+    that failed mid-way is dropped, never reused with replies pending; one that Redis
+    closed while idle (a restart, its idle timeout) is replaced and the commands sent
+    once more on a new one: the closed socket never delivered them."""
     if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
-    pool = _raw.connection_pool
-    try:
-        conn = pool.get_connection()
-    except CACHE_ERRORS:
-        xenx_cache.record_outage()
-        raise
-    try:
-        packed = _packed.get(commands)
-        if packed is None:  # the same commands recur (per service, user and window)
-            if len(_packed) >= _PACKED_MAX:
-                _packed.clear()
-            packed = _packed[commands] = b"".join(conn.pack_commands(commands))
-        conn.send_packed_command((packed,), check_health=False)
-        return [conn.read_response() for _ in commands]
-    except BaseException as exc:
-        conn.disconnect()
-        if isinstance(exc, CACHE_ERRORS):
-            xenx_cache.record_outage()
-        raise
-    finally:
-        pool.release(conn)
+    packed = _packed.get(commands)
+    for attempt in (1, 2):
+        reused = False
+        try:
+            conn, reused = _thread_connection(fresh=attempt == 2)
+            if packed is None:  # the same commands recur (per service, user, window)
+                if len(_packed) >= _PACKED_MAX:
+                    _packed.clear()
+                packed = _packed[commands] = b"".join(conn.pack_commands(commands))
+            conn.send_packed_command((packed,), check_health=False)
+            return [conn.read_response() for _ in commands]
+        except BaseException as exc:
+            _drop_thread_connection()
+            if (
+                attempt == 1
+                and reused
+                and isinstance(exc, _CLOSED_ERRORS)
+                and not _timed_out(exc)
+            ):
+                continue
+            if isinstance(exc, CACHE_ERRORS):
+                xenx_cache.record_outage()
+            raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def key(name: str) -> str:

@@ -29,6 +29,8 @@ import threading
 import httptools
 from django.conf import settings
 
+from xenx.net import kernel_timeouts
+
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
 _PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
@@ -57,11 +59,22 @@ class _Stale(Exception):
 
 
 class Connection:
-    __slots__ = ("sock", "buf")
+    __slots__ = ("sock", "buf", "kernel", "timeout")
 
-    def __init__(self, sock):
+    def __init__(self, sock, *, kernel: bool = False):
         self.sock = sock
         self.buf = b""  # received, not yet given to a parser
+        # Plain TCP: blocking, timeouts kept by the kernel (xenx.net.kernel_timeouts),
+        # ``timeout`` the one set; TLS: Python's socket timeout.
+        self.kernel = kernel
+        self.timeout: float | None = None
+
+    def set_timeout(self, seconds: float) -> None:
+        if not self.kernel:
+            self.sock.settimeout(seconds)
+        elif seconds != self.timeout:
+            kernel_timeouts(self.sock, seconds)
+            self.timeout = seconds
 
     def close(self):
         with contextlib.suppress(OSError):
@@ -72,7 +85,10 @@ class Connection:
         if self.buf:
             data, self.buf = self.buf, b""
             return data
-        data = self.sock.recv(CHUNK)
+        try:
+            data = self.sock.recv(CHUNK)
+        except BlockingIOError:  # the kernel's receive timeout
+            raise TimeoutError("upstream read timed out") from None
         if not data:
             raise EOFError()
         return data
@@ -248,7 +264,8 @@ class Pool:
             except (OSError, ssl.SSLError) as exc:
                 sock.close()
                 raise UpstreamError("tls_error", sent=False) from exc
-        return Connection(sock)
+            return Connection(sock)
+        return Connection(sock, kernel=True)
 
     def _idle_connection(self) -> Connection | None:
         while True:
@@ -259,7 +276,7 @@ class Pool:
             if self._ssl is not None:
                 return conn  # TLS records make a byte peek meaningless
             try:
-                conn.sock.settimeout(0)
+                # Blocking socket, MSG_DONTWAIT: one non-blocking peek, no poll first.
                 if conn.sock.recv(1, _PEEK) == b"":
                     conn.close()  # the upstream closed it while idle
                     continue
@@ -313,7 +330,7 @@ class Pool:
             raise RequestRejected("CR, LF or NUL in the request head")
         conn = self._idle_connection()
         if conn is not None:
-            conn.sock.settimeout(read_timeout)
+            conn.set_timeout(read_timeout)
             try:
                 return self._exchange(conn, method, head, body, chunked, True)
             except _Stale:
@@ -323,7 +340,7 @@ class Pool:
             # A stale keep-alive connection (closed by the upstream before any byte
             # of an answer): once more on a fresh one, transparently.
         conn = self._connect(connect_timeout)
-        conn.sock.settimeout(read_timeout)
+        conn.set_timeout(read_timeout)
         return self._exchange(conn, method, head, body, chunked, False)
 
     def _exchange(self, conn, method, head, body, chunked, reused) -> Response:
@@ -354,7 +371,7 @@ class Pool:
             if reused and not received:
                 raise _Stale() from exc
             raise UpstreamError("connection_reset", sent=True) from exc
-        except TimeoutError as exc:
+        except (TimeoutError, BlockingIOError) as exc:  # BlockingIOError: send timeout
             conn.close()
             raise UpstreamError("read_timeout", sent=True, timeout=True) from exc
         except (OSError, ValueError, httptools.HttpParserError) as exc:

@@ -2,9 +2,13 @@
 listed in XENX_TRUSTED_PROXIES."""
 
 import ipaddress
+import socket
+import struct
 from functools import lru_cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 
 @lru_cache(maxsize=8)
@@ -13,10 +17,26 @@ def _trusted_networks(entries: tuple[str, ...]):
 
 
 def is_trusted_proxy(address: str) -> bool:
-    entries = tuple(settings.XENX_TRUSTED_PROXIES)
+    entries = _entries or _load_entries()
     if not entries:
         return False
     return _is_trusted(entries, address)
+
+
+_entries: tuple[str, ...] | None = None  # XENX_TRUSTED_PROXIES, read once
+
+
+def _load_entries() -> tuple[str, ...]:
+    global _entries
+    _entries = tuple(settings.XENX_TRUSTED_PROXIES)
+    return _entries
+
+
+@receiver(setting_changed)
+def _forget(setting, **kwargs):
+    global _entries
+    if setting == "XENX_TRUSTED_PROXIES":
+        _entries = None
 
 
 @lru_cache(maxsize=4096)  # a proxied call asks about the same few addresses each time
@@ -69,3 +89,23 @@ def client_ip(request) -> str:
         ip = request.META.get("REMOTE_ADDR", "") or "0.0.0.0"  # noqa: S104
     request._xenx_client_ip = ip
     return ip
+
+
+def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
+    """Make ``sock`` blocking with its send and receive timeouts kept by the kernel
+    (SO_SNDTIMEO / SO_RCVTIMEO): a call that waits longer raises ``BlockingIOError``.
+
+    Python's own socket timeout polls before every send and receive, and releases the
+    GIL for each poll as for the call itself; under a threaded server every release can
+    hand the GIL to another thread and back. The gateway's hot path sends and receives
+    twice per call (Redis, the upstream), so the polls were a measured share of it."""
+    sock.settimeout(None)
+    if seconds is None:
+        return
+    whole = int(seconds)
+    micro = int(round((seconds - whole) * 1_000_000))
+    if whole == 0 and micro == 0:
+        micro = 1  # a zero timeval means "wait forever"
+    value = struct.pack("ll", whole, micro)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
