@@ -36,8 +36,19 @@ def _clean_layer(path: str) -> bool:
     return True
 
 
+# Letters, digits and ``-._~/`` only: nothing to decode, no scheme, no parameters.
+_PLAIN = re.compile(r"[A-Za-z0-9_~/.-]*")
+
+
 def is_clean(path: str) -> bool:
     """``path`` (the part after ``/api/{service}``, still percent-encoded) is safe."""
+    if (
+        _PLAIN.fullmatch(path)
+        and "//" not in path
+        and "/." not in path
+        and not path.startswith(".")
+    ):  # the common case at a glance: no segment can be empty, ``.`` or ``..``
+        return True
     for _ in range(_MAX_LAYERS):
         if not _clean_layer(path):
             return False

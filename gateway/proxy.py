@@ -179,9 +179,10 @@ def _handle(request, service_name, svc):
         response = forward(request, svc, identity, rest, query, body, length, health)
     except ApiError as exc:
         response = api_error_response(request, exc)
-    if rl_headers:
+    if rl_headers:  # digits only: written straight into the header store
+        store = response.headers._store
         for name, value in rl_headers.items():
-            response[name] = value
+            store[name.lower()] = (name, value)
     return response
 
 

@@ -19,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from xenx import cache as xenx_cache
-from xenx.net import kernel_timeouts
+from xenx.net import kernel_timeouts, send_all
 
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
@@ -82,7 +82,8 @@ _local = threading.local()
 
 
 def _thread_connection(fresh: bool = False):
-    """(this thread's own connection to the pool's Redis, whether it was used before).
+    """(this thread's own connection to the pool's Redis, whether it was used before,
+    whether it is a plain socket).
 
     Same class and options as the pool's (TLS, timeouts, credentials), made lazily. A
     pool would cost a lock, a fork check and a poll for stale data on every call; a
@@ -97,11 +98,12 @@ def _thread_connection(fresh: bool = False):
         conn = pool.connection_class(**pool.connection_kwargs)
         _local.conn, _local.pool, _local.pid = conn, pool, os.getpid()
     if conn._sock is not None:
-        return conn, True
+        return conn, True, _local.plain
     conn.connect()
-    if not isinstance(conn._sock, ssl.SSLSocket):
+    _local.plain = not isinstance(conn._sock, ssl.SSLSocket)
+    if _local.plain:
         kernel_timeouts(conn._sock, conn.socket_timeout)
-    return conn, False
+    return conn, False, _local.plain
 
 
 def _drop_thread_connection() -> None:
@@ -113,7 +115,7 @@ def _drop_thread_connection() -> None:
 
 def _timed_out(exc: BaseException) -> bool:
     # redis-py reports the kernel's timeout (EAGAIN) as a ConnectionError from it
-    return isinstance(exc, _TIMEOUT_ERRORS) or isinstance(
+    return isinstance(exc, (*_TIMEOUT_ERRORS, BlockingIOError)) or isinstance(
         exc.__context__, BlockingIOError
     )
 
@@ -131,12 +133,15 @@ def pipeline(commands: tuple) -> list:
     for attempt in (1, 2):
         reused = False
         try:
-            conn, reused = _thread_connection(fresh=attempt == 2)
+            conn, reused, plain = _thread_connection(fresh=attempt == 2)
             if packed is None:  # the same commands recur (per service, user, window)
                 if len(_packed) >= _PACKED_MAX:
                     _packed.clear()
                 packed = _packed[commands] = b"".join(conn.pack_commands(commands))
-            conn.send_packed_command((packed,), check_health=False)
+            if plain:
+                send_all(conn._sock, packed)  # the GIL kept when sent at once
+            else:
+                conn.send_packed_command((packed,), check_health=False)
             return [conn.read_response() for _ in commands]
         except BaseException as exc:
             _drop_thread_connection()
