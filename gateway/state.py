@@ -124,12 +124,14 @@ def pipeline(commands: tuple) -> list:
     command stack, no response callbacks) and than a pooled connection. A connection
     that failed mid-way is dropped, never reused with replies pending; one that Redis
     closed while idle (a restart, its idle timeout) is replaced and the commands sent
-    once more on a new one: the closed socket never delivered them."""
+    once more on a new one: the closed socket never delivered them. One that closed
+    after a reply had them (an INCR already counted): never sent again."""
     if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     packed = _packed.get(commands)
     for attempt in (1, 2):
         reused = False
+        replies: list = []
         try:
             conn, reused = _thread_connection(fresh=attempt == 2)
             if packed is None:  # the same commands recur (per service, user, window)
@@ -137,12 +139,15 @@ def pipeline(commands: tuple) -> list:
                     _packed.clear()
                 packed = _packed[commands] = b"".join(conn.pack_commands(commands))
             conn.send_packed_command((packed,), check_health=False)
-            return [conn.read_response() for _ in commands]
+            for _ in commands:
+                replies.append(conn.read_response())
+            return replies
         except BaseException as exc:
             _drop_thread_connection()
             if (
                 attempt == 1
                 and reused
+                and not replies
                 and isinstance(exc, _CLOSED_ERRORS)
                 and not _timed_out(exc)
             ):
