@@ -126,12 +126,14 @@ def pipeline(commands: tuple) -> list:
     command stack, no response callbacks) and than a pooled connection. A connection
     that failed mid-way is dropped, never reused with replies pending; one that Redis
     closed while idle (a restart, its idle timeout) is replaced and the commands sent
-    once more on a new one: the closed socket never delivered them."""
+    once more on a new one: the closed socket never delivered them. One that closed
+    after a reply had them (an INCR already counted): never sent again."""
     if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     packed = _packed.get(commands)
     for attempt in (1, 2):
         reused = False
+        replies: list = []
         try:
             conn, reused, plain = _thread_connection(fresh=attempt == 2)
             if packed is None:  # the same commands recur (per service, user, window)
@@ -142,12 +144,15 @@ def pipeline(commands: tuple) -> list:
                 send_all(conn._sock, packed)  # the GIL kept when sent at once
             else:
                 conn.send_packed_command((packed,), check_health=False)
-            return [conn.read_response() for _ in commands]
+            for _ in commands:
+                replies.append(conn.read_response())
+            return replies
         except BaseException as exc:
             _drop_thread_connection()
             if (
                 attempt == 1
                 and reused
+                and not replies
                 and isinstance(exc, _CLOSED_ERRORS)
                 and not _timed_out(exc)
             ):

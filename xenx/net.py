@@ -19,7 +19,7 @@ def _trusted_networks(entries: tuple[str, ...]):
 
 
 def is_trusted_proxy(address: str) -> bool:
-    entries = _entries or _load_entries()
+    entries = _entries if _entries is not None else _load_entries()
     if not entries:
         return False
     return _is_trusted(entries, address)
@@ -100,14 +100,15 @@ def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     Python's own socket timeout polls before every send and receive, and releases the
     GIL for each poll as for the call itself; under a threaded server every release can
     hand the GIL to another thread and back. The gateway's hot path sends and receives
-    twice per call (Redis, the upstream), so the polls were a measured share of it."""
+    twice per call (Redis, the upstream), so the polls were a measured share of it.
+    ``None``: no timeout (one set before is cleared)."""
     sock.settimeout(None)
     if seconds is None:
-        return
-    whole = int(seconds)
-    micro = int(round((seconds - whole) * 1_000_000))
-    if whole == 0 and micro == 0:
-        micro = 1  # a zero timeval means "wait forever"
+        whole = micro = 0  # a zero timeval means "wait forever"
+    else:
+        # At least 1 µs (zero would be forever); microseconds below 1,000,000 (the
+        # kernel refuses more with EDOM: 0.9999999 s rounds up to 1 s, not 0 s + 10⁶ µs).
+        whole, micro = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
     value = struct.pack("ll", whole, micro)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)

@@ -1,0 +1,410 @@
+"""``gateway.state.pipeline`` against a fake Redis on a real socket on 127.0.0.1: one
+connection per thread (and per process after a fork), timeouts kept by the kernel on
+plain TCP, a Redis that stops answering is a timeout (never sent again, the fail-fast
+window starts), and the one transparent resend is kept for a connection Redis closed
+while idle (tests/gateway/test_redis_reconnect.py), never for one that had the
+commands."""
+
+import contextlib
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+
+import pytest
+import redis
+from redis._parsers import _HiredisParser, _RESP2Parser
+
+from gateway import state
+from xenx import cache as xenx_cache
+
+HANG = None  # a step that never answers (the connection is held open)
+ANSWER = "answer"  # ``:1`` to every command of the pipeline
+
+
+class FakeRedis:
+    """A RESP server: one list of steps per accepted connection (then ``ANSWER``
+    forever), a step per pipeline (the commands that arrived together): ``ANSWER``,
+    ``HANG``, or ``(bytes, close)``: those bytes, then the connection closed when
+    ``close``. ``calls[i]`` lists the pipelines connection ``i`` received, each a list
+    of commands (lists of bytes)."""
+
+    def __init__(self, *script):
+        self.script = [list(steps) for steps in script]
+        self.calls: list[list[list[list[bytes]]]] = []
+        self.peers: list[int] = []  # the client's port of each connection
+        self.conns: list[socket.socket] = []
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def connections(self) -> int:
+        return len(self.calls)
+
+    def commands(self) -> list[list[bytes]]:
+        return [cmd for conn in self.calls for call in conn for cmd in call]
+
+    def _accept(self):
+        while True:
+            try:
+                conn, peer = self.listener.accept()
+            except OSError:
+                return
+            calls: list = []
+            self.calls.append(calls)
+            self.peers.append(peer[1])
+            self.conns.append(conn)
+            steps = self.script.pop(0) if self.script else []
+            threading.Thread(
+                target=self._serve, args=(conn, steps, calls), daemon=True
+            ).start()
+
+    def _serve(self, conn, steps, calls):
+        buf = b""
+        with conn, contextlib.suppress(OSError):
+            while True:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                buf += data
+                commands, buf = parse(buf)
+                if not commands:
+                    continue
+                calls.append(commands)
+                step = steps.pop(0) if steps else ANSWER
+                if step is HANG:
+                    while conn.recv(65536):  # until the client gives up
+                        pass
+                    return
+                if step == ANSWER:
+                    conn.sendall(b":1\r\n" * len(commands))
+                    continue
+                reply, close = step
+                conn.sendall(reply)
+                if close:
+                    return
+
+    def close(self):
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        for conn in self.conns:
+            with contextlib.suppress(OSError):
+                conn.close()
+
+
+def parse(buf: bytes) -> tuple[list[list[bytes]], bytes]:
+    """The whole RESP commands (arrays of bulk strings) at the start of ``buf``, and
+    the rest."""
+    commands = []
+    while True:
+        pos, command = 0, []
+        try:
+            end = buf.index(b"\r\n", pos)
+            count = int(buf[pos + 1 : end])
+            pos = end + 2
+            for _ in range(count):
+                end = buf.index(b"\r\n", pos)
+                size = int(buf[pos + 1 : end])
+                pos = end + 2
+                if len(buf) < pos + size + 2:
+                    raise ValueError("incomplete")
+                command.append(buf[pos : pos + size])
+                pos += size + 2
+        except ValueError:
+            return commands, buf
+        commands.append(command)
+        buf = buf[pos:]
+        if not buf:
+            return commands, buf
+
+
+@pytest.fixture
+def fake_redis():
+    started = []
+
+    def make(*script):
+        fake = FakeRedis(*script)
+        started.append(fake)
+        return fake
+
+    yield make
+    for fake in started:
+        fake.close()
+
+
+@pytest.fixture
+def raw_to(monkeypatch, settings):
+    """raw_to(fake, timeout=1, parser=hiredis): the hot path's client pointed at the
+    fake Redis."""
+    settings.XENX_CACHE_FAIL_FAST_SECONDS = 30
+
+    def point(fake, timeout=1.0, parser=_HiredisParser):
+        pool = redis.ConnectionPool(
+            host="127.0.0.1",
+            port=fake.port,
+            socket_timeout=timeout,
+            socket_connect_timeout=1,
+            lib_name=None,
+            lib_version=None,
+            parser_class=parser,
+        )
+        client = redis.Redis(connection_pool=pool)
+        monkeypatch.setattr(state, "_raw", client)
+        return client
+
+    xenx_cache.reset()
+    state._drop_thread_connection()
+    yield point
+    state._drop_thread_connection()
+    xenx_cache.reset()
+
+
+TWO = (("INCR", "k"), ("EXPIRE", "k", 61, "NX"))
+PARSERS = pytest.mark.parametrize(
+    "parser", [_HiredisParser, _RESP2Parser], ids=["hiredis", "python"]
+)
+
+
+def timed_failure(commands=TWO):
+    started = time.monotonic()
+    with pytest.raises(state.CACHE_ERRORS) as caught:
+        state.pipeline(commands)
+    return caught.value, time.monotonic() - started
+
+
+# --- one connection per thread -------------------------------------------------------
+
+
+def test_each_thread_uses_its_own_connection(fake_redis, raw_to):
+    fake = fake_redis()
+    raw_to(fake)
+    both_connected = threading.Barrier(2, timeout=5)
+    results, errors, ports = [], [], {}
+
+    def work(name):
+        try:
+            results.append(state.pipeline(TWO))
+            ports[name] = state._local.conn._sock.getsockname()[1]
+            both_connected.wait()  # two connections open at once
+            results.append(state.pipeline(TWO))
+            assert state._local.conn._sock.getsockname()[1] == ports[name]
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            state._drop_thread_connection()
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(5)
+    assert errors == []
+    assert results == [[1, 1]] * 4
+    assert fake.connections == 2
+    assert sorted(fake.peers) == sorted(ports.values())
+    assert [len(calls) for calls in fake.calls] == [2, 2]  # each kept for its thread
+
+
+def test_connection_is_kept_with_kernel_timeouts(fake_redis, raw_to):
+    fake = fake_redis()
+    raw_to(fake, timeout=0.25)
+    for _ in range(3):
+        assert state.pipeline(TWO) == [1, 1]
+    assert fake.connections == 1
+    sock = state._local.conn._sock
+    assert sock.gettimeout() is None  # blocking: Python polls nothing
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        whole, micro = struct.unpack(
+            "ll", sock.getsockopt(socket.SOL_SOCKET, option, 16)
+        )
+        assert 0.25 <= whole + micro / 1e6 <= 0.26
+
+
+@pytest.mark.parametrize("timeout", [0.9999999, None])
+def test_any_socket_timeout_connects(fake_redis, raw_to, timeout):
+    # 0.9999999 s was 0 s + 1,000,000 µs, which the kernel refuses (EDOM): every
+    # connection failed; None is no timeout.
+    fake = fake_redis()
+    raw_to(fake, timeout=timeout)
+    assert state.pipeline(TWO) == [1, 1]
+    assert state.pipeline(TWO) == [1, 1]
+    assert fake.connections == 1
+
+
+def test_new_client_gets_a_new_connection(fake_redis, raw_to):
+    first, second = fake_redis(), fake_redis()
+    raw_to(first)
+    assert state.pipeline(TWO) == [1, 1]
+    raw_to(second)  # e.g. CACHES changed: another pool
+    assert state.pipeline(TWO) == [1, 1]
+    assert (first.connections, second.connections) == (1, 1)
+
+
+# --- a Redis that stops answering: a timeout, never sent again -------------------------
+
+
+@PARSERS
+def test_silent_redis_on_a_fresh_connection_times_out_once(fake_redis, raw_to, parser):
+    fake = fake_redis([HANG])
+    raw_to(fake, timeout=0.3, parser=parser)
+    error, elapsed = timed_failure()
+    assert 0.15 <= elapsed <= 0.9, elapsed
+    assert isinstance(error.__context__, BlockingIOError)  # the kernel's EAGAIN
+    assert fake.connections == 1
+    assert fake.commands() == [[b"INCR", b"k"], [b"EXPIRE", b"k", b"61", b"NX"]]
+    assert xenx_cache.failing_fast()
+    assert state._local.conn is None  # never reused with replies pending
+
+
+@PARSERS
+def test_silent_redis_on_a_reused_connection_is_not_sent_again(
+    fake_redis, raw_to, parser
+):
+    fake = fake_redis([ANSWER, HANG])
+    raw_to(fake, timeout=0.3, parser=parser)
+    assert state.pipeline(TWO) == [1, 1]
+    error, elapsed = timed_failure()
+    assert 0.15 <= elapsed <= 0.9, elapsed
+    assert isinstance(error.__context__, BlockingIOError)
+    assert fake.connections == 1  # no second connection: not retried
+    assert len(fake.commands()) == 4  # each pipeline seen once
+    assert xenx_cache.failing_fast()
+
+
+def test_after_a_timeout_calls_fail_fast_without_touching_redis(fake_redis, raw_to):
+    fake = fake_redis([HANG])
+    raw_to(fake, timeout=0.2)
+    timed_failure()
+    started = time.monotonic()
+    with pytest.raises(ConnectionError, match="failing fast"):
+        state.pipeline(TWO)
+    assert time.monotonic() - started < 0.05
+    assert fake.connections == 1
+
+
+def test_silent_redis_is_503_through_the_gateway(
+    fake_redis, raw_to, make_service, api, upstream
+):
+    make_service("svc", [upstream.url], public=True)
+    assert api.get("/api/svc/x").status_code == 200  # the registry loaded
+    fake = fake_redis([HANG])
+    raw_to(fake, timeout=0.3)
+    started = time.monotonic()
+    resp = api.get("/api/svc/x")
+    assert resp.status_code == 503, resp.content
+    assert resp.json()["error"]["code"] == "service_unavailable"
+    assert time.monotonic() - started <= 0.9 + 0.3
+    assert fake.connections == 1 and len(fake.calls[0]) == 1
+    assert len(upstream.requests) == 1
+    assert xenx_cache.failing_fast()
+
+
+# --- a connection closed mid-reply: the commands arrived, never sent again -----------
+
+
+@PARSERS
+@pytest.mark.parametrize(
+    "reply", [b"", b":1\r\n", b":1\r\n:"], ids=["nothing", "one-reply", "partial"]
+)
+def test_fresh_connection_closed_mid_reply_is_not_retried(
+    fake_redis, raw_to, parser, reply
+):
+    fake = fake_redis([(reply, True)])
+    raw_to(fake, parser=parser)
+    error, elapsed = timed_failure()
+    assert isinstance(error, redis.ConnectionError)
+    assert elapsed < 0.5
+    assert fake.connections == 1
+    assert len(fake.commands()) == 2  # INCR counted once
+    assert xenx_cache.failing_fast()
+
+
+@PARSERS
+def test_reused_connection_closed_after_a_reply_is_not_retried(
+    fake_redis, raw_to, parser
+):
+    # Redis answered INCR and closed (killed, restarted, an output buffer limit): the
+    # commands were delivered and INCR counted, so sending them again counts it twice.
+    fake = fake_redis([ANSWER, (b":1\r\n", True)])
+    raw_to(fake, parser=parser)
+    assert state.pipeline(TWO) == [1, 1]
+    timed_failure()
+    assert fake.connections == 1
+    assert [cmd[0] for cmd in fake.commands()] == [b"INCR", b"EXPIRE"] * 2
+
+
+@PARSERS
+def test_reused_connection_closed_while_idle_is_sent_again_once(
+    fake_redis, raw_to, parser
+):
+    fake = fake_redis([(b":1\r\n:1\r\n", True)])  # answers, then closes while idle
+    raw_to(fake, parser=parser)
+    assert state.pipeline(TWO) == [1, 1]
+    time.sleep(0.05)  # the FIN reaches the client's socket
+    assert state.pipeline(TWO) == [1, 1]
+    assert fake.connections == 2
+    assert [len(calls) for calls in fake.calls] == [1, 1]
+    assert not xenx_cache.failing_fast()
+
+
+def test_reused_connection_closed_twice_is_sent_again_only_once(fake_redis, raw_to):
+    # closed while idle, then the new connection closed without a reply: one resend
+    fake = fake_redis([(b":1\r\n:1\r\n", True)], [(b"", True)])
+    raw_to(fake)
+    assert state.pipeline(TWO) == [1, 1]
+    time.sleep(0.05)
+    timed_failure()
+    assert fake.connections == 2
+    assert [len(calls) for calls in fake.calls] == [1, 1]
+    assert xenx_cache.failing_fast()
+
+
+# --- after a fork: the child's own connection ---------------------------------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no os.fork")
+def test_forked_child_makes_its_own_connection(fake_redis, raw_to):
+    fake = fake_redis()
+    raw_to(fake)
+    assert state.pipeline(TWO) == [1, 1]
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: no pytest from here on, only the pipeline and _exit
+        code = 1
+        try:
+            os.close(read_end)
+            result = state.pipeline(TWO)
+            port = state._local.conn._sock.getsockname()[1]
+            os.write(write_end, f"{result}|{port}".encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    deadline = time.monotonic() + 5
+    status = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child did not finish")
+    with os.fdopen(read_end, "rb") as reader:
+        output = reader.read().decode()
+    assert os.waitstatus_to_exitcode(status) == 0
+    result, port = output.split("|")
+    assert result == "[1, 1]"
+    parent_port = state._local.conn._sock.getsockname()[1]
+    assert int(port) != parent_port
+    # the parent's connection is untouched by the child and still answers
+    assert state.pipeline(TWO) == [1, 1]
+    assert fake.connections == 2
+    assert fake.peers == [parent_port, int(port)]
+    assert [len(calls) for calls in fake.calls] == [2, 1]
