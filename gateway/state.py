@@ -19,7 +19,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from xenx import cache as xenx_cache
-from xenx.net import kernel_timeouts, send_all
+from xenx.net import kernel_timeouts
 
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
@@ -82,8 +82,7 @@ _local = threading.local()
 
 
 def _thread_connection(fresh: bool = False):
-    """(this thread's own connection to the pool's Redis, whether it was used before,
-    whether it is a plain socket).
+    """(this thread's own connection to the pool's Redis, whether it was used before).
 
     Same class and options as the pool's (TLS, timeouts, credentials), made lazily. A
     pool would cost a lock, a fork check and a poll for stale data on every call; a
@@ -98,12 +97,11 @@ def _thread_connection(fresh: bool = False):
         conn = pool.connection_class(**pool.connection_kwargs)
         _local.conn, _local.pool, _local.pid = conn, pool, os.getpid()
     if conn._sock is not None:
-        return conn, True, _local.plain
+        return conn, True
     conn.connect()
-    _local.plain = not isinstance(conn._sock, ssl.SSLSocket)
-    if _local.plain:
+    if not isinstance(conn._sock, ssl.SSLSocket):
         kernel_timeouts(conn._sock, conn.socket_timeout)
-    return conn, False, _local.plain
+    return conn, False
 
 
 def _drop_thread_connection() -> None:
@@ -135,15 +133,12 @@ def pipeline(commands: tuple) -> list:
         reused = False
         replies: list = []
         try:
-            conn, reused, plain = _thread_connection(fresh=attempt == 2)
+            conn, reused = _thread_connection(fresh=attempt == 2)
             if packed is None:  # the same commands recur (per service, user, window)
                 if len(_packed) >= _PACKED_MAX:
                     _packed.clear()
                 packed = _packed[commands] = b"".join(conn.pack_commands(commands))
-            if plain:
-                send_all(conn._sock, packed)  # the GIL kept when sent at once
-            else:
-                conn.send_packed_command((packed,), check_health=False)
+            conn.send_packed_command((packed,), check_health=False)
             for _ in commands:
                 replies.append(conn.read_response())
             return replies

@@ -29,10 +29,11 @@ import threading
 import httptools
 from django.conf import settings
 
-from xenx.net import idle_state, kernel_timeouts, send_all
+from xenx.net import kernel_timeouts
 
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
+_PEEK = socket.MSG_PEEK | socket.MSG_DONTWAIT
 # llhttp accepts any byte but CR/LF in a reason phrase; it is relayed to the client,
 # so it may hold no control character but HTAB.
 _REASON = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
@@ -67,12 +68,6 @@ class Connection:
         # ``timeout`` the one set; TLS: Python's socket timeout.
         self.kernel = kernel
         self.timeout: float | None = None
-
-    def send(self, data: bytes) -> None:
-        if self.kernel:
-            send_all(self.sock, data)  # the GIL kept when the kernel takes it at once
-        else:
-            self.sock.sendall(data)
 
     def set_timeout(self, seconds: float) -> None:
         if not self.kernel:
@@ -280,11 +275,17 @@ class Pool:
                 return None
             if self._ssl is not None:
                 return conn  # TLS records make a byte peek meaningless
-            # One non-blocking peek, the GIL held: the upstream closed it while idle,
-            # or sent unexpected bytes (never reused), or it is ready.
-            if idle_state(conn.sock) == "idle":
+            try:
+                # Blocking socket, MSG_DONTWAIT: one non-blocking peek, no poll first.
+                if conn.sock.recv(1, _PEEK) == b"":
+                    conn.close()  # the upstream closed it while idle
+                    continue
+                conn.close()  # unexpected bytes: never reuse
+                continue
+            except BlockingIOError:
                 return conn
-            conn.close()
+            except OSError:
+                conn.close()
 
     def put(self, conn: Connection) -> None:
         if len(self._idle) < self.maxsize:
@@ -346,9 +347,9 @@ class Pool:
         received = False
         try:
             if body is None:
-                conn.send(head)
+                conn.sock.sendall(head)
             elif isinstance(body, bytes):
-                conn.send(head + body)
+                conn.sock.sendall(head + body)
             else:
                 conn.sock.sendall(head)
                 for chunk in body:

@@ -1,8 +1,6 @@
 """Client address as README "Gateway" derives it: X-Forwarded-For is trusted only from proxies
 listed in XENX_TRUSTED_PROXIES."""
 
-import ctypes
-import errno
 import ipaddress
 import socket
 import struct
@@ -112,58 +110,3 @@ def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     value = struct.pack("ll", whole, micro)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
-
-
-# --- sends and peeks that keep the GIL -----------------------------------------------
-# A Python socket call releases the GIL around its system call. Under a threaded server
-# each release can hand the GIL to another thread, which costs two futex calls and a
-# context switch or two before the caller runs again, for a call that takes a few
-# microseconds. A send the kernel takes at once (MSG_DONTWAIT) and a non-blocking peek
-# cannot block, so they are made through libc with the GIL held (ctypes.PyDLL does not
-# release it); whatever the kernel did not take at once goes through ``sendall``.
-try:
-    _libc = ctypes.PyDLL(None, use_errno=True)
-    _c_send = _libc.send
-    _c_send.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
-    _c_send.restype = ctypes.c_ssize_t
-    _c_recv = _libc.recv
-    _c_recv.argtypes = (ctypes.c_int, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_int)
-    _c_recv.restype = ctypes.c_ssize_t
-    _SEND_FLAGS = socket.MSG_DONTWAIT | getattr(socket, "MSG_NOSIGNAL", 0)
-    _PEEK_FLAGS = socket.MSG_PEEK | socket.MSG_DONTWAIT
-except (OSError, AttributeError):  # pragma: no cover - no libc send/recv here
-    _c_send = _c_recv = None
-_peek_buffer = ctypes.create_string_buffer(1)
-
-
-def send_all(sock: socket.socket, data: bytes) -> None:
-    """``sock.sendall(data)``, without releasing the GIL when the kernel takes all of
-    ``data`` at once (a small request on a healthy connection). Plain sockets only."""
-    if _c_send is not None:
-        sent = _c_send(sock.fileno(), data, len(data), _SEND_FLAGS)
-        if sent == len(data):
-            return
-        if sent > 0:
-            data = data[sent:]
-        # sent < 0: EAGAIN (buffer full) or an error that sendall raises properly
-    sock.sendall(data)
-
-
-def idle_state(sock: socket.socket) -> str:
-    """What a non-blocking peek finds on an idle connection, GIL held: "idle" (nothing
-    to read), "closed" (the peer closed it), "data" (unexpected bytes) or "error"."""
-    if _c_recv is None:  # pragma: no cover
-        try:
-            got = sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            return "idle"
-        except OSError:
-            return "error"
-        return "data" if got else "closed"
-    got = _c_recv(sock.fileno(), _peek_buffer, 1, _PEEK_FLAGS)
-    if got > 0:
-        return "data"
-    if got == 0:
-        return "closed"
-    code = ctypes.get_errno()
-    return "idle" if code in (errno.EAGAIN, errno.EWOULDBLOCK) else "error"

@@ -23,16 +23,6 @@ def count_round_trips(monkeypatch):
         return original_send(self, *args, **kwargs)
 
     monkeypatch.setattr(Connection, "send_packed_command", send)
-    # the hot pipeline writes its packed commands itself on a plain socket
-    from gateway import state
-
-    original_send_all = state.send_all
-
-    def send_all(sock, data):
-        counter["n"] += 1
-        return original_send_all(sock, data)
-
-    monkeypatch.setattr(state, "send_all", send_all)
     return counter
 
 
