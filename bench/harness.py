@@ -53,8 +53,10 @@ from benchkit.servers import (
     UPSTREAM_SERVER,
     clean_env,
     prepare_xenx,
+    remove_reference,
     start_gunicorn,
     start_nginx,
+    start_reference,
     xenx_env,
 )
 
@@ -101,6 +103,14 @@ def parse_args(argv):
         "py-spy; writes bench/results/profile-KEY.txt (collapsed stacks) and a summary",
     )
     parser.add_argument(
+        "--reference",
+        default="",
+        metavar="REV",
+        help="also serve XenX at git revision REV (a worktree of this repository, "
+        "same database, its own Redis db) as targets f (like d) and g (like e), "
+        "interleaved with the others: before/after in one run",
+    )
+    parser.add_argument(
         "--keep-servers",
         type=float,
         default=0,
@@ -113,6 +123,11 @@ def parse_args(argv):
     keys = [k.strip() for k in args.targets.split(",") if k.strip()]
     if not keys or any(k not in "abcde" for k in keys):
         parser.error("--targets takes letters among a,b,c,d,e")
+    if args.reference:
+        # the reference runs beside what it is compared with
+        keys += [ref for ref, of in (("f", "d"), ("g", "e")) if of in keys]
+        if not {"f", "g"} & set(keys):
+            parser.error("--reference needs d or e among the --targets")
     args.keys = keys
     args.xenx_extra = {}
     for item in args.xenx_env:
@@ -142,7 +157,7 @@ def parse_args(argv):
             f"this would take about {estimate:.0f} s; the run must stay under "
             f"{HARD_LIMIT_SECONDS} s: fewer rounds or shorter runs"
         )
-    if args.port_base < 18500 or args.port_base + 4 > 18699:
+    if args.port_base < 18500 or args.port_base + 5 > 18699:
         parser.error("ports must stay in 18500-18699")
     return args
 
@@ -190,7 +205,23 @@ def main(argv=None) -> int:
             server="xenx",
         ),
     }
-    targets = [all_targets[k] for k in "abcde" if k in args.keys]
+    if args.reference:
+        all_targets["f"] = Target(
+            "f",
+            f"XenX at {args.reference} (reference), users",
+            base + 5,
+            f"/api/{AUTH_SERVICE}/json",
+            server="xenx-reference",
+        )
+        all_targets["g"] = Target(
+            "g",
+            f"XenX at {args.reference} (reference), IPs",
+            base + 5,
+            f"/api/{PUBLIC_SERVICE}/json",
+            client_ips=args.callers,
+            server="xenx-reference",
+        )
+    targets = [all_targets[k] for k in "abcdefg" if k in args.keys]
 
     machine = machine_info()
     load_before = loadavg()
@@ -266,6 +297,9 @@ def main(argv=None) -> int:
             start_gunicorn(
                 procs, tmp, "xenx", base + 4, "xenx.wsgi:application", env=env, cwd=ROOT
             )
+            if args.reference:
+                reference_env = start_reference(procs, tmp, args.reference, env, base)
+                all_targets["f"].tokens_file = tokens_file
         for port in ports:
             wait_for_port(port, procs)
 
@@ -326,7 +360,10 @@ def main(argv=None) -> int:
             for t in targets:
                 if t.key == "a":
                     continue
-                percall[t.key] = measure_percall(t, site_env if t.key in "bc" else env)
+                target_env = site_env if t.key in "bc" else env
+                if t.key in "fg":
+                    target_env = reference_env
+                percall[t.key] = measure_percall(t, target_env)
                 log(
                     f"  ({t.key}) {t.label:<36} cpu {percall[t.key]['cpu_us']:7.0f} us"
                     f"   wall {percall[t.key]['wall_us']:7.0f} us"
@@ -340,6 +377,8 @@ def main(argv=None) -> int:
             time.sleep(args.keep_servers)
     finally:
         procs.stop_all()
+        if args.reference:
+            remove_reference(tmp)
         if pidfile.exists():
             pidfile.unlink()
         if own_tmp:
@@ -370,6 +409,7 @@ def main(argv=None) -> int:
         "ratios": ratios,
         "runs": [r for t in targets for r in t.runs],
         "percall": percall,
+        "reference": args.reference,
         "problems": problems,
     }
     RESULTS.mkdir(exist_ok=True)

@@ -19,6 +19,7 @@ import cProfile
 import io
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("key", choices=list("bcde"))
+    parser.add_argument("key", choices=list("bcdefg"))
     parser.add_argument("path")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--tokens", default="", help="access tokens, one a line")
@@ -37,7 +38,9 @@ def main() -> int:
     parser.add_argument("--cprofile", default="")
     args = parser.parse_args()
 
-    sys.path.insert(0, str(BENCH if args.key in "bc" else BENCH.parent))
+    # XenX from the checkout the harness names (a --reference worktree), else this one
+    checkout = os.environ.get("BENCH_CHECKOUT") or str(BENCH.parent)
+    sys.path.insert(0, str(BENCH if args.key in "bc" else checkout))
     import django
 
     django.setup()

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 from .common import (
     BENCH,
@@ -45,7 +46,7 @@ def check_target(target: Target) -> None:
             f"({target.key}) {target.url} answered {status} {body[:300]!r}; "
             f"expected 200 {BODY!r}"
         )
-    if target.key in ("d", "e"):
+    if target.key in ("d", "e", "f", "g"):
         lowered = {k.lower(): v for k, v in resp_headers.items()}
         if "x-ratelimit-limit" not in lowered:
             raise BenchError(
@@ -139,5 +140,6 @@ def measure_percall(target: Target, env: dict) -> dict:
         cmd += ["--client-ips", str(target.client_ips)]
     RESULTS.mkdir(exist_ok=True)
     cmd += ["--cprofile", str(RESULTS / f"percall-{target.key}.prof")]
-    out = run(cmd, env=env, cwd=BENCH if target.key in "bc" else ROOT, what="percall")
+    cwd = BENCH if target.key in "bc" else Path(env.get("BENCH_CHECKOUT") or ROOT)
+    out = run(cmd, env=env, cwd=cwd, what="percall")
     return {k: round(v, 1) for k, v in json.loads(out.strip().splitlines()[-1]).items()}

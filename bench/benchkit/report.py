@@ -38,6 +38,11 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
                     ratios[conns][f"{num}/{den}"] = round(
                         per[num]["rps"] / per[den]["rps"], 3
                     )
+        for num, den in (("d", "f"), ("e", "g")):  # this checkout / the reference
+            if num in per and den in per and per[den]["rps"]:
+                ratios[conns][f"{num}/{den}"] = round(
+                    per[num]["rps"] / per[den]["rps"], 3
+                )
     return summary, ratios
 
 

@@ -199,3 +199,49 @@ def prepare_xenx(
     )  # fmt: skip
     if f"BENCH_USERS={callers}" not in out:
         raise BenchError(f"minting {callers} tokens failed: {out!r}")
+
+
+# --- the reference (--reference REV) -------------------------------------------------
+
+
+def reference_redis_url() -> str:
+    """The bench Redis db + 1: the reference counts its own rate limits and caches its
+    own revocation records, so neither XenX sees the other's calls."""
+    base, _, db = REDIS_URL.rpartition("/")
+    return f"{base}/{(int(db or 0) + 1) % 16}"
+
+
+def start_reference(procs, tmp: Path, rev: str, env: dict, base_port: int) -> dict:
+    """XenX at git revision ``rev`` (a detached worktree in ``tmp``) on port base + 5,
+    with this run's settings, database, services, users and tokens; its own Redis db.
+    Returns its environment (for --percall)."""
+    path = tmp / "reference"
+    run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        what=f"--reference {rev}")  # fmt: skip
+    changed = subprocess.run(
+        ["git", "-C", str(ROOT), "diff", "--quiet", rev, "--", "*/migrations/*"],
+        capture_output=True,
+    )
+    if changed.returncode != 0:
+        raise BenchError(
+            f"--reference {rev}: its migrations differ from this checkout's; the two "
+            "share one database, so compare revisions with the same migrations"
+        )
+    run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
+        what="git worktree add (reference)")  # fmt: skip
+    ref_env = dict(env, REDIS_URL=reference_redis_url())
+    run(["redis-cli", "-u", ref_env["REDIS_URL"], "flushdb"],
+        what="flush the reference's redis db")  # fmt: skip
+    start_gunicorn(procs, tmp, "xenx-reference", base_port + 5,
+                   "xenx.wsgi:application", env=ref_env, cwd=path)  # fmt: skip
+    ref_env["BENCH_CHECKOUT"] = str(path)  # where --percall imports it from
+    return ref_env
+
+
+def remove_reference(tmp: Path) -> None:
+    path = tmp / "reference"
+    if path.exists():
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(path)],
+            capture_output=True,
+        )
