@@ -30,20 +30,35 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
             }
         summary[str(conns)] = per
     ratios: dict = {}
+    pairs = [(n, d) for n in ("d", "e") for d in ("b", "c")] + [("d", "f"), ("e", "g")]
+    by_key = {t.key: t for t in targets}
     for conns, per in summary.items():
         ratios[conns] = {}
-        for num in ("d", "e"):
-            for den in ("b", "c"):
-                if num in per and den in per and per[den]["rps"]:
-                    ratios[conns][f"{num}/{den}"] = round(
-                        per[num]["rps"] / per[den]["rps"], 3
-                    )
-        for num, den in (("d", "f"), ("e", "g")):  # this checkout / the reference
+        for num, den in pairs:  # f, g: this checkout against the --reference
             if num in per and den in per and per[den]["rps"]:
                 ratios[conns][f"{num}/{den}"] = round(
                     per[num]["rps"] / per[den]["rps"], 3
                 )
+        # The same ratio round by round (the two runs minutes apart at most), then
+        # its median: steadier than the ratio of medians when the machine's speed
+        # drifts during the run.
+        for num, den in pairs:
+            if num in per and den in per:
+                each = _paired(by_key[num], by_key[den], int(conns))
+                if each:
+                    ratios[conns][f"{num}/{den} by round"] = round(
+                        statistics.median(each), 3
+                    )
     return summary, ratios
+
+
+def _paired(num: Target, den: Target, conns: int) -> list[float]:
+    rounds = {r["round"]: r["rps"] for r in den.runs if r["conns"] == conns}
+    return [
+        r["rps"] / rounds[r["round"]]
+        for r in num.runs
+        if r["conns"] == conns and rounds.get(r["round"])
+    ]
 
 
 def render_markdown(result: dict) -> str:
