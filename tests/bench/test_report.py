@@ -1,0 +1,66 @@
+"""The benchmark's report (``bench/benchkit/report.py``): medians, ratios of medians and
+the ratios paired round by round, including the --reference targets (f, g)."""
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from benchkit.common import Target  # noqa: E402
+from benchkit.report import render_markdown, summarize  # noqa: E402
+
+
+def _target(key: str, rps_by_round: list[float], conns: int = 32) -> Target:
+    target = Target(key, f"target {key}", 0, "/")
+    for rnd, rps in enumerate(rps_by_round, start=1):
+        target.runs.append(
+            {"round": rnd, "conns": conns, "rps": rps, "p50_ms": 1.0, "p99_ms": 2.0}
+        )
+    return target
+
+
+def test_medians_and_both_kinds_of_ratio():
+    # the machine runs at full speed in round 1, half speed in round 2, full in 3
+    b = _target("b", [1000, 500, 1000])
+    d = _target("d", [1500, 900, 1200])
+    f = _target("f", [1200, 600, 1000])
+    summary, ratios = summarize([b, d, f])
+    assert summary["32"]["d"]["rps"] == 1200
+    assert summary["32"]["d"]["rps_each"] == [1500, 900, 1200]
+    assert ratios["32"]["d/b"] == 1.2  # 1200 / 1000
+    assert ratios["32"]["d/b by round"] == 1.5  # median of 1.5, 1.8, 1.2
+    assert ratios["32"]["d/f"] == 1.2  # 1200 / 1000
+    assert ratios["32"]["d/f by round"] == 1.25  # median of 1.25, 1.5, 1.2
+    assert "e/g" not in ratios["32"] and "d/c" not in ratios["32"]
+
+
+def test_a_round_missing_on_one_side_is_left_out_of_the_pairs():
+    b = _target("b", [1000, 1000])
+    e = _target("e", [2000, 3000, 4000])
+    _, ratios = summarize([b, e])
+    assert ratios["32"]["e/b by round"] == 2.5  # rounds 1 and 2 only
+
+
+def test_markdown_lists_the_ratios():
+    b, d = _target("b", [1000]), _target("d", [1500])
+    summary, ratios = summarize([b, d])
+    machine = dict.fromkeys(
+        ("nproc", "cpu_model", "memory_gib", "kernel", "python", "django", "gunicorn",
+         "django_revproxy", "urllib3", "nginx", "wrk"), "x",
+    )  # fmt: skip
+    text = render_markdown(
+        {
+            "date": "today",
+            "machine": machine,
+            "loadavg_before": "0",
+            "loadavg_after": "0",
+            "config": {"rounds": 1, "seconds": 1, "warmup": 0},
+            "summary": summary,
+            "ratios": ratios,
+            "percall": {},
+            "problems": [],
+            "targets": {},
+        }
+    )
+    assert "d/b = 1.50" in text and "d/b by round = 1.50" in text
