@@ -71,9 +71,8 @@ class GatewayApplication:
         if name is None:
             return self.application(environ, start_response)
         request = WSGIRequest(environ)
-        apply_forwarded_proto(
-            environ
-        )  # ForwardedProtoMiddleware's work, done once here
+        # ForwardedProtoMiddleware's work, done once here, before the scheme check
+        apply_forwarded_proto(environ)
         if self.ssl_redirect and not request.is_secure():
             return self.application(environ, start_response)  # SecurityMiddleware
         request.xenx_service = name

@@ -186,6 +186,22 @@ def upstream_factory():
 
 
 @pytest.fixture
+def test_servers():
+    """test_servers(cls, *args, **kwargs): a raw-socket test server (an upstream, a
+    fake Redis) started for this test and closed at its end."""
+    started = []
+
+    def make(cls, *args, **kwargs):
+        server = cls(*args, **kwargs)
+        started.append(server)
+        return server
+
+    yield make
+    for server in started:
+        server.close()
+
+
+@pytest.fixture
 def upstream(upstream_factory):
     return upstream_factory("up1")
 

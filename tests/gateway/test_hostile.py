@@ -1,6 +1,8 @@
 """Hostile framing sent over real sockets to a gunicorn worker, asserting the status and
 the exact bytes that reached the upstream (issue 10)."""
 
+import functools
+
 import pytest
 
 from gateway import state
@@ -29,17 +31,8 @@ HOP_BY_HOP = {
 
 
 @pytest.fixture
-def wire():
-    started = []
-
-    def make(*args, **kwargs):
-        up = WireUpstream(*args, **kwargs)
-        started.append(up)
-        return up
-
-    yield make
-    for up in started:
-        up.close()
+def wire(test_servers):
+    return functools.partial(test_servers, WireUpstream)
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ while idle (tests/gateway/test_redis_reconnect.py), never for one that had the
 commands."""
 
 import contextlib
+import functools
 import os
 import signal
 import socket
@@ -124,17 +125,8 @@ def parse(buf: bytes) -> tuple[list[list[bytes]], bytes]:
 
 
 @pytest.fixture
-def fake_redis():
-    started = []
-
-    def make(*script):
-        fake = FakeRedis(*script)
-        started.append(fake)
-        return fake
-
-    yield make
-    for fake in started:
-        fake.close()
+def fake_redis(test_servers):
+    return functools.partial(test_servers, FakeRedis)
 
 
 @pytest.fixture

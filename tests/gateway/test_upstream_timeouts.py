@@ -6,6 +6,7 @@ timeout, and a connection the upstream closed while idle is still replaced
 transparently. TLS connections keep Python's socket timeout."""
 
 import contextlib
+import functools
 import socket
 import ssl
 import threading
@@ -105,17 +106,8 @@ class ScriptedUpstream:
 
 
 @pytest.fixture
-def scripted():
-    started = []
-
-    def make(*script, **kwargs):
-        up = ScriptedUpstream(*script, **kwargs)
-        started.append(up)
-        return up
-
-    yield make
-    for up in started:
-        up.close()
+def scripted(test_servers):
+    return functools.partial(test_servers, ScriptedUpstream)
 
 
 @pytest.fixture
