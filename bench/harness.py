@@ -42,6 +42,7 @@ from benchkit.common import (
     http_get,
     log,
     port_free,
+    set_layout,
     wait_for_port,
 )
 from benchkit.load import check_target, measure_percall, run_wrk
@@ -111,6 +112,13 @@ def parse_args(argv):
         "interleaved with the others: before/after in one run",
     )
     parser.add_argument(
+        "--layout",
+        default="2x8",
+        metavar="WxT",
+        help="gunicorn workers x threads (gthread) of every Django target alike "
+        "(2x8, the issue's setting)",
+    )
+    parser.add_argument(
         "--keep-servers",
         type=float,
         default=0,
@@ -129,6 +137,10 @@ def parse_args(argv):
         if not {"f", "g"} & set(keys):
             parser.error("--reference needs d or e among the --targets")
     args.keys = keys
+    match = re.fullmatch(r"([1-9][0-9]?)x([1-9][0-9]?)", args.layout)
+    if not match:
+        parser.error("--layout takes WORKERSxTHREADS, e.g. 2x8")
+    set_layout(int(match.group(1)), int(match.group(2)))
     args.xenx_extra = {}
     for item in args.xenx_env:
         name, sep, value = item.partition("=")
@@ -327,7 +339,11 @@ def main(argv=None) -> int:
                     if args.warmup > 0:
                         run_wrk(t, conns, args.warmup)
                     load = loadavg()
-                    with CpuMeter(procs.pgids()) as cpu:
+                    parts = {
+                        procs.pid_of(t.server): "server",
+                        procs.pid_of("upstream"): "upstream",
+                    }
+                    with CpuMeter(procs.pgids(), parts) as cpu:
                         res = run_wrk(t, conns, args.seconds)
                     res.update(
                         round=rnd,
@@ -338,6 +354,7 @@ def main(argv=None) -> int:
                         cpu_ours_cores=round(cpu.ours_cores, 2),
                         cpu_others_cores=round(cpu.others_cores, 2),
                         cpu_steal_cores=round(cpu.steal_cores, 2),
+                        cpu_us_per_request=cpu.per_request_us(res["requests"]),
                     )
                     t.runs.append(res)
                     flag = ""
@@ -417,7 +434,7 @@ def main(argv=None) -> int:
     (RESULTS / "latest.md").write_text(render_markdown(result))
     print_table(result)
     log(
-        "others = CPU cores busy with work other than this run's servers and wrk "
+        "others = CPU cores busy with work other than this run's servers, Redis and wrk "
         f"(of {machine['nproc']}): above ~0.2 the figures are disturbed."
     )
     log(

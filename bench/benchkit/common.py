@@ -20,6 +20,22 @@ WRK_SCRIPT = BENCH / "wrk.lua"
 BODY = '{"ok":true,"from":"upstream","items":[1,2,3]}'
 # The same for every Django target (b, c, d/e): the issue fixes these.
 GUNICORN_ARGS = ["-k", "gthread", "--workers", "2", "--threads", "8", "--reuse-port"]
+
+
+def set_layout(workers: int, threads: int) -> None:
+    """``--layout``: another workers x threads, the same for every Django target."""
+    GUNICORN_ARGS[GUNICORN_ARGS.index("--workers") + 1] = str(workers)
+    GUNICORN_ARGS[GUNICORN_ARGS.index("--threads") + 1] = str(threads)
+
+
+def layout() -> tuple[int, int]:
+    """(workers, threads) of every Django target's gunicorn."""
+    return (
+        int(GUNICORN_ARGS[GUNICORN_ARGS.index("--workers") + 1]),
+        int(GUNICORN_ARGS[GUNICORN_ARGS.index("--threads") + 1]),
+    )
+
+
 WRK_THREADS = 2
 CONNECTIONS = (32, 4)
 HARD_LIMIT_SECONDS = 600

@@ -74,9 +74,12 @@ def _cpu_times() -> tuple[int, int, int]:
     return busy, busy + idle + iowait + steal, steal
 
 
-def _group_jiffies(pgids: set[int]) -> int:
-    """utime + stime of every live process in the given process groups."""
-    total = 0
+def _group_jiffies(pgids: set[int], parts: dict[int, str] | None = None) -> dict:
+    """utime + stime of every live process in the given process groups (key ``""``),
+    and of each named part: the process groups of ``parts`` (pgid -> name) and, as
+    "redis", every ``redis-server`` process (the machine's Redis, which XenX targets
+    use: part of the system under test, not other work)."""
+    totals: dict[str, int] = {"": 0}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -85,23 +88,30 @@ def _group_jiffies(pgids: set[int]) -> int:
                 raw = fh.read()
         except OSError:
             continue
+        comm = raw[raw.find("(") + 1 : raw.rfind(")")]
         rest = raw[raw.rfind(")") + 2 :].split()
-        if int(rest[2]) in pgids:  # pgrp
-            total += int(rest[11]) + int(rest[12])  # utime, stime
-    return total
+        pgrp, jiffies = int(rest[2]), int(rest[11]) + int(rest[12])  # utime, stime
+        part = "redis" if comm == "redis-server" else (parts or {}).get(pgrp)
+        if part is not None:
+            totals[part] = totals.get(part, 0) + jiffies
+        if pgrp in pgids or part == "redis":
+            totals[""] += jiffies
+    return totals
 
 
 class CpuMeter:
-    """How busy the machine was during a run, and how much of that was ours (the
-    servers of this run and wrk) rather than other work on the machine."""
+    """How busy the machine was during a run, how much of that was ours (the servers
+    of this run, Redis and wrk) rather than other work on the machine, and the CPU
+    seconds of each named part (``parts``: pgid -> name; "redis" and "wrk" always)."""
 
-    def __init__(self, pgids: set[int]):
+    def __init__(self, pgids: set[int], parts: dict[int, str] | None = None):
         self.pgids = pgids
+        self.parts = parts or {}
 
     def __enter__(self):
         self.t0 = time.monotonic()
         self.m0 = _cpu_times()
-        self.g0 = _group_jiffies(self.pgids)
+        self.g0 = _group_jiffies(self.pgids, self.parts)
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.c0 = ru.ru_utime + ru.ru_stime
         return self
@@ -113,10 +123,24 @@ class CpuMeter:
         ncpu = os.cpu_count() or 1
         ticks = max(1, total1 - total0)
         ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-        ours = (_group_jiffies(self.pgids) - self.g0) / CLK_TCK
-        ours += ru.ru_utime + ru.ru_stime - self.c0  # wrk, once it has exited
+        g1 = _group_jiffies(self.pgids, self.parts)
+        children = ru.ru_utime + ru.ru_stime - self.c0  # wrk, once it has exited
+        # CPU seconds by part; "machine": every busy core of the machine
+        self.seconds = {
+            name: (g1.get(name, 0) - self.g0.get(name, 0)) / CLK_TCK
+            for name in {*self.parts.values(), "redis"}
+        }
+        self.seconds["wrk"] = children
+        self.wall = wall
         self.busy_cores = ncpu * (busy1 - busy0) / ticks
+        self.seconds["machine"] = self.busy_cores * wall
+        ours = (g1[""] - self.g0[""]) / CLK_TCK + children
         self.steal_cores = ncpu * (steal1 - steal0) / ticks
         self.ours_cores = ours / max(wall, 1e-6)
         self.others_cores = max(0.0, self.busy_cores - self.ours_cores)
         return False
+
+    def per_request_us(self, requests: int) -> dict[str, float]:
+        """CPU microseconds per request of each part, and of the whole machine."""
+        n = max(1, requests)
+        return {name: round(s * 1e6 / n, 1) for name, s in self.seconds.items()}

@@ -27,6 +27,7 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
                 ),
                 "rounds": len(runs),
                 "rps_each": [round(r["rps"], 1) for r in runs],
+                "cpu_us": _cpu_medians(runs),
             }
         summary[str(conns)] = per
     ratios: dict = {}
@@ -52,6 +53,24 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
     return summary, ratios
 
 
+CPU_PARTS = ("server", "upstream", "redis", "wrk", "machine")
+
+
+def _cpu_medians(runs: list[dict]) -> dict:
+    """Median CPU microseconds per request of each part over the rounds (the target's
+    server, the upstream nginx, Redis, wrk, and every busy core of the machine)."""
+    parts = [r["cpu_us_per_request"] for r in runs if r.get("cpu_us_per_request")]
+    return {
+        name: round(statistics.median(p.get(name, 0.0) for p in parts), 1)
+        for name in CPU_PARTS
+        if parts
+    }
+
+
+def _cpu_row(cpu: dict) -> str:
+    return " | ".join(f"{cpu.get(name, 0):,.0f}" for name in CPU_PARTS)
+
+
 def _paired(num: Target, den: Target, conns: int) -> list[float]:
     rounds = {r["round"]: r["rps"] for r in den.runs if r["conns"] == conns}
     return [
@@ -75,7 +94,9 @@ def render_markdown(result: dict) -> str:
         f"Rounds: {result['config']['rounds']}, {result['config']['seconds']} s per run "
         f"after {result['config']['warmup']} s warm-up, wrk -t{WRK_THREADS}; "
         'figures are medians over the rounds. "others\' CPU": cores busy with '
-        f"work other than this run's servers and wrk during the runs (of {m['nproc']}).",
+        f"work other than this run's servers, Redis and wrk during the runs (of "
+        f"{m['nproc']}). Every Django target: gunicorn "
+        f"{' '.join(result['config']['gunicorn'])}.",
         "",
     ]
     if result["config"].get("xenx_env_extra"):
@@ -93,6 +114,21 @@ def render_markdown(result: dict) -> str:
                 f"| ({key}) {row['label']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
                 f"| {row['p99_ms']:.2f} | {each} | {row['others_cores']:.2f} |"
             )
+        if any(row.get("cpu_us") for row in per.values()):
+            lines += [
+                "",
+                "CPU microseconds per request under this load (medians over the "
+                "rounds; from /proc: the target's server processes, the upstream "
+                "nginx, Redis, wrk, and every busy core of the machine):",
+                "",
+                "| target | server | upstream | Redis | wrk | machine |",
+                "|---|---:|---:|---:|---:|---:|",
+            ]
+            for key, row in per.items():
+                if row.get("cpu_us"):
+                    lines.append(
+                        f"| ({key}) {row['label']} | {_cpu_row(row['cpu_us'])} |"
+                    )
         ratios = result["ratios"].get(conns, {})
         if ratios:
             lines += ["", "Ratios of req/s: " + ", ".join(
@@ -134,6 +170,14 @@ def print_table(result: dict) -> None:
                 f"    ratios at {conns} connections: "
                 + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
             )
+    for conns, per in result["summary"].items():
+        rows = {k: r["cpu_us"] for k, r in per.items() if r.get("cpu_us")}
+        if rows:
+            log(f"CPU us per request at {conns} connections: " + " ".join(
+                f"{n:>9}" for n in CPU_PARTS))  # fmt: skip
+            for key, cpu in rows.items():
+                log(f"  ({key}) {per[key]['label']:<36} " + " ".join(
+                    f"{cpu.get(n, 0):>9,.0f}" for n in CPU_PARTS))  # fmt: skip
     for key, row in result.get("percall", {}).items():
         label = result["targets"][key]["label"]
         log(

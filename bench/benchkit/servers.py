@@ -19,6 +19,7 @@ from .common import (
     ROOT,
     BenchError,
     Processes,
+    layout,
     run,
 )
 
@@ -146,7 +147,10 @@ def xenx_env(secret_key: str) -> dict:
         DATABASE_URL=PG_URL,
         REDIS_URL=REDIS_URL,
         LOG_LEVEL="WARNING",
-        WEB_CONCURRENCY="2",  # what the gunicorn below runs; XenX's checks judge it
+        # what the gunicorn below runs: XenX's checks judge it, and its pools are sized
+        # by it (gunicorn.conf.py, read from the checkout, would say 8 threads)
+        WEB_CONCURRENCY=str(layout()[0]),
+        GUNICORN_THREADS=str(layout()[1]),
         XENX_ACCESS_TOKEN_MINUTES="120",  # outlives the run
         # wrk plays the load balancer in front: (e) rotates client addresses.
         XENX_TRUSTED_PROXIES="127.0.0.1",

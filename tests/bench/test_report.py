@@ -55,7 +55,7 @@ def test_markdown_lists_the_ratios():
             "machine": machine,
             "loadavg_before": "0",
             "loadavg_after": "0",
-            "config": {"rounds": 1, "seconds": 1, "warmup": 0},
+            "config": {"rounds": 1, "seconds": 1, "warmup": 0, "gunicorn": ["-k"]},
             "summary": summary,
             "ratios": ratios,
             "percall": {},
@@ -64,3 +64,56 @@ def test_markdown_lists_the_ratios():
         }
     )
     assert "d/b = 1.50" in text and "d/b by round = 1.50" in text
+
+
+def test_cpu_per_request_is_the_median_of_each_part_over_the_rounds():
+    b = _target("b", [1000, 500, 1000])
+    parts = [
+        {"server": 500.0, "upstream": 40.0, "redis": 2.0, "wrk": 60.0, "machine": 900},
+        {"server": 700.0, "upstream": 50.0, "redis": 4.0, "wrk": 70.0, "machine": 1300},
+        {"server": 600.0, "upstream": 30.0, "redis": 3.0, "wrk": 80.0, "machine": 1000},
+    ]
+    for run, cpu in zip(b.runs, parts, strict=True):
+        run["cpu_us_per_request"] = cpu
+    e = _target("e", [2000])  # a run without the figures (an older result)
+    summary, ratios = summarize([b, e])
+    assert summary["32"]["b"]["cpu_us"] == {
+        "server": 600.0,
+        "upstream": 40.0,
+        "redis": 3.0,
+        "wrk": 70.0,
+        "machine": 1000.0,
+    }
+    assert summary["32"]["e"]["cpu_us"] == {}
+    text = render_markdown(
+        {
+            "date": "today",
+            "machine": dict.fromkeys(
+                (
+                    "nproc",
+                    "cpu_model",
+                    "memory_gib",
+                    "kernel",
+                    "python",
+                    "django",
+                    "gunicorn",
+                    "django_revproxy",
+                    "urllib3",
+                    "nginx",
+                    "wrk",
+                ),
+                "x",
+            ),  # fmt: skip
+            "loadavg_before": "0",
+            "loadavg_after": "0",
+            "config": {"rounds": 3, "seconds": 1, "warmup": 0, "gunicorn": ["-k"]},
+            "summary": summary,
+            "ratios": ratios,
+            "percall": {},
+            "problems": [],
+            "targets": {},
+        }
+    )
+    assert "| (b) target b | 600 | 40 | 3 | 70 | 1,000 |" in text
+    assert "| (e) target e | 2,000 |" in text  # its req/s row, and no CPU row
+    assert text.count("| (e) target e |") == 1
