@@ -296,3 +296,58 @@ def test_chunked_upload_streamed_and_limited(gunicorn, upstream):
     assert b"payload_too_large" in resp.read()
     conn.close()
     assert len(upstream.requests) == count  # the upstream never got a whole request
+
+
+def _raw_status(port: int, raw: bytes) -> bytes:
+    """The status line gunicorn answers ``raw`` with (b"" if it only closed)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(raw)
+        data = b""
+        try:
+            while b"\r\n" not in data:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass
+    return data.split(b"\r\n", 1)[0]
+
+
+_HEAD = b"GET /api/svc/x HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (b"GET /api/svc/x?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: 1\r\n\r\n", 414),
+        (_HEAD + b"X-Long: " + b"a" * 9000 + b"\r\n\r\n", 431),
+        (_HEAD + b"".join(b"X-%d: 1\r\n" % i for i in range(101)) + b"\r\n", 431),
+        (b"GET /api/svc/x HTTP/1.1 x\r\nHost: 127.0.0.1\r\n\r\n", 400),
+        (b"GET /api/svc/x HTTP/1.1\nHost: 127.0.0.1\n\n", 400),
+        (_HEAD + b"X-A: a\x01b\r\n\r\n", 400),
+        (_HEAD + b"Host: 127.0.0.1\r\n\r\n", 400),
+        (_HEAD + b"Content-Type: a/b\r\nContent-Type: c/d\r\n\r\n", 400),
+        (_HEAD + b"Content-Length: 1, 1\r\n\r\nx", 400),
+    ],
+    ids=[
+        "request-line-over-8KiB",
+        "header-line-over-8KiB",
+        "101-headers",
+        "broken-request-line",
+        "bare-LF",
+        "control-character-in-a-value",
+        "two-Host-headers",
+        "two-Content-Type-headers",
+        "Content-Length-list",
+    ],
+)
+def test_framing_gunicorn_refuses_never_reaches_xenx_or_the_upstream(
+    gunicorn, upstream, raw, status
+):
+    """README "Conventions": what gunicorn cannot parse it refuses itself (400, 414,
+    431), before XenX: the upstream receives nothing."""
+    service_create(name="svc", instances=[upstream.url], public=True)
+    server = gunicorn(workers=1)
+    assert _raw_status(server.port, raw).startswith(b"HTTP/1.1 %d " % status)
+    assert upstream.requests == []
