@@ -45,7 +45,12 @@ from benchkit.common import (
     set_layout,
     wait_for_port,
 )
-from benchkit.load import check_target, measure_percall, run_wrk
+from benchkit.load import (
+    check_target,
+    measure_instructions,
+    measure_percall,
+    run_wrk,
+)
 from benchkit.machine import CpuMeter, loadavg, machine_info
 from benchkit.pyspy import profile_target
 from benchkit.report import print_table, render_markdown, summarize
@@ -95,6 +100,13 @@ def parse_args(argv):
         action="store_true",
         help="after the load, the in-process cost per call of b, c, d, e (one thread, "
         "best of 3 x 1000 calls, CPU and wall microseconds; see bench/percall.py)",
+    )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="after the load, the instructions of one call of b-g in process under "
+        "valgrind's callgrind (user space; the same however busy the machine is; "
+        "about a minute per target; see bench/benchkit/load.py)",
     )
     parser.add_argument(
         "--profile",
@@ -164,6 +176,7 @@ def parse_args(argv):
     )
     estimate += len(args.profile_keys) * (args.seconds + 3)
     estimate += 60 if args.percall else 0
+    estimate += 60 * len([k for k in keys if k != "a"]) if args.instructions else 0
     if estimate > HARD_LIMIT_SECONDS - 20:
         parser.error(
             f"this would take about {estimate:.0f} s; the run must stay under "
@@ -262,6 +275,7 @@ def main(argv=None) -> int:
     procs = Processes(tmp, pidfile)
     problems: list[str] = []
     percall: dict[str, dict] = {}
+    instructions: dict[str, int] = {}
     try:
         log(f"starting servers (logs in {tmp})")
         start_nginx(
@@ -372,18 +386,30 @@ def main(argv=None) -> int:
                         f"{res['p99_ms']:>8.2f} {load:>16} "
                         f"{res['cpu_others_cores']:>6.2f}{flag}"
                     )
+
+        def env_of(t):
+            if t.key in "bc":
+                return site_env
+            return reference_env if t.key in "fg" else env
+
         if args.percall:
             log("in-process cost per call (one thread, no client socket)")
             for t in targets:
                 if t.key == "a":
                     continue
-                target_env = site_env if t.key in "bc" else env
-                if t.key in "fg":
-                    target_env = reference_env
-                percall[t.key] = measure_percall(t, target_env)
+                percall[t.key] = measure_percall(t, env_of(t))
                 log(
                     f"  ({t.key}) {t.label:<36} cpu {percall[t.key]['cpu_us']:7.0f} us"
                     f"   wall {percall[t.key]['wall_us']:7.0f} us"
+                )
+        if args.instructions:
+            log("instructions per call in process (callgrind, one thread)")
+            for t in targets:
+                if t.key == "a":
+                    continue
+                instructions[t.key] = measure_instructions(t, env_of(t))["instructions"]
+                log(
+                    f"  ({t.key}) {t.label:<36} {instructions[t.key]:>12,} instructions"
                 )
         if args.profile_keys:
             log("profiling (extra runs, not counted in the figures)")
@@ -426,6 +452,7 @@ def main(argv=None) -> int:
         "ratios": ratios,
         "runs": [r for t in targets for r in t.runs],
         "percall": percall,
+        "instructions": instructions,
         "reference": args.reference,
         "problems": problems,
     }

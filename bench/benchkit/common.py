@@ -174,9 +174,9 @@ def http_get(port: int, path: str, headers: dict | None = None):
         conn.close()
 
 
-def run(cmd: list[str], *, env=None, cwd=None, what: str) -> str:
+def run(cmd: list[str], *, env=None, cwd=None, what: str, timeout=180) -> str:
     proc = subprocess.run(
-        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=180
+        cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
     )
     if proc.returncode != 0:
         raise BenchError(

@@ -6,6 +6,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +144,62 @@ def measure_percall(target: Target, env: dict) -> dict:
     cwd = BENCH if target.key in "bc" else Path(env.get("BENCH_CHECKOUT") or ROOT)
     out = run(cmd, env=env, cwd=cwd, what="percall")
     return {k: round(v, 1) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
+
+
+# Calls counted under callgrind: the difference of two runs cancels what is not a call
+# (start-up runs uninstrumented anyway; the toggles themselves cancel out).
+CALLGRIND_CALLS = (100, 300)
+
+
+def measure_instructions(target: Target, env: dict) -> dict:
+    """Instructions per call in process (``--instructions``): bench/percall.py under
+    valgrind's callgrind, instrumentation on around the calls only, twice (100 and 300
+    calls); the difference per call. Counts user-space instructions, not time: the same
+    for the same code and inputs however busy or fast the machine is (the kernel's
+    share of a socket call is not in it)."""
+    if not shutil.which("valgrind") or not shutil.which("callgrind_control"):
+        raise BenchError("--instructions needs valgrind (apt-get install valgrind)")
+    totals = []
+    for calls in CALLGRIND_CALLS:
+        out = RESULTS / f"callgrind-{target.key}-{calls}.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            str(BENCH / "percall.py"),
+            target.key,
+            target.path,
+            "--expect",
+            BODY,
+            "--callgrind",
+            str(calls),
+        ]
+        if target.tokens_file:
+            cmd += ["--tokens", str(target.tokens_file)]
+        if target.client_ips:
+            cmd += ["--client-ips", str(target.client_ips)]
+        cwd = BENCH if target.key in "bc" else Path(env.get("BENCH_CHECKOUT") or ROOT)
+        RESULTS.mkdir(exist_ok=True)
+        run(
+            cmd,
+            env={**env, "PYTHONHASHSEED": "0"},
+            cwd=cwd,
+            what="callgrind",
+            timeout=600,
+        )
+        totals.append(callgrind_total(out.read_text()))
+    per_call = (totals[1] - totals[0]) / (CALLGRIND_CALLS[1] - CALLGRIND_CALLS[0])
+    return {"instructions": round(per_call)}
+
+
+def callgrind_total(text: str) -> int:
+    """The instructions (Ir) a callgrind output file counted."""
+    # "totals" is what was counted while instrumentation was on ("summary" is 0 then)
+    match = re.search(r"^totals: (\d+)", text, re.M) or re.search(
+        r"^summary: (\d+)", text, re.M
+    )
+    if not match:
+        raise BenchError("callgrind wrote no totals")
+    return int(match.group(1))

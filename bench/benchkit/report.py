@@ -71,6 +71,17 @@ def _cpu_row(cpu: dict) -> str:
     return " | ".join(f"{cpu.get(name, 0):,.0f}" for name in CPU_PARTS)
 
 
+def instruction_ratios(counts: dict[str, int]) -> dict[str, float]:
+    """This checkout's instructions per call over the reference's (d/f, e/g) and over
+    the bare view (d/c, e/c): below 1 against the reference is fewer."""
+    pairs = (("d", "f"), ("e", "g"), ("d", "c"), ("e", "c"))
+    return {
+        f"{n}/{d}": round(counts[n] / counts[d], 3)
+        for n, d in pairs
+        if counts.get(n) and counts.get(d)
+    }
+
+
 def _paired(num: Target, den: Target, conns: int) -> list[float]:
     rounds = {r["round"]: r["rps"] for r in den.runs if r["conns"] == conns}
     return [
@@ -147,6 +158,21 @@ def render_markdown(result: dict) -> str:
                 f"| ({key}) {label} | {row['cpu_us']:.0f} | {row['wall_us']:.0f} |"
             )
         lines.append("")
+    if result.get("instructions"):
+        lines += [
+            "## Instructions per call in process (--instructions, callgrind)",
+            "",
+            "| target | instructions/call |",
+            "|---|---:|",
+        ]
+        for key, count in result["instructions"].items():
+            label = result["targets"][key]["label"]
+            lines.append(f"| ({key}) {label} | {count:,} |")
+        ratios = instruction_ratios(result["instructions"])
+        if ratios:
+            lines += ["", "Ratios of instructions: " + ", ".join(
+                f"{k} = {v:.2f}" for k, v in ratios.items())]  # fmt: skip
+        lines.append("")
     if result["problems"]:
         lines += ["## Problems", ""] + [f"- {p}" for p in result["problems"]] + [""]
     return "\n".join(lines)
@@ -178,6 +204,14 @@ def print_table(result: dict) -> None:
             for key, cpu in rows.items():
                 log(f"  ({key}) {per[key]['label']:<36} " + " ".join(
                     f"{cpu.get(n, 0):>9,.0f}" for n in CPU_PARTS))  # fmt: skip
+    for key, count in result.get("instructions", {}).items():
+        label = result["targets"][key]["label"]
+        log(
+            f"in process, callgrind: ({key}) {label:<36} {count:>12,} instructions/call"
+        )
+    if instruction_ratios(result.get("instructions", {})):
+        log("    instruction ratios: " + ", ".join(
+            f"{k} = {v:.2f}" for k, v in instruction_ratios(result["instructions"]).items()))  # fmt: skip
     for key, row in result.get("percall", {}).items():
         label = result["targets"][key]["label"]
         log(
