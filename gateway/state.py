@@ -9,6 +9,7 @@ same functions fall back to the cache API.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import ssl
 import threading
@@ -174,11 +175,45 @@ _full_keys: dict[str, str] = {}
 _FULL_KEYS_MAX = 100_000
 
 
+def decoded(raw: bytes):
+    """django-redis's decoding of a value read in the round trip, memoised per raw bytes
+    when the value is immutable: a user's revocation record (a frozen dataclass) comes
+    back as the same bytes on every call of that user, and django-redis first tries
+    ``int()`` on it (an exception whose message is the bytes' repr), then unpickles it.
+    Other values (none on the hot path) are decoded every time."""
+    value = _decoded.get(raw)
+    if value is None:
+        value = _decode(raw)
+        if _immutable(value):
+            if len(_decoded) >= _DECODED_MAX:
+                _decoded.clear()
+            _decoded[raw] = value
+    return value
+
+
+_SCALARS = (bool, int, float, str, bytes, type(None))
+
+
+def _immutable(value) -> bool:
+    """A scalar, or a frozen dataclass of scalars (what revocation records are)."""
+    if isinstance(value, _SCALARS):
+        return value is not None
+    if dataclasses.is_dataclass(value) and type(value).__dataclass_params__.frozen:
+        fields = dataclasses.fields(value)
+        return all(isinstance(getattr(value, f.name), _SCALARS) for f in fields)
+    return False
+
+
+_decoded: dict[bytes, object] = {}
+_DECODED_MAX = 20_000
+
+
 @receiver(setting_changed)
 def _forget(setting, **kwargs):
     global _raw, _raw_checked, _decode
     if setting == "CACHES":
         _full_keys.clear()
+        _decoded.clear()
         _raw = _decode = None
         _raw_checked = False
 
@@ -260,7 +295,7 @@ def hot_round_trip(
             if cache_keys:
                 for name, raw in zip(cache_keys, values[split:], strict=True):
                     if raw is not None:
-                        found[name] = _decode(raw)
+                        found[name] = decoded(raw)
             return count, _int(values[0]), [_int(v) for v in values[1:split]], found
         count = None
         if rl_key is not None:
