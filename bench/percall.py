@@ -126,12 +126,12 @@ def main() -> int:
         time.time = lambda: frozen
         for _ in callers:  # every caller seen once (its token verified), as under load
             call()
-        # What the process holds by now is moved out of the collector's way: a full
-        # collection over the whole heap (tens of millions of instructions) landing in
-        # one of the two runs and not the other would swamp the difference. Young
-        # collections, which follow each call's allocations, still count.
+        # The collector is off for the counted calls: a collection (tens of millions
+        # of instructions for a full one, a few for a young one) landing in one of the
+        # two runs and not the other would swamp or skew the difference. What a call
+        # allocates and frees still counts.
         gc.collect()
-        gc.freeze()
+        gc.disable()
         _instrument("on")
         for _ in range(args.callgrind):
             call()
