@@ -132,16 +132,23 @@ def run_wrk(target: Target, conns: int, seconds: float) -> dict:
     }
 
 
-def measure_percall(target: Target, env: dict) -> dict:
+def _percall(target: Target, env: dict, *extra: str) -> tuple[list[str], Path]:
+    """bench/percall.py's command for ``target`` (its callers rotated as wrk rotates
+    them) and the directory it runs in (the --reference worktree for f and g)."""
     cmd = [sys.executable, str(BENCH / "percall.py"), target.key, target.path]
-    cmd += ["--expect", BODY]
+    cmd += ["--expect", BODY, *extra]
     if target.tokens_file:
         cmd += ["--tokens", str(target.tokens_file)]
     if target.client_ips:
         cmd += ["--client-ips", str(target.client_ips)]
     RESULTS.mkdir(exist_ok=True)
-    cmd += ["--cprofile", str(RESULTS / f"percall-{target.key}.prof")]
     cwd = BENCH if target.key in "bc" else Path(env.get("BENCH_CHECKOUT") or ROOT)
+    return cmd, cwd
+
+
+def measure_percall(target: Target, env: dict) -> dict:
+    profile = str(RESULTS / f"percall-{target.key}.prof")
+    cmd, cwd = _percall(target, env, "--cprofile", profile)
     out = run(cmd, env=env, cwd=cwd, what="percall")
     return {k: round(v, 1) for k, v in json.loads(out.strip().splitlines()[-1]).items()}
 
@@ -162,28 +169,10 @@ def measure_instructions(target: Target, env: dict) -> dict:
     totals = []
     for calls in CALLGRIND_CALLS:
         out = RESULTS / f"callgrind-{target.key}-{calls}.out"
-        cmd = [
-            "valgrind",
-            "--tool=callgrind",
-            "--instr-atstart=no",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            str(BENCH / "percall.py"),
-            target.key,
-            target.path,
-            "--expect",
-            BODY,
-            "--callgrind",
-            str(calls),
-        ]
-        if target.tokens_file:
-            cmd += ["--tokens", str(target.tokens_file)]
-        if target.client_ips:
-            cmd += ["--client-ips", str(target.client_ips)]
-        cwd = BENCH if target.key in "bc" else Path(env.get("BENCH_CHECKOUT") or ROOT)
-        RESULTS.mkdir(exist_ok=True)
+        cmd, cwd = _percall(target, env, "--callgrind", str(calls))
+        valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
         run(
-            cmd,
+            [*valgrind, f"--callgrind-out-file={out}", *cmd],
             env={**env, "PYTHONHASHSEED": "0"},
             cwd=cwd,
             what="callgrind",

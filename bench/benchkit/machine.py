@@ -131,7 +131,6 @@ class CpuMeter:
             for name in {*self.parts.values(), "redis"}
         }
         self.seconds["wrk"] = children
-        self.wall = wall
         self.busy_cores = ncpu * (busy1 - busy0) / ticks
         self.seconds["machine"] = self.busy_cores * wall
         ours = (g1[""] - self.g0[""]) / CLK_TCK + children

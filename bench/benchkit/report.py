@@ -67,8 +67,21 @@ def _cpu_medians(runs: list[dict]) -> dict:
     }
 
 
-def _cpu_row(cpu: dict) -> str:
-    return " | ".join(f"{cpu.get(name, 0):,.0f}" for name in CPU_PARTS)
+def _cpu_cells(cpu: dict) -> list[str]:
+    return [f"{cpu.get(name, 0):,.0f}" for name in CPU_PARTS]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A markdown table: the target column left, the figures right-aligned."""
+    return [
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 1),
+        *("| " + " | ".join(row) + " |" for row in rows),
+    ]
+
+
+def _ratio_text(ratios: dict[str, float]) -> str:
+    return ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
 
 
 def instruction_ratios(counts: dict[str, int]) -> dict[str, float]:
@@ -125,53 +138,50 @@ def render_markdown(result: dict) -> str:
                 f"| ({key}) {row['label']} | {row['rps']:,.0f} | {row['p50_ms']:.2f} "
                 f"| {row['p99_ms']:.2f} | {each} | {row['others_cores']:.2f} |"
             )
-        if any(row.get("cpu_us") for row in per.values()):
+        cpu_rows = [
+            [f"({key}) {row['label']}", *_cpu_cells(row["cpu_us"])]
+            for key, row in per.items()
+            if row.get("cpu_us")
+        ]
+        if cpu_rows:
             lines += [
                 "",
                 "CPU microseconds per request under this load (medians over the "
                 "rounds; from /proc: the target's server processes, the upstream "
                 "nginx, Redis, wrk, and every busy core of the machine):",
                 "",
-                "| target | server | upstream | Redis | wrk | machine |",
-                "|---|---:|---:|---:|---:|---:|",
+                *_table(
+                    ["target", "server", "upstream", "Redis", "wrk", "machine"],
+                    cpu_rows,
+                ),
             ]
-            for key, row in per.items():
-                if row.get("cpu_us"):
-                    lines.append(
-                        f"| ({key}) {row['label']} | {_cpu_row(row['cpu_us'])} |"
-                    )
         ratios = result["ratios"].get(conns, {})
         if ratios:
-            lines += ["", "Ratios of req/s: " + ", ".join(
-                f"{k} = {v:.2f}" for k, v in ratios.items())]  # fmt: skip
+            lines += ["", "Ratios of req/s: " + _ratio_text(ratios)]
         lines.append("")
+    labels = {key: t["label"] for key, t in result["targets"].items()}
     if result.get("percall"):
-        lines += [
-            "## In-process cost per call (--percall)",
-            "",
-            "| target | CPU us/call | wall us/call |",
-            "|---|---:|---:|",
-        ]
-        for key, row in result["percall"].items():
-            label = result["targets"][key]["label"]
-            lines.append(
-                f"| ({key}) {label} | {row['cpu_us']:.0f} | {row['wall_us']:.0f} |"
-            )
+        lines += ["## In-process cost per call (--percall)", ""]
+        lines += _table(
+            ["target", "CPU us/call", "wall us/call"],
+            [
+                [f"({k}) {labels[k]}", f"{r['cpu_us']:.0f}", f"{r['wall_us']:.0f}"]
+                for k, r in result["percall"].items()
+            ],
+        )
         lines.append("")
     if result.get("instructions"):
-        lines += [
-            "## Instructions per call in process (--instructions, callgrind)",
-            "",
-            "| target | instructions/call |",
-            "|---|---:|",
-        ]
-        for key, count in result["instructions"].items():
-            label = result["targets"][key]["label"]
-            lines.append(f"| ({key}) {label} | {count:,} |")
+        lines += ["## Instructions per call in process (--instructions, callgrind)", ""]
+        lines += _table(
+            ["target", "instructions/call"],
+            [
+                [f"({k}) {labels[k]}", f"{n:,}"]
+                for k, n in result["instructions"].items()
+            ],
+        )
         ratios = instruction_ratios(result["instructions"])
         if ratios:
-            lines += ["", "Ratios of instructions: " + ", ".join(
-                f"{k} = {v:.2f}" for k, v in ratios.items())]  # fmt: skip
+            lines += ["", "Ratios of instructions: " + _ratio_text(ratios)]
         lines.append("")
     if result["problems"]:
         lines += ["## Problems", ""] + [f"- {p}" for p in result["problems"]] + [""]
@@ -192,10 +202,7 @@ def print_table(result: dict) -> None:
             )
         ratios = result["ratios"].get(conns, {})
         if ratios:
-            log(
-                f"    ratios at {conns} connections: "
-                + ", ".join(f"{k} = {v:.2f}" for k, v in ratios.items())
-            )
+            log(f"    ratios at {conns} connections: " + _ratio_text(ratios))
     for conns, per in result["summary"].items():
         rows = {k: r["cpu_us"] for k, r in per.items() if r.get("cpu_us")}
         if rows:
@@ -209,9 +216,9 @@ def print_table(result: dict) -> None:
         log(
             f"in process, callgrind: ({key}) {label:<36} {count:>12,} instructions/call"
         )
-    if instruction_ratios(result.get("instructions", {})):
-        log("    instruction ratios: " + ", ".join(
-            f"{k} = {v:.2f}" for k, v in instruction_ratios(result["instructions"]).items()))  # fmt: skip
+    ratios = instruction_ratios(result.get("instructions", {}))
+    if ratios:
+        log("    instruction ratios: " + _ratio_text(ratios))
     for key, row in result.get("percall", {}).items():
         label = result["targets"][key]["label"]
         log(
