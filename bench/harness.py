@@ -166,6 +166,9 @@ def parse_args(argv):
         parser.error("--callers >= 1")
     if args.rounds < 1 or args.seconds <= 0 or args.warmup < 0:
         parser.error("--rounds >= 1, --seconds > 0, --warmup >= 0")
+    if not (args.seconds.is_integer() and args.warmup.is_integer()):
+        # wrk's -d takes whole seconds only ("0.5s" is a usage error)
+        parser.error("--seconds and --warmup take whole seconds")
     estimate = (
         60
         + args.keep_servers
