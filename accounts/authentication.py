@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import authentication
 
-from xenx.errors import TokenRevoked
+from xenx.errors import BEARER_CHALLENGE, TokenRevoked
 
 from .policy import Door, bearer_token, token_identity
 
@@ -32,4 +32,4 @@ class JWTAuthentication(authentication.BaseAuthentication):
         return user, identity
 
     def authenticate_header(self, request):
-        return 'Bearer realm="api"'
+        return BEARER_CHALLENGE

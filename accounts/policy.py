@@ -25,6 +25,7 @@ from __future__ import annotations
 import enum
 import time
 
+from xenx.errors import BEARER_CHALLENGE as CHALLENGE
 from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
 
 from . import revocation
@@ -37,7 +38,7 @@ MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
 # session's ``sst``, like a token family's.
 SESSION_STARTED_KEY = "xenx_session_started"
 BEARER_FORMAT_MESSAGE = "The Authorization header must be 'Bearer <token>'."
-BEARER_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="api"'}
+_CHALLENGE_HEADERS = {"WWW-Authenticate": CHALLENGE}
 
 
 class Door(enum.StrEnum):
@@ -75,11 +76,11 @@ def bearer_token(header, *, other_schemes: bool = False) -> str | None:
     if scheme.lower() != "bearer":
         if other_schemes:
             return None
-        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
+        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=_CHALLENGE_HEADERS)
     if (
         not raw or " " in raw or not raw.isascii()
     ):  # a JWT is ASCII: anything else is 401
-        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=BEARER_CHALLENGE)
+        raise InvalidToken(BEARER_FORMAT_MESSAGE, headers=_CHALLENGE_HEADERS)
     return raw
 
 

@@ -19,7 +19,7 @@ from . import state
 def bearer(auth: str | None) -> str:
     raw = bearer_token(auth)
     if raw is None:
-        raise NotAuthenticated(headers={"WWW-Authenticate": 'Bearer realm="api"'})
+        raise NotAuthenticated()  # answered with the Bearer challenge
     return raw
 
 

@@ -155,8 +155,21 @@ def error_response(
     response = JsonResponse(body, status=status)
     for name, value in (headers or {}).items():
         response[name] = value
+    if status == 401 and "WWW-Authenticate" not in response:
+        # RFC 9110 11.6.1: every 401 carries a challenge; RFC 6750 3.1 names a token
+        # that was presented and refused (bad signature, expired, revoked).
+        response["WWW-Authenticate"] = _REFUSED_TOKEN_CHALLENGE.get(
+            body["error"]["code"], BEARER_CHALLENGE
+        )
     response.xenx_error = True
     return response
+
+
+BEARER_CHALLENGE = 'Bearer realm="api"'
+_REFUSED_TOKEN_CHALLENGE = {
+    code: 'Bearer realm="api", error="invalid_token"'
+    for code in ("invalid_token", "token_revoked")
+}
 
 
 def api_error_response(request, exc: ApiError) -> JsonResponse:
@@ -292,11 +305,8 @@ def drf_exception_handler(exc, context):
     """DRF's EXCEPTION_HANDLER: every API view error goes through the one renderer."""
     request = context.get("request")
     django_request = getattr(request, "_request", request)
-    response = response_for_exception(django_request, exc)
-    # DRF must not re-handle our response; keep auth challenge headers DRF would add.
-    if isinstance(exc, drf_exc.NotAuthenticated | drf_exc.AuthenticationFailed):
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-    return response
+    # DRF must not re-handle our response; its 401s get their challenge there too.
+    return response_for_exception(django_request, exc)
 
 
 def ratelimited_view(request, exception=None):

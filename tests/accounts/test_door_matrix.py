@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 
+import jwt
 import pyotp
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -21,7 +23,7 @@ from rest_framework.test import APIClient
 
 from accounts import mfa, services, token_services
 from accounts.passwords import password_change
-from accounts.tokens import issue_tokens
+from accounts.tokens import decode_access_token, issue_tokens
 from auditlog.models import AuditEvent
 from organizations.services import organization_deactivate, organization_update
 from tests.conftest import DEFAULT_PASSWORD, OrganizationFactory, UserFactory
@@ -733,6 +735,58 @@ def test_a_malformed_authorization_header_is_401_on_every_door(
     path = "/api/users" if door == "api" else "/api/door/x"
     response = APIClient().get(path, HTTP_AUTHORIZATION=header)
     assert response.status_code == 401
-    if header != "Bearer x.y.z":  # a header that is not "Bearer <token>" is challenged
+    if header == "Bearer x.y.z":  # a token, refused: RFC 6750's error names it
+        assert response["WWW-Authenticate"] == REFUSED_TOKEN
+    else:  # a header that is not "Bearer <token>"
         assert response["WWW-Authenticate"] == 'Bearer realm="api"'
     assert response.json()["error"]["code"] in ("invalid_token", "not_authenticated")
+
+
+REFUSED_TOKEN = 'Bearer realm="api", error="invalid_token"'
+
+
+def _expired_token(user):
+    """The claims of a real token, signed with the project's key, an hour past expiry."""
+    token = issue_tokens(user, mfa=False)["access"]
+    claims = dict(decode_access_token(token), exp=int(time.time()) - 3600)
+    return jwt.encode(claims, settings.SIMPLE_JWT["SIGNING_KEY"], algorithm="HS256")
+
+
+@pytest.mark.parametrize(
+    ("case", "code", "challenge"),
+    [
+        ("no header", "not_authenticated", 'Bearer realm="api"'),
+        ("garbage token", "invalid_token", REFUSED_TOKEN),
+        ("forged signature", "invalid_token", REFUSED_TOKEN),
+        ("expired token", "invalid_token", REFUSED_TOKEN),
+        ("revoked token", "token_revoked", REFUSED_TOKEN),
+    ],
+)
+@pytest.mark.parametrize("door", ("api", "gateway"))
+def test_every_401_carries_a_challenge_on_every_door(
+    case, code, challenge, door, door_service, org
+):
+    """RFC 9110 11.6.1: a 401 without WWW-Authenticate is not a 401; the token doors
+    answer every refusal of a credential with the same challenge."""
+    user = UserFactory(role=Role.CLIENT, organization=org)
+    token = issue_tokens(user, mfa=False)["access"]
+    header = {
+        "no header": None,
+        "garbage token": "Bearer not-a-jwt",
+        "forged signature": "Bearer "
+        + jwt.encode(decode_access_token(token), "x" * 64, algorithm="HS256"),
+        "expired token": "Bearer " + _expired_token(user),
+        "revoked token": "Bearer " + token,
+    }[case]
+    if case == "revoked token":
+        token_services.logout_all(request=None, user=user)
+    path = "/api/users" if door == "api" else "/api/door/x"
+    client = APIClient()
+    response = (
+        client.get(path)
+        if header is None
+        else client.get(path, HTTP_AUTHORIZATION=header)
+    )
+    assert response.status_code == 401, case
+    assert response.json()["error"]["code"] == code, case
+    assert response["WWW-Authenticate"] == challenge, case
