@@ -47,6 +47,7 @@ class ServiceListView(_ServiceView):
         self._with_health(page)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
+    @extend_schema(responses={201: ServiceSerializer})
     def post(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
