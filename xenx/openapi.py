@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 _METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch"})
 ERROR_RESPONSE = {
     "description": 'Any other status: the one error body (README "Conventions"), e.g. '
@@ -20,7 +22,7 @@ def error_responses(result, generator, request, public):
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
             if method in _METHODS:
-                operation.setdefault("responses", {}).setdefault(
-                    "default", ERROR_RESPONSE
-                )
+                responses = operation.setdefault("responses", {})
+                if "default" not in responses:
+                    responses["default"] = copy.deepcopy(ERROR_RESPONSE)
     return result
