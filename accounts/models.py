@@ -164,3 +164,29 @@ class UserSession(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} session {self.pk} of {self.user_id}"
+
+
+class RevokedToken(models.Model):
+    """What logout and ending a session stop, kept in the database until every token
+    it stops has expired: one access token (``jti``) or a session's refresh family
+    (``fam``). The shared cache's ``jti:`` / ``fam:`` records are the copy the hot path
+    reads; when the cache comes back empty they are rebuilt from here
+    (``accounts.revocation``), so a logout survives a Redis restart."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "jti", "Access token"
+        FAMILY = "fam", "Session (refresh family)"
+
+    kind = models.CharField(max_length=3, choices=Kind.choices)
+    value = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind", "value"], name="accounts_revokedtoken_unique"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.kind}:{self.value}"

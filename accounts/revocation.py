@@ -7,7 +7,12 @@ Three kinds of records, fetched together with one ``get_many``:
   the post_save signal (``accounts.signals``), and this module after its own queryset
   updates;
 - ``ostate:{org_id}`` → (is_active, mfa_required), likewise ``invalidate_org``;
-- ``jti:{jti}`` → present while a single access token is denylisted (logout).
+- ``jti:{jti}`` → present while a single access token is denylisted (logout);
+- ``fam:{family}`` → present while a session's tokens are refused (session ended);
+- ``denials:loaded`` → present once the two kinds above were loaded from the database
+  (``RevokedToken``, their durable copy). A cache that comes back empty (a restart, a
+  flush) lacks it: the first reader then rebuilds every unexpired denial from the
+  database before answering, so a logout survives the loss of the cache.
 
 A process may memoise what it read for ``XENX_REVOCATION_MEMO_SECONDS`` (default 0.5 s;
 the contract allows a second); writes made in this process clear the memo at once.
@@ -32,6 +37,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from xenx.errors import ServiceUnavailable
@@ -75,6 +81,9 @@ def _jkey(jti) -> str:
 
 def _fkey(family) -> str:
     return f"fam:{family}"
+
+
+LOADED_KEY = "denials:loaded"
 
 
 def memo_seconds() -> float:
@@ -148,9 +157,10 @@ def fetch_states(
                 raise ServiceUnavailable(
                     "Token revocation state is unavailable."
                 ) from exc
-            # Fail open: the database still knows users and organizations, but not
-            # the logout denylist.
-            return _states_from_db(user_id, org_id)
+            # Fail open: the database knows users, organizations and denials.
+            return _states_from_db(user_id, org_id, jti, family)
+        if LOADED_KEY in wanted and LOADED_KEY not in fetched:
+            fetched = {**fetched, **_reload_denials(wanted)}
         ttl = memo_seconds()
         for key in wanted:
             value = fetched.get(key, _MISSING)
@@ -197,11 +207,60 @@ def _read(keys) -> dict:
     return cache.get_many(keys)
 
 
-def _states_from_db(user_id, org_id):
+def _states_from_db(user_id, org_id, jti, family):
     user_state = _load_user_state(user_id)
     current_org = user_state.org_id if user_state is not None else org_id
     org_state = _load_org_state(current_org) if current_org is not None else None
-    return user_state, org_state, False
+    return user_state, org_state, _denied_in_db(jti, family)
+
+
+def _denied_in_db(jti, family) -> bool:
+    from .models import RevokedToken
+
+    wanted = Q(kind=RevokedToken.Kind.ACCESS, value=str(jti))
+    if family:
+        wanted |= Q(kind=RevokedToken.Kind.FAMILY, value=str(family))
+    return RevokedToken.objects.filter(wanted, expires_at__gt=timezone.now()).exists()
+
+
+def _denial_key(kind: str, value: str) -> str:
+    return _jkey(value) if kind == "jti" else _fkey(value)
+
+
+def _reload_denials(wanted) -> dict:
+    """The cache lost its denials (no ``LOADED_KEY``): write every unexpired one back
+    from the database, then the marker; returns the ``wanted`` records found. Runs once
+    per cache loss (concurrent readers may both run it: it only writes what is true)."""
+    from .models import RevokedToken
+
+    rows = RevokedToken.objects.filter(expires_at__gt=timezone.now()).values_list(
+        "kind", "value"
+    )
+    denials = {_denial_key(kind, value): True for kind, value in rows}
+    if denials:
+        # one timeout for all: a record outliving its tokens refuses nothing
+        cache.set_many(denials, _family_ttl())
+    cache.set(LOADED_KEY, True, None)
+    found = {k: v for k, v in denials.items() if k in wanted}
+    found[LOADED_KEY] = True
+    return found
+
+
+def _persist_denial(kind: str, value: str, expires_at: datetime) -> None:
+    """The durable copy of a denial (and the expired ones dropped)."""
+    from .models import RevokedToken
+
+    now = timezone.now()
+    RevokedToken.objects.filter(expires_at__lte=now).delete()
+    RevokedToken.objects.update_or_create(
+        kind=kind, value=value, defaults={"expires_at": expires_at}
+    )
+
+
+def _family_ttl() -> int:
+    from rest_framework_simplejwt.settings import api_settings
+
+    return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
 
 
 def get_user_state(user_id) -> UserState | None:
@@ -296,7 +355,7 @@ def memo_entry(key: str):
 def state_keys(user_id, jti, org_id, family=None) -> list[str]:
     """The cache keys ``fetch_states`` reads for a token (``family``: its ``fam``
     claim, the session, ended by ``end_family``)."""
-    keys = [_ukey(user_id), _jkey(jti)]
+    keys = [_ukey(user_id), _jkey(jti), LOADED_KEY]
     if org_id is not None:
         keys.append(_okey(org_id))
     if family:
@@ -305,8 +364,10 @@ def state_keys(user_id, jti, org_id, family=None) -> list[str]:
 
 
 def deny_access_token(jti: str, exp: float) -> None:
-    """Denylist one access token until it expires (logout)."""
+    """Denylist one access token until it expires (logout): in the database, then in
+    the shared cache."""
     ttl = max(1, int(exp - time.time()) + 1)
+    _persist_denial("jti", str(jti), datetime.fromtimestamp(exp, UTC))
     _cache_write(cache.set, _jkey(jti), True, ttl)
     _memo.pop(_jkey(jti), None)
 
@@ -314,9 +375,8 @@ def deny_access_token(jti: str, exp: float) -> None:
 def end_family(family: str) -> None:
     """Refuse every access token of a session (refresh family): they carry its id as
     the ``fam`` claim and live at most ACCESS_TOKEN_LIFETIME after the last refresh."""
-    from rest_framework_simplejwt.settings import api_settings
-
-    ttl = int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
+    ttl = _family_ttl()
+    _persist_denial("fam", str(family), timezone.now() + timedelta(seconds=ttl))
     _cache_write(cache.set, _fkey(family), True, ttl)
     _memo.pop(_fkey(family), None)
 

@@ -1,0 +1,126 @@
+"""Logout and ended sessions survive the loss of the shared cache (a Redis restart or
+flush): their denials are kept in the database (``RevokedToken``) and the first reader
+of an empty cache writes them back before answering (``accounts.revocation``). Checked
+on both token doors, for each kind of denial, with the cache lost before or after the
+first call."""
+
+import datetime as dt
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from accounts import revocation, sessions
+from accounts.models import RevokedToken, UserSession
+from tests.conftest import DEFAULT_PASSWORD, assert_error
+from xenx.roles import Role
+
+pytestmark = pytest.mark.django_db
+
+
+def _login(user, agent="Phone/1.0"):
+    response = APIClient().post(
+        "/api/auth/login",
+        {"email": user.email, "password": DEFAULT_PASSWORD},
+        format="json",
+        HTTP_USER_AGENT=agent,
+    )
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _bearer(token):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return client
+
+
+def _lose_the_cache():
+    """What a Redis restart without persistence leaves: nothing, on every node."""
+    cache.clear()
+    revocation.clear_memo()
+
+
+def _logout(user, tokens):
+    response = _bearer(tokens["access"]).post(
+        "/api/auth/logout", {"refresh": tokens["refresh"]}, format="json"
+    )
+    assert response.status_code == 204, response.content
+
+
+def _end_session(user, tokens):
+    victim = UserSession.objects.get(user=user, login_user_agent="Laptop/2.0")
+    sessions.session_end(session=victim, actor=user)
+
+
+DENIALS = {"logout": _logout, "session ended": _end_session}
+
+
+@pytest.mark.parametrize("denial", DENIALS)
+@pytest.mark.parametrize("door", ["api", "gateway"])
+def test_a_denial_survives_the_loss_of_the_cache(
+    denial, door, make_user, gateway_service
+):
+    user = make_user(Role.CLIENT)
+    keep = _login(user, "Phone/1.0")
+    victim = _login(user, "Laptop/2.0")
+    DENIALS[denial](user, victim)
+    path = "/api/auth/me" if door == "api" else gateway_service
+    assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
+
+    _lose_the_cache()
+    assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
+    # the rebuild denied nothing else, and it happened once
+    assert cache.get(revocation.LOADED_KEY) is True
+    assert _bearer(keep["access"]).get(path).status_code == 200
+    _lose_the_cache()
+    assert _bearer(keep["access"]).get(path).status_code == 200
+    assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
+
+
+def test_the_rebuild_runs_once_per_loss(make_user):
+    user = make_user(Role.CLIENT)
+    tokens = _login(user)
+    assert _bearer(tokens["access"]).get("/api/auth/me").status_code == 200
+    _lose_the_cache()
+    revocation.fetch_states(user.pk, None, "no-such-jti")  # rebuilds
+    revocation.clear_memo()  # another process: its memo is empty, the cache is not
+    with CaptureQueriesContext(connection) as queries:
+        revocation.fetch_states(user.pk, None, "no-such-jti")
+    assert not [q for q in queries if "revokedtoken" in q["sql"]]
+
+
+def test_expired_denials_are_neither_rebuilt_nor_kept(make_user):
+    past = timezone.now() - dt.timedelta(seconds=1)
+    RevokedToken.objects.create(kind="jti", value="old", expires_at=past)
+    RevokedToken.objects.create(kind="fam", value="oldfam", expires_at=past)
+    _lose_the_cache()
+    user = make_user(Role.CLIENT)
+    revocation.fetch_states(user.pk, None, "old", "oldfam")
+    assert cache.get("jti:old") is None and cache.get("fam:oldfam") is None
+    # the next denial written drops the expired rows
+    revocation.deny_access_token(
+        "new", (timezone.now() + dt.timedelta(minutes=5)).timestamp()
+    )
+    assert sorted(RevokedToken.objects.values_list("value", flat=True)) == ["new"]
+
+
+def test_fail_open_without_the_cache_still_honours_a_logout(
+    make_user, settings, monkeypatch
+):
+    """XENX_FAIL_OPEN_WITHOUT_CACHE: with the cache down the database decides, and it
+    knows the logout too."""
+    user = make_user(Role.CLIENT)
+    tokens = _login(user)
+    _logout(user, tokens)
+    settings.XENX_FAIL_OPEN_WITHOUT_CACHE = True
+    revocation.clear_memo()
+
+    def down(keys):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(revocation, "_read", down)
+    assert_error(_bearer(tokens["access"]).get("/api/auth/me"), 401, "token_revoked")
