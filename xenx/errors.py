@@ -158,18 +158,18 @@ def error_response(
     if status == 401 and "WWW-Authenticate" not in response:
         # RFC 9110 11.6.1: every 401 carries a challenge; RFC 6750 3.1 names a token
         # that was presented and refused (bad signature, expired, revoked).
-        response["WWW-Authenticate"] = _REFUSED_TOKEN_CHALLENGE.get(
-            body["error"]["code"], BEARER_CHALLENGE
+        refused = body["error"]["code"] in _REFUSED_TOKEN_CODES
+        response["WWW-Authenticate"] = (
+            f'{BEARER_CHALLENGE}, error="invalid_token"'
+            if refused
+            else BEARER_CHALLENGE
         )
     response.xenx_error = True
     return response
 
 
 BEARER_CHALLENGE = 'Bearer realm="api"'
-_REFUSED_TOKEN_CHALLENGE = {
-    code: 'Bearer realm="api", error="invalid_token"'
-    for code in ("invalid_token", "token_revoked")
-}
+_REFUSED_TOKEN_CODES = frozenset({"invalid_token", "token_revoked"})
 
 
 def api_error_response(request, exc: ApiError) -> JsonResponse:

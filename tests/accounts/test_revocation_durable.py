@@ -15,21 +15,22 @@ from rest_framework.test import APIClient
 
 from accounts import revocation, sessions
 from accounts.models import RevokedToken, UserSession
-from tests.conftest import DEFAULT_PASSWORD, assert_error
+from tests.conftest import assert_error
 from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 
 
-def _login(user, agent="Phone/1.0"):
-    response = APIClient().post(
-        "/api/auth/login",
-        {"email": user.email, "password": DEFAULT_PASSWORD},
-        format="json",
-        HTTP_USER_AGENT=agent,
-    )
-    assert response.status_code == 200, response.content
-    return response.json()
+@pytest.fixture
+def signed_in(login):
+    """signed_in(user, agent) → the tokens of a password login (one session each)."""
+
+    def tokens(user, agent="Phone/1.0"):
+        response = login(user.email, HTTP_USER_AGENT=agent)
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    return tokens
 
 
 def _bearer(token):
@@ -62,18 +63,18 @@ DENIALS = {"logout": _logout, "session ended": _end_session}
 @pytest.mark.parametrize("denial", DENIALS)
 @pytest.mark.parametrize("door", ["api", "gateway"])
 def test_a_denial_survives_the_loss_of_the_cache(
-    denial, door, make_user, gateway_service
+    denial, door, make_user, gateway_service, signed_in
 ):
     user = make_user(Role.CLIENT)
-    keep = _login(user, "Phone/1.0")
-    victim = _login(user, "Laptop/2.0")
+    keep = signed_in(user, "Phone/1.0")
+    victim = signed_in(user, "Laptop/2.0")
     DENIALS[denial](user, victim)
     path = "/api/auth/me" if door == "api" else gateway_service
     assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
 
     _lose_the_cache()
     assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
-    # the rebuild denied nothing else, and it happened once
+    # the marker is back, and the rebuild denied nothing else
     assert cache.get(revocation.LOADED_KEY) is True
     assert _bearer(keep["access"]).get(path).status_code == 200
     _lose_the_cache()
@@ -81,9 +82,9 @@ def test_a_denial_survives_the_loss_of_the_cache(
     assert_error(_bearer(victim["access"]).get(path), 401, "token_revoked")
 
 
-def test_the_rebuild_runs_once_per_loss(make_user):
+def test_the_rebuild_runs_once_per_loss(make_user, signed_in):
     user = make_user(Role.CLIENT)
-    tokens = _login(user)
+    tokens = signed_in(user)
     assert _bearer(tokens["access"]).get("/api/auth/me").status_code == 200
     _lose_the_cache()
     revocation.fetch_states(user.pk, None, "no-such-jti")  # rebuilds
@@ -109,12 +110,12 @@ def test_expired_denials_are_neither_rebuilt_nor_kept(make_user):
 
 
 def test_fail_open_without_the_cache_still_honours_a_logout(
-    make_user, settings, monkeypatch
+    make_user, settings, monkeypatch, signed_in
 ):
     """XENX_FAIL_OPEN_WITHOUT_CACHE: with the cache down the database decides, and it
     knows the logout too."""
     user = make_user(Role.CLIENT)
-    tokens = _login(user)
+    tokens = signed_in(user)
     _logout(user, tokens)
     settings.XENX_FAIL_OPEN_WITHOUT_CACHE = True
     revocation.clear_memo()
