@@ -368,8 +368,7 @@ def deny_access_token(jti: str, exp: float) -> None:
     the shared cache."""
     ttl = max(1, int(exp - time.time()) + 1)
     _persist_denial("jti", str(jti), datetime.fromtimestamp(exp, UTC))
-    _cache_write(cache.set, _jkey(jti), True, ttl)
-    _memo.pop(_jkey(jti), None)
+    _write_denial(_jkey(jti), ttl)
 
 
 def end_family(family: str) -> None:
@@ -377,8 +376,26 @@ def end_family(family: str) -> None:
     the ``fam`` claim and live at most ACCESS_TOKEN_LIFETIME after the last refresh."""
     ttl = _family_ttl()
     _persist_denial("fam", str(family), timezone.now() + timedelta(seconds=ttl))
-    _cache_write(cache.set, _fkey(family), True, ttl)
-    _memo.pop(_fkey(family), None)
+    _write_denial(_fkey(family), ttl)
+
+
+def _write_denial(key: str, ttl: int) -> None:
+    """A denial into the cache now and, inside a transaction, once more when it
+    commits: a cache emptied in between (a restart, a flush) would otherwise lose it,
+    because the rebuild that follows reads committed rows only."""
+    _cache_write(cache.set, key, True, ttl)
+    _memo.pop(key, None)
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(lambda: _rewrite_denial(key, ttl))
+
+
+def _rewrite_denial(key: str, ttl: int) -> None:
+    # The first write succeeded: if the cache is unreachable now, the marker's rebuild
+    # will find the committed row when it is back.
+    try:
+        cache.set(key, True, ttl)
+    except Exception:  # noqa: BLE001 - any cache failure; see above
+        logger.warning("denial not rewritten after commit: cache unavailable")
 
 
 def is_denied(jti: str) -> bool:

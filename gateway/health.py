@@ -24,7 +24,7 @@ import time
 from django.conf import settings
 from django.core.cache import caches
 from django.core.signals import request_started
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, close_old_connections
 
 from . import state
 from .checks import check_all
@@ -75,6 +75,9 @@ def _loop(interval: int) -> None:
     verdicts: dict[str, bool] = {}
     while True:
         time.sleep(interval)
+        # As around a request: this thread's database connection is kept between rounds
+        # for DB_CONN_MAX_AGE, and dropped when it broke or grew too old.
+        close_old_connections()
         try:
             results = probe_round(interval)
         except (*state.CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
@@ -84,7 +87,7 @@ def _loop(interval: int) -> None:
             logger.exception("health checks failed this round")
             continue
         finally:
-            connections.close_all()  # this thread's connections only
+            close_old_connections()
         for service, url, ok, detail in results:
             if verdicts.get(url) != ok:
                 logger.log(

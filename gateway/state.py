@@ -126,37 +126,61 @@ def pipeline(commands: tuple) -> list:
     that failed mid-way is dropped, never reused with replies pending; one that Redis
     closed while idle (a restart, its idle timeout) is replaced and the commands sent
     once more on a new one: the closed socket never delivered them. One that closed
-    after a reply had them (an INCR already counted): never sent again."""
+    after any byte of a reply came back (an INCR already counted): never sent again.
+    Only an error that says Redis cannot serve (``xenx.cache.is_outage``) starts the
+    process's fail-fast window; an error reply about one key fails this call alone."""
     if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     packed = _packed.get(commands)
     for attempt in (1, 2):
-        reused = False
+        conn, reused, held = None, False, 0
         replies: list = []
         try:
             conn, reused = _thread_connection(fresh=attempt == 2)
+            if reused:
+                held = _bytes_received(conn)
             if packed is None:  # the same commands recur (per service, user, window)
                 if len(_packed) >= _PACKED_MAX:
                     _packed.clear()
                 packed = _packed[commands] = b"".join(conn.pack_commands(commands))
             conn.send_packed_command((packed,), check_health=False)
-            for _ in commands:
-                replies.append(conn.read_response())
+            for _ in commands:  # left connected on an error: its parser is read below
+                replies.append(conn.read_response(disconnect_on_error=False))
             return replies
         except BaseException as exc:
-            _drop_thread_connection()
-            if (
+            resend = (
                 attempt == 1
                 and reused
                 and not replies
                 and isinstance(exc, _CLOSED_ERRORS)
                 and not _timed_out(exc)
-            ):
+                and held >= 0
+                and _bytes_received(conn) == held  # not a byte of a reply came back
+            )
+            _drop_thread_connection()
+            if resend:
                 continue
-            if isinstance(exc, CACHE_ERRORS):
+            if xenx_cache.is_outage(exc):
                 xenx_cache.record_outage()
             raise
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _bytes_received(conn) -> int:
+    """How much the connection's reply parser holds: hiredis's reader keeps what it was
+    fed until it has consumed 1 KiB, and redis-py's Python parser empties its buffer
+    after each complete reply, so a partly received reply (an INCR's is at most 22
+    bytes) always shows as more. -1 when it cannot be told (then no resend)."""
+    parser = conn._parser
+    reader = getattr(parser, "_reader", None)
+    if reader is not None:  # hiredis
+        return reader.len()
+    buffer = getattr(parser, "_buffer", None)
+    if buffer is not None and hasattr(
+        buffer, "unread_bytes"
+    ):  # redis-py's SocketBuffer
+        return buffer.get_pos() + buffer.unread_bytes()
+    return -1
 
 
 def key(name: str) -> str:

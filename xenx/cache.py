@@ -4,10 +4,13 @@ Without it, every cache operation of every request waits out its own socket time
 while Redis is unreachable: a proxied call touches the cache up to three times (registry
 version, revocation state, rate-limit round trip), one of them under the registry's
 lock, so calls took 3 to 7 s to answer 503 under load (measured by ``bench/faults``).
-After a connection failure or timeout this process skips Redis for
+After a connection failure or timeout, or an error reply that says Redis as a whole
+cannot serve (``is_outage``), this process skips Redis for
 ``XENX_CACHE_FAIL_FAST_SECONDS`` (default 1 s): operations raise ``ConnectionInterrupted``
 at once, which every caller already answers with 503 (fail closed). The first operation
 after that window tries Redis again, so a recovered Redis is used within about a second.
+An error reply about one command or key (``WRONGTYPE``, ``ERR …``) fails that operation
+only (503 all the same): it says nothing about the next call's keys.
 """
 
 from __future__ import annotations
@@ -19,10 +22,29 @@ import time
 from django.conf import settings
 from django_redis.client import DefaultClient
 from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import (
+    ClusterDownError,
+    InvalidResponse,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+# LOADING (BusyLoadingError), NOAUTH and WRONGPASS (AuthenticationError) and "max number
+# of clients reached" are ConnectionErrors in redis-py.
 _NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, socket.timeout, OSError)
+# Error replies about the server's state (redis-py's classes, and the codes it leaves
+# as a plain ResponseError), and replies that are not RESP at all; any other error reply
+# (WRONGTYPE, ERR …) is about one command or key.
+_SERVER_ERRORS = (
+    OutOfMemoryError, ReadOnlyError, NoPermissionError, ClusterDownError, TryAgainError,
+    InvalidResponse,
+)  # fmt: skip
+_SERVER_ERROR_CODES = ("MISCONF", "BUSY", "NOREPLICAS", "MASTERDOWN", "CLUSTERDOWN")
 _down_until = 0.0  # monotonic time until which this process does not try Redis
 
 
@@ -35,6 +57,16 @@ def reset() -> None:
 def failing_fast() -> bool:
     """True while this process skips Redis after a recorded outage."""
     return bool(_down_until) and time.monotonic() < _down_until
+
+
+def is_outage(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (raised by redis-py) means Redis cannot serve this process now:
+    the network failed, or the server answered with an error about its own state."""
+    if isinstance(exc, _NETWORK_ERRORS + _SERVER_ERRORS):
+        return True
+    if isinstance(exc, ResponseError):
+        return str(exc).split(" ", 1)[0] in _SERVER_ERROR_CODES
+    return False
 
 
 def record_outage() -> None:
@@ -56,7 +88,7 @@ def _guarded(method):
         try:
             return method(self, *args, **kwargs)
         except ConnectionInterrupted as exc:
-            if isinstance(exc.__cause__, _NETWORK_ERRORS):
+            if is_outage(exc.__cause__):
                 record_outage()
             raise
         except _NETWORK_ERRORS:

@@ -5,10 +5,11 @@ on both token doors, for each kind of denial, with the cache lost before or afte
 first call."""
 
 import datetime as dt
+import time
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -125,3 +126,38 @@ def test_fail_open_without_the_cache_still_honours_a_logout(
 
     monkeypatch.setattr(revocation, "_read", down)
     assert_error(_bearer(tokens["access"]).get("/api/auth/me"), 401, "token_revoked")
+
+
+@pytest.mark.parametrize(
+    "deny, key",
+    [
+        (lambda: revocation.deny_access_token("j-1", time.time() + 600), "jti:j-1"),
+        (lambda: revocation.end_family("fam-1"), "fam:fam-1"),
+    ],
+    ids=["logout", "session ended"],
+)
+def test_a_denial_lost_before_its_transaction_commits_is_written_again(
+    django_capture_on_commit_callbacks, deny, key
+):
+    """A cache emptied between the denial's write and its commit, and rebuilt meanwhile
+    by another reader from the rows committed then (without this one): the commit
+    writes the denial once more."""
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        deny()
+        _lose_the_cache()
+        cache.set(revocation.LOADED_KEY, True, None)  # the other reader's rebuild
+        assert cache.get(key) is None
+    assert cache.get(key) is True
+
+
+def test_a_cache_down_at_commit_does_not_fail_the_committed_denial(
+    django_capture_on_commit_callbacks, monkeypatch
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        revocation.deny_access_token("j-2", time.time() + 600)
+        monkeypatch.setattr(cache, "set", _unreachable)
+    assert RevokedToken.objects.filter(value="j-2").exists()
+
+
+def _unreachable(*args, **kwargs):
+    raise ConnectionError("cache unreachable")

@@ -5,15 +5,18 @@ interval probes each instance; the thread starts only in serving processes."""
 import os
 import subprocess
 import sys
+import threading
 import time
 from io import StringIO
+from unittest import mock
 
 import pytest
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 
-from gateway import health, state
+from gateway import checks, health, state
+from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 from tests.xenx.servers import ROOT
 from xenx.roles import Role
@@ -178,6 +181,8 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
 
     monkeypatch.setattr(health.time, "sleep", sleep)
     monkeypatch.setattr(health, "probe_round", probe_round)
+    # this test's thread is no prober: its database connection is the test's own
+    monkeypatch.setattr(health, "close_old_connections", lambda: None)
     with caplog.at_level("INFO", logger="xenx.gateway.health"), pytest.raises(Stop):
         health._loop(3)
     assert sleeps == [3] * 5
@@ -187,3 +192,78 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
         ("INFO", "instance healthy"),  # logged on change only
         ("WARNING", "instance UNHEALTHY"),
     ]
+
+
+def test_parallel_checks_reuse_the_process_threads_and_one_runs_inline(monkeypatch):
+    """The prober does not start new threads every round: checks made in parallel run
+    on the process's kept pool, and a lone check on the prober's own thread."""
+    ran_on = []
+
+    def check_instance(instance, service, *, down_seconds):
+        ran_on.append(threading.current_thread())
+        time.sleep(0.01)  # overlap, so that the pool runs both at once
+        return True, "HTTP 200"
+
+    class Instance:
+        enabled, url = True, "http://a"
+
+    class FakeService:
+        name = "billing"
+
+        def __init__(self, n):
+            self.instances = mock.Mock(all=lambda: [Instance()] * n)
+
+    def services(n):
+        return mock.Mock(
+            filter=lambda **kw: mock.Mock(prefetch_related=lambda *a: [FakeService(n)])
+        )
+
+    monkeypatch.setattr(checks, "check_instance", check_instance)
+    monkeypatch.setattr(checks.Service, "objects", services(2))
+    for _ in range(3):
+        assert len(checks.check_all(down_seconds=30)) == 2
+    assert len(set(ran_on)) <= checks.MAX_PARALLEL_CHECKS
+    assert len(set(ran_on)) <= 2  # the same (at most) two threads, three rounds
+    assert all(t.name.startswith("xenx-health-check") for t in ran_on)
+
+    ran_on.clear()
+    monkeypatch.setattr(checks.Service, "objects", services(1))
+    assert len(checks.check_all(down_seconds=30)) == 1
+    assert ran_on == [threading.current_thread()]
+
+
+def test_the_prober_keeps_its_database_connection_between_rounds(
+    transactional_db, monkeypatch
+):
+    """As a request thread does (DB_CONN_MAX_AGE): not a new connection every round."""
+
+    class Stop(Exception):
+        pass
+
+    rounds, used = [], []
+
+    def sleep(seconds):
+        if len(rounds) >= 3:
+            raise Stop
+
+    def probe_round(interval):
+        rounds.append(interval)
+        assert Service.objects.count() == 0  # a query on this thread's connection
+        used.append(connection.connection)
+        return []
+
+    def run():
+        try:
+            health._loop(10)
+        except Stop:
+            pass
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(health.time, "sleep", sleep)
+    monkeypatch.setattr(health, "probe_round", probe_round)
+    prober = threading.Thread(target=run)
+    prober.start()
+    prober.join(10)
+    assert len(used) == 3
+    assert used[0] is used[1] is used[2]

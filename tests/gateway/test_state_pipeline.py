@@ -3,7 +3,8 @@ connection per thread (and per process after a fork), timeouts kept by the kerne
 plain TCP, a Redis that stops answering is a timeout (never sent again, the fail-fast
 window starts), and the one transparent resend is kept for a connection Redis closed
 while idle (tests/gateway/test_redis_reconnect.py), never for one that had the
-commands."""
+commands (nor part of a reply); an error reply about one key fails that call only, one
+about the server starts the fail-fast window."""
 
 import contextlib
 import functools
@@ -317,12 +318,14 @@ def test_fresh_connection_closed_mid_reply_is_not_retried(
 
 
 @PARSERS
+@pytest.mark.parametrize("reply", [b":1\r\n", b":2"], ids=["one-reply", "partial"])
 def test_reused_connection_closed_after_a_reply_is_not_retried(
-    fake_redis, raw_to, parser
+    fake_redis, raw_to, parser, reply
 ):
-    # Redis answered INCR and closed (killed, restarted, an output buffer limit): the
-    # commands were delivered and INCR counted, so sending them again counts it twice.
-    fake = fake_redis([ANSWER, (b":1\r\n", True)])
+    # Redis answered INCR, or began to, and closed (killed, restarted, an output buffer
+    # limit): the commands were delivered and INCR counted, so sending them again
+    # counts it twice. A partial reply shows in the parser's buffer.
+    fake = fake_redis([ANSWER, (reply, True)])
     raw_to(fake, parser=parser)
     assert state.pipeline(TWO) == [1, 1]
     timed_failure()
@@ -400,3 +403,49 @@ def test_forked_child_makes_its_own_connection(fake_redis, raw_to):
     assert fake.connections == 2
     assert fake.peers == [parent_port, int(port)]
     assert [len(calls) for calls in fake.calls] == [2, 1]
+
+
+# --- error replies: about one key, this call fails; about the server, fail fast ------
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"-WRONGTYPE Operation against a key holding the wrong kind of value\r\n",
+        b"-ERR value is not an integer or out of range\r\n",
+    ],
+    ids=["WRONGTYPE", "ERR"],
+)
+def test_an_error_reply_about_one_key_fails_that_call_only(fake_redis, raw_to, reply):
+    fake = fake_redis([(reply + b":1\r\n", False)])
+    raw_to(fake)
+    error, _ = timed_failure()
+    assert isinstance(error, redis.ResponseError)
+    assert not xenx_cache.failing_fast()
+    assert state.pipeline(TWO) == [1, 1]  # the next call tries Redis
+    assert fake.connections == 2  # the first one was dropped with a reply pending
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n",
+        b"-READONLY You can't write against a read only replica.\r\n",
+        b"-LOADING Redis is loading the dataset in memory\r\n",
+        b"-MISCONF Redis is configured to save RDB snapshots, but it's currently"
+        b" unable to persist to disk.\r\n",
+        b"-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set"
+        b" to 'no'.\r\n",
+        b"-NOPERM this user has no permissions to run the 'incr' command\r\n",
+        b"!!! not RESP\r\n",
+    ],
+    ids=["OOM", "READONLY", "LOADING", "MISCONF", "MASTERDOWN", "NOPERM", "not-RESP"],
+)
+def test_an_error_reply_about_the_server_fails_fast(fake_redis, raw_to, reply):
+    fake = fake_redis([(reply + b":1\r\n", False)])
+    raw_to(fake)
+    timed_failure()
+    assert xenx_cache.failing_fast()
+    with pytest.raises(ConnectionError, match="failing fast"):
+        state.pipeline(TWO)
+    assert fake.connections == 1 and len(fake.calls[0]) == 1

@@ -1,12 +1,15 @@
 """xenx.cache.FailFastClient: during a Redis outage each process waits out one socket
 timeout, not one per cache operation (bench/faults measured 3-7 s per call without).
 django-redis re-raises the cause of its ConnectionInterrupted: callers see redis-py's
-ConnectionError, as for any other outage."""
+ConnectionError, as for any other outage. Which error replies count as an outage is
+decided once (``xenx.cache.is_outage``), for this door and the gateway's pipeline."""
 
 import socket
 
 import pytest
 from django_redis.cache import RedisCache
+from django_redis.exceptions import ConnectionInterrupted
+from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from xenx import cache as xenx_cache
@@ -57,3 +60,49 @@ def test_redis_is_tried_again_once_the_window_is_over(dead_redis, settings):
         with pytest.raises(RedisConnectionError) as info:
             dead_redis.get("k")
         assert "failing fast" not in str(info.value)  # a real attempt each time
+
+
+SERVER_ERRORS = [
+    "OOM command not allowed when used memory > 'maxmemory'.",
+    "READONLY You can't write against a read only replica.",
+    "LOADING Redis is loading the dataset in memory",
+    "MISCONF Redis is configured to save RDB snapshots",
+    "MASTERDOWN Link with MASTER is down",
+    "NOPERM this user has no permissions to run the 'incr' command",
+    "NOAUTH Authentication required.",
+    "BUSY Redis is busy running a script.",
+    "CLUSTERDOWN The cluster is down",
+    "TRYAGAIN Multiple keys request during rehashing of slot",
+    "ERR max number of clients reached",
+]
+COMMAND_ERRORS = [
+    "WRONGTYPE Operation against a key holding the wrong kind of value",
+    "ERR value is not an integer or out of range",
+    "ERR increment or decrement would overflow",
+    "ERR syntax error",
+    "EXECABORT Transaction discarded because of previous errors.",
+    "NOSCRIPT No matching script.",
+]
+
+
+@pytest.mark.parametrize("reply", SERVER_ERRORS + COMMAND_ERRORS)
+def test_an_error_reply_is_an_outage_only_when_it_is_about_the_server(reply):
+    # the exception redis-py raises for that reply (both parsers use parse_error)
+    error = BaseParser.parse_error(reply)
+    assert xenx_cache.is_outage(error) is (reply in SERVER_ERRORS)
+
+
+@pytest.mark.parametrize("reply", [SERVER_ERRORS[0], COMMAND_ERRORS[0]])
+def test_the_django_redis_door_classifies_alike(reply, settings):
+    settings.XENX_CACHE_FAIL_FAST_SECONDS = 60
+
+    def operation(self):
+        raise ConnectionInterrupted(connection=None) from BaseParser.parse_error(reply)
+
+    xenx_cache.reset()
+    try:
+        with pytest.raises(ConnectionInterrupted):
+            xenx_cache._guarded(operation)(None)
+        assert xenx_cache.failing_fast() is (reply in SERVER_ERRORS)
+    finally:
+        xenx_cache.reset()
