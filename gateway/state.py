@@ -133,7 +133,7 @@ def pipeline(commands: tuple) -> list:
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     packed = _packed.get(commands)
     for attempt in (1, 2):
-        conn, reused, held = None, False, 0
+        conn, reused, held, sent = None, False, 0, False
         replies: list = []
         try:
             conn, reused = _thread_connection(fresh=attempt == 2)
@@ -144,6 +144,7 @@ def pipeline(commands: tuple) -> list:
                     _packed.clear()
                 packed = _packed[commands] = b"".join(conn.pack_commands(commands))
             conn.send_packed_command((packed,), check_health=False)
+            sent = True
             for _ in commands:  # left connected on an error: its parser is read below
                 replies.append(conn.read_response(disconnect_on_error=False))
             return replies
@@ -154,8 +155,8 @@ def pipeline(commands: tuple) -> list:
                 and not replies
                 and isinstance(exc, _CLOSED_ERRORS)
                 and not _timed_out(exc)
-                and held >= 0
-                and _bytes_received(conn) == held  # not a byte of a reply came back
+                # the write failed (a reset it found), or not a byte of a reply came back
+                and (not sent or (held >= 0 and _bytes_received(conn) == held))
             )
             _drop_thread_connection()
             if resend:

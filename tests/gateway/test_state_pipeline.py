@@ -24,13 +24,14 @@ from xenx import cache as xenx_cache
 
 HANG = None  # a step that never answers (the connection is held open)
 ANSWER = "answer"  # ``:1`` to every command of the pipeline
+RESET = "reset"  # as ``close``: the connection reset (RST), not closed (FIN)
 
 
 class FakeRedis:
     """A RESP server: one list of steps per accepted connection (then ``ANSWER``
     forever), a step per pipeline (the commands that arrived together): ``ANSWER``,
     ``HANG``, or ``(bytes, close)``: those bytes, then the connection closed when
-    ``close``. ``calls[i]`` lists the pipelines connection ``i`` received, each a list
+    ``close`` (reset when it is ``RESET``). ``calls[i]`` lists the pipelines connection ``i`` received, each a list
     of commands (lists of bytes)."""
 
     def __init__(self, *script):
@@ -88,6 +89,10 @@ class FakeRedis:
                     continue
                 reply, close = step
                 conn.sendall(reply)
+                if close == RESET:  # closed with a reset, not a FIN
+                    conn.setsockopt(
+                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                    )
                 if close:
                     return
 
@@ -341,6 +346,21 @@ def test_reused_connection_closed_while_idle_is_sent_again_once(
     raw_to(fake, parser=parser)
     assert state.pipeline(TWO) == [1, 1]
     time.sleep(0.05)  # the FIN reaches the client's socket
+    assert state.pipeline(TWO) == [1, 1]
+    assert fake.connections == 2
+    assert [len(calls) for calls in fake.calls] == [1, 1]
+    assert not xenx_cache.failing_fast()
+
+
+@PARSERS
+def test_reused_connection_reset_while_idle_is_sent_again_once(
+    fake_redis, raw_to, parser
+):
+    # The reset arrived before the next write: the write fails, nothing was delivered.
+    fake = fake_redis([(b":1\r\n:1\r\n", RESET)])
+    raw_to(fake, parser=parser)
+    assert state.pipeline(TWO) == [1, 1]
+    time.sleep(0.05)  # the RST reaches the client's socket
     assert state.pipeline(TWO) == [1, 1]
     assert fake.connections == 2
     assert [len(calls) for calls in fake.calls] == [1, 1]
