@@ -390,12 +390,15 @@ def _write_denial(key: str, ttl: int) -> None:
 
 
 def _rewrite_denial(key: str, ttl: int) -> None:
-    # The first write succeeded: if the cache is unreachable now, the marker's rebuild
-    # will find the committed row when it is back.
+    _memo.pop(key, None)
     try:
         cache.set(key, True, ttl)
-    except Exception:  # noqa: BLE001 - any cache failure; see above
-        logger.warning("denial not rewritten after commit: cache unavailable")
+    except Exception:  # noqa: BLE001 - any cache failure: the commit stands
+        # Make the next reader rebuild every denial from the committed rows (this one
+        # included); if even that fails, a cache that comes back empty rebuilds anyway.
+        logger.error("denial not rewritten after commit", exc_info=True)
+        with contextlib.suppress(Exception):
+            cache.delete(LOADED_KEY)
 
 
 def is_denied(jti: str) -> bool:

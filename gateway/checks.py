@@ -5,8 +5,6 @@ one-off ``check_services`` command."""
 
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import urllib3
@@ -20,19 +18,6 @@ MAX_CHECK_TIMEOUT = 5.0
 MAX_PARALLEL_CHECKS = 16
 
 _managers: dict[str, urllib3.PoolManager] = {}
-_pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): forks make their own
-_pool_lock = threading.Lock()
-
-
-def _checker_pool() -> ThreadPoolExecutor:
-    """The process's threads for checks made in parallel, kept between rounds (its
-    threads start as needed, at most ``MAX_PARALLEL_CHECKS``)."""
-    global _pool
-    with _pool_lock:
-        if _pool is None or _pool[0] != os.getpid():
-            pool = ThreadPoolExecutor(MAX_PARALLEL_CHECKS, "xenx-health-check")
-            _pool = (os.getpid(), pool)
-        return _pool[1]
 
 
 def _http(service) -> urllib3.PoolManager:
@@ -81,8 +66,11 @@ def check_all(*, down_seconds: float, claim=None) -> list[tuple[str, str, bool, 
 
     if len(jobs) == 1:  # no other thread needed
         results = [check(jobs[0])]
-    else:
-        results = list(_checker_pool().map(check, jobs))
+    else:  # threads for this round only: a kept pool only grows (ThreadPoolExecutor)
+        with ThreadPoolExecutor(
+            min(MAX_PARALLEL_CHECKS, len(jobs)), "xenx-health-check"
+        ) as pool:
+            results = list(pool.map(check, jobs))
     return [
         (svc.name, inst.url, ok, detail)
         for (svc, inst), (ok, detail) in zip(jobs, results, strict=True)

@@ -75,10 +75,10 @@ def _loop(interval: int) -> None:
     verdicts: dict[str, bool] = {}
     while True:
         time.sleep(interval)
-        # As around a request: this thread's database connection is kept between rounds
-        # for DB_CONN_MAX_AGE, and dropped when it broke or grew too old.
-        close_old_connections()
         try:
+            # As around a request: this thread's database connection is kept between
+            # rounds for DB_CONN_MAX_AGE, and dropped when it broke or grew too old.
+            close_old_connections()
             results = probe_round(interval)
         except (*state.CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
             logger.warning("health checks skipped: %s", exc)

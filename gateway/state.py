@@ -149,16 +149,19 @@ def pipeline(commands: tuple) -> list:
                 replies.append(conn.read_response(disconnect_on_error=False))
             return replies
         except BaseException as exc:
-            resend = (
-                attempt == 1
-                and reused
-                and not replies
-                and isinstance(exc, _CLOSED_ERRORS)
-                and not _timed_out(exc)
-                # the write failed (a reset it found), or not a byte of a reply came back
-                and (not sent or (held >= 0 and _bytes_received(conn) == held))
-            )
-            _drop_thread_connection()
+            try:
+                resend = (
+                    attempt == 1
+                    and reused
+                    and not replies
+                    and isinstance(exc, _CLOSED_ERRORS)
+                    and not _timed_out(exc)
+                    # the write failed (a reset it found), or not a byte of a reply
+                    # came back
+                    and (not sent or (held >= 0 and _bytes_received(conn) == held))
+                )
+            finally:
+                _drop_thread_connection()
             if resend:
                 continue
             if xenx_cache.is_outage(exc):

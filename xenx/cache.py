@@ -39,7 +39,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 _NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, socket.timeout, OSError)
 # Error replies about the server's state (redis-py's classes, and the codes it leaves
 # as a plain ResponseError), and replies that are not RESP at all; any other error reply
-# (WRONGTYPE, ERR …) is about one command or key.
+# (WRONGTYPE, ERR …) is about one command or key. NOPERM counts as the server's: XenX's
+# keys share one prefix, so an ACL that refuses one refuses them all; TRYAGAIN and
+# CLUSTERDOWN come from a Redis Cluster, which XenX does not address key by key.
 _SERVER_ERRORS = (
     OutOfMemoryError, ReadOnlyError, NoPermissionError, ClusterDownError, TryAgainError,
     InvalidResponse,
@@ -91,8 +93,9 @@ def _guarded(method):
             if is_outage(exc.__cause__):
                 record_outage()
             raise
-        except _NETWORK_ERRORS:
-            record_outage()
+        except Exception as exc:  # what django-redis lets through unwrapped
+            if is_outage(exc):
+                record_outage()
             raise
 
     return wrapper

@@ -20,14 +20,11 @@ logger = logging.getLogger("xenx.errors")
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 try:
     from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from redis.exceptions import RedisError
 
-    CACHE_OUTAGES: tuple[type[BaseException], ...] = (
-        ConnectionInterrupted,
-        RedisConnectionError,
-        RedisTimeoutError,
-    )
+    # Any redis-py error: django-redis wraps some in ConnectionInterrupted and lets the
+    # rest through (a reply that is not RESP; an error reply to ttl, expire, touch…).
+    CACHE_OUTAGES: tuple[type[BaseException], ...] = (ConnectionInterrupted, RedisError)
 except ImportError:  # pragma: no cover - without django-redis there is no Redis
     CACHE_OUTAGES = ()
 

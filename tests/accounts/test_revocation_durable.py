@@ -153,10 +153,20 @@ def test_a_denial_lost_before_its_transaction_commits_is_written_again(
 def test_a_cache_down_at_commit_does_not_fail_the_committed_denial(
     django_capture_on_commit_callbacks, monkeypatch
 ):
-    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+    """The rewrite fails: the commit stands, and the marker goes, so that the next
+    reader rebuilds every denial (this one included) from the database."""
+    with (
+        monkeypatch.context() as patched,  # undone once the commit's callbacks ran
+        django_capture_on_commit_callbacks(execute=True),
+        transaction.atomic(),
+    ):
         revocation.deny_access_token("j-2", time.time() + 600)
-        monkeypatch.setattr(cache, "set", _unreachable)
+        _lose_the_cache()
+        cache.set(revocation.LOADED_KEY, True, None)  # another reader's rebuild
+        patched.setattr(cache, "set", _unreachable)
     assert RevokedToken.objects.filter(value="j-2").exists()
+    assert cache.get(revocation.LOADED_KEY) is None
+    assert revocation.fetch_states(1, None, "j-2")[2] is True  # rebuilt from the row
 
 
 def _unreachable(*args, **kwargs):

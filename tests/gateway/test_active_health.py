@@ -194,9 +194,9 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
     ]
 
 
-def test_parallel_checks_reuse_the_process_threads_and_one_runs_inline(monkeypatch):
-    """The prober does not start new threads every round: checks made in parallel run
-    on the process's kept pool, and a lone check on the prober's own thread."""
+def test_a_lone_check_runs_inline_and_several_in_parallel(monkeypatch):
+    """A lone check runs on the prober's own thread (no pool started for it); several
+    run at once on threads of that round."""
     ran_on = []
 
     def check_instance(instance, service, *, down_seconds):
@@ -220,10 +220,8 @@ def test_parallel_checks_reuse_the_process_threads_and_one_runs_inline(monkeypat
 
     monkeypatch.setattr(checks, "check_instance", check_instance)
     monkeypatch.setattr(checks.Service, "objects", services(2))
-    for _ in range(3):
-        assert len(checks.check_all(down_seconds=30)) == 2
-    assert len(set(ran_on)) <= checks.MAX_PARALLEL_CHECKS
-    assert len(set(ran_on)) <= 2  # the same (at most) two threads, three rounds
+    assert len(checks.check_all(down_seconds=30)) == 2
+    assert len(ran_on) == 2
     assert all(t.name.startswith("xenx-health-check") for t in ran_on)
 
     ran_on.clear()
@@ -236,6 +234,8 @@ def test_the_prober_keeps_its_database_connection_between_rounds(
     transactional_db, monkeypatch
 ):
     """As a request thread does (DB_CONN_MAX_AGE): not a new connection every round."""
+    if connection.vendor == "sqlite" and connection.is_in_memory_db():
+        pytest.skip("an in-memory SQLite connection is never closed: nothing to tell")
 
     class Stop(Exception):
         pass

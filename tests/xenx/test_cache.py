@@ -11,6 +11,7 @@ from django_redis.cache import RedisCache
 from django_redis.exceptions import ConnectionInterrupted
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import InvalidResponse
 
 from xenx import cache as xenx_cache
 
@@ -92,17 +93,37 @@ def test_an_error_reply_is_an_outage_only_when_it_is_about_the_server(reply):
     assert xenx_cache.is_outage(error) is (reply in SERVER_ERRORS)
 
 
-@pytest.mark.parametrize("reply", [SERVER_ERRORS[0], COMMAND_ERRORS[0]])
-def test_the_django_redis_door_classifies_alike(reply, settings):
+def _wrapped(error):  # as django-redis raises what it wraps
+    wrapper = ConnectionInterrupted(connection=None)
+    wrapper.__cause__ = error
+    return wrapper
+
+
+@pytest.mark.parametrize(
+    "wrap", [_wrapped, lambda error: error], ids=["wrapped", "raw"]
+)
+@pytest.mark.parametrize(
+    "error, outage",
+    [
+        (BaseParser.parse_error(SERVER_ERRORS[0]), True),
+        (BaseParser.parse_error(COMMAND_ERRORS[0]), False),
+        (InvalidResponse("Protocol Error: '!'"), True),
+    ],
+    ids=["OOM", "WRONGTYPE", "not-RESP"],
+)
+def test_the_django_redis_door_classifies_alike(wrap, error, outage, settings):
+    """django-redis wraps some errors in ConnectionInterrupted and lets others through
+    (a reply that is not RESP; any error of ttl, expire, touch, persist)."""
     settings.XENX_CACHE_FAIL_FAST_SECONDS = 60
+    raised = wrap(error)
 
     def operation(self):
-        raise ConnectionInterrupted(connection=None) from BaseParser.parse_error(reply)
+        raise raised
 
     xenx_cache.reset()
     try:
-        with pytest.raises(ConnectionInterrupted):
+        with pytest.raises(type(raised)):
             xenx_cache._guarded(operation)(None)
-        assert xenx_cache.failing_fast() is (reply in SERVER_ERRORS)
+        assert xenx_cache.failing_fast() is outage
     finally:
         xenx_cache.reset()

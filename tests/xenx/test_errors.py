@@ -126,8 +126,28 @@ def _cache_timeout():
     return RedisTimeoutError("Timeout reading from socket")
 
 
+def _cache_garbled():  # not RESP: django-redis lets it through unwrapped
+    from redis.exceptions import InvalidResponse
+
+    return InvalidResponse("Protocol Error: '!'")
+
+
+def _cache_refused_ttl():  # an error reply to ttl/expire/touch: unwrapped too
+    from redis.exceptions import ReadOnlyError
+
+    return ReadOnlyError("You can't write against a read only replica.")
+
+
 @pytest.mark.parametrize(
-    "outage", [_database_down, _database_gone, _cache_down, _cache_timeout]
+    "outage",
+    [
+        _database_down,
+        _database_gone,
+        _cache_down,
+        _cache_timeout,
+        _cache_garbled,
+        _cache_refused_ttl,
+    ],
 )
 def test_outage_of_database_or_cache_is_503_never_500(api, monkeypatch, outage):
     """README "Gateway" (health): PostgreSQL or Redis unreachable under any API view is 503
