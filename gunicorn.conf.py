@@ -36,7 +36,9 @@ if workers > 1 and not _shared_cache:
         "worker would keep its own rate limits, revocations and health state."
     )
 threads = int(os.environ.get("GUNICORN_THREADS") or 8)
-worker_class = "gthread"
+# gthread with a deadline on each read and write of a client's socket
+# (XENX_CLIENT_TIMEOUT): a client that sends part of a request cannot hold a thread.
+worker_class = "xenx.worker.ThreadWorker"
 reuse_port = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = 30

@@ -11,7 +11,7 @@ import logging
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.http import Http404, JsonResponse, UnreadablePostError
 from rest_framework import exceptions as drf_exc
 
 logger = logging.getLogger("xenx.errors")
@@ -194,6 +194,12 @@ def response_for_exception(request, exc: BaseException) -> JsonResponse:
         return error_response(request, 403)
     if isinstance(exc, RequestDataTooBig):
         return error_response(request, 413)
+    if isinstance(
+        exc, UnreadablePostError
+    ):  # cut short or stalled (XENX_CLIENT_TIMEOUT)
+        return error_response(
+            request, 400, "malformed_request", "The request body could not be read."
+        )
     if isinstance(exc, drf_exc.APIException):
         return _drf_error_response(request, exc)
     if isinstance(exc, DATABASE_OUTAGES + CACHE_OUTAGES):

@@ -5,7 +5,9 @@ import os
 import re
 import time
 
+from django.http import UnreadablePostError
 from django.utils.functional import SimpleLazyObject, empty
+from django.views import defaults
 
 from .errors import error_response, response_for_exception
 from .net import is_trusted_proxy
@@ -141,4 +143,6 @@ class ApiErrorMiddleware:
     def process_exception(self, request, exception):
         if is_api_path(request.path):
             return response_for_exception(request, exception)
+        if isinstance(exception, UnreadablePostError):  # a page's body cut short
+            return defaults.bad_request(request, exception)
         return None

@@ -1,7 +1,7 @@
 """Two XenX nodes on one PostgreSQL database and one private Redis, upstream
 instances, and the fault proxies between them: started, inspected, hurt and stopped.
 
-Node A and node B are separate gunicorn masters (2 gthread workers each) under the
+Node A and node B are separate gunicorn masters (2 XenX gthread workers each) under the
 production settings, both reaching PostgreSQL through ``pg_proxy`` (a FaultProxy) and a
 private ``redis-server`` (append-only file, fsync always, so a SIGKILL loses nothing)
 directly. The machine's own PostgreSQL server only hosts the database; its own Redis is
@@ -43,7 +43,8 @@ SPECIAL_USERS = (
     "revoked",
     "worker",
 )
-GUNICORN = ["-k", "gthread", "--workers", "2", "--threads", "8"]
+# XenX's own worker class, as gunicorn.conf.py serves it in production
+GUNICORN = ["-k", "xenx.worker.ThreadWorker", "--workers", "2", "--threads", "8"]
 
 
 class ClusterError(Exception):

@@ -99,9 +99,15 @@ def static_assets(html: str) -> list[str]:
 
 def start_scripts_run(cwd, env, log: Path) -> subprocess.Popen:
     """``scripts/run`` in ``cwd`` in its own session, its output in ``log``."""
+    return start_in_session(["scripts/run"], cwd, env, log)
+
+
+def start_in_session(args, cwd, env, log: Path) -> subprocess.Popen:
+    """``args`` in ``cwd`` in its own session (``stop_session`` ends it all), its
+    output in ``log``."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            ["scripts/run"],
+            args,
             cwd=cwd,
             env=env,
             stdout=out,

@@ -163,3 +163,20 @@ def test_outage_of_database_or_cache_is_503_never_500(api, monkeypatch, outage):
     )
     assert_error(response, 503, "service_unavailable")
     assert response["Retry-After"] == "5"
+
+
+def test_a_body_that_could_not_be_read_is_a_400_never_a_500(api, monkeypatch):
+    """A client that stalled past XENX_CLIENT_TIMEOUT (xenx/worker.py) or broke off:
+    Django raises UnreadablePostError while a view reads the body."""
+    from django.http import UnreadablePostError
+
+    from accounts import auth_views
+
+    def fail(**kwargs):
+        raise UnreadablePostError("[Errno 11] Resource temporarily unavailable")
+
+    monkeypatch.setattr(auth_views.login, "login_password_step", fail)
+    response = api.post(
+        "/api/auth/login", {"email": "a@example.com", "password": "x"}, format="json"
+    )
+    assert_error(response, 400, "malformed_request")

@@ -335,6 +335,10 @@ MIDDLEWARE.insert(
 LOGGING["loggers"]["xenx.access.gateway"] = {
     "level": "INFO" if env_bool("XENX_GATEWAY_ACCESS_LOG", False) else "WARNING"
 }
+# Seconds a client may leave a read or write of its connection waiting (a request's head
+# or body trickling in, an answer not read) before XenX's gunicorn worker drops it
+# (xenx/worker.py); the gateway's upstream timeouts are the services' own.
+XENX_CLIENT_TIMEOUT = env_float("XENX_CLIENT_TIMEOUT", 30.0)
 # Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
 XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 # Seconds between active health checks made by each serving process (gateway/health.py);
