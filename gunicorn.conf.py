@@ -39,6 +39,9 @@ threads = int(os.environ.get("GUNICORN_THREADS") or 8)
 # gthread with a deadline on each read and write of a client's socket
 # (XENX_CLIENT_TIMEOUT): a client that sends part of a request cannot hold a thread.
 worker_class = "xenx.worker.ThreadWorker"
+# Python's socket.sendfile (static files, document downloads) waits out the kernel's
+# send timeout in a poll of its own, with no deadline: plain writes keep the deadline.
+sendfile = False
 reuse_port = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = 30

@@ -105,16 +105,22 @@ def check_settings(app_configs, **kwargs):
             errors.append(
                 _error(f"{name} = {value!r} must be at least 1.", "", "xenx.E004")
             )
-    timeout = getattr(settings, "XENX_GATEWAY_CONNECT_TIMEOUT", 3)
-    if not isinstance(timeout, int | float) or not 0 < timeout <= 300:
-        errors.append(
-            _error(
-                f"XENX_GATEWAY_CONNECT_TIMEOUT = {timeout!r} must be a number of "
-                "seconds above 0 and at most 300.",
-                "",
-                "xenx.E004",
+    # XENX_CLIENT_TIMEOUT bounds each read and write of a client's connection
+    # (xenx/worker.py); the connect timeout, each connection to an upstream.
+    for name, default, most in (
+        ("XENX_CLIENT_TIMEOUT", 30, 3600),
+        ("XENX_GATEWAY_CONNECT_TIMEOUT", 3, 300),
+    ):
+        seconds = getattr(settings, name, default)
+        if not isinstance(seconds, int | float) or not 0 < seconds <= most:
+            errors.append(
+                _error(
+                    f"{name} = {seconds!r} must be a number of seconds above 0 and at "
+                    f"most {most}.",
+                    "",
+                    "xenx.E004",
+                )
             )
-        )
     for entry in settings.XENX_TRUSTED_PROXIES:
         try:
             ipaddress.ip_network(entry, strict=False)

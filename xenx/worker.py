@@ -6,19 +6,31 @@ such connections stall a node (README "Deployment"). Here every client socket ge
 once, kernel timeouts of ``XENX_CLIENT_TIMEOUT`` seconds (``xenx.net.kernel_timeouts``:
 no poll before each call): a read or write that waits longer fails, the connection is
 closed and the thread is free again. A body read that times out under a view is a 400
-``malformed_request`` (``xenx.errors``), as a body cut short is. Everything else is
-gunicorn's own; TLS served by gunicorn itself keeps stock behaviour.
+``malformed_request`` (``xenx.errors``), as a body cut short is. gunicorn.conf.py turns
+``sendfile`` off: Python's ``socket.sendfile`` waits out a kernel send timeout in a
+poll of its own, with no deadline.
+
+A connection the worker thread is done with is also closed on that thread, gracefully
+(gunicorn's linger of up to 2 s for the client's last bytes), or at once when it timed
+out: stock gthread closes it on the main thread, whose loop (accepting, keep-alive,
+the arbiter's heartbeat) would stop for that linger once per dropped client.
+Everything else is gunicorn's own; TLS served by gunicorn itself keeps stock gthread.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import threading
 
 from django.conf import settings
+from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
 
 from .net import kernel_timeouts
+
+_SOCKET_ERROR = "Socket error processing request."  # gunicorn's message for it
+_local = threading.local()  # the connection this thread is serving
 
 
 class ThreadWorker(_GThreadWorker):
@@ -27,22 +39,34 @@ class ThreadWorker(_GThreadWorker):
         super().init_process()
 
     def handle(self, conn):
-        if not conn.initialized and not self.cfg.is_ssl:
+        if self.cfg.is_ssl:
+            return super().handle(conn)
+        if not conn.initialized:
             kernel_timeouts(conn.sock, settings.XENX_CLIENT_TIMEOUT)
-        return super().handle(conn)
+        _local.client, _local.timed_out = conn.client, False
+        result = super().handle(conn)
+        if result is False:  # closed here, not on the main thread (see above)
+            if _local.timed_out:
+                util.close(conn.sock)
+            else:
+                util.close_graceful(conn.sock)
+        return result
 
 
 def _timed_out_client(record: logging.LogRecord) -> bool:
-    """gunicorn logs a read or write that hit the deadline as an error with its
-    traceback ("Socket error processing request."): one warning line instead."""
+    """gunicorn logs a client read or write that hit the deadline as an error with its
+    traceback: one warning line with the client's address instead."""
     exc = record.exc_info[1] if record.exc_info else None
-    if isinstance(exc, OSError) and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-        record.msg, record.args = (
-            "client connection dropped: %s",
-            (
-                f"no progress for XENX_CLIENT_TIMEOUT ({settings.XENX_CLIENT_TIMEOUT:g} s)",
-            ),
-        )
+    if (
+        record.msg == _SOCKET_ERROR
+        and isinstance(exc, OSError)
+        and exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK)
+    ):
+        _local.timed_out = True
+        client = getattr(_local, "client", None)
+        peer = client[0] if isinstance(client, tuple) and client else client
+        record.msg = "client connection dropped: no progress for %g s (%s)"
+        record.args = (settings.XENX_CLIENT_TIMEOUT, peer or "unknown peer")
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         record.exc_info = record.exc_text = None
     return True

@@ -180,3 +180,16 @@ def test_a_body_that_could_not_be_read_is_a_400_never_a_500(api, monkeypatch):
         "/api/auth/login", {"email": "a@example.com", "password": "x"}, format="json"
     )
     assert_error(response, 400, "malformed_request")
+
+
+def test_a_page_body_that_could_not_be_read_is_a_400_page(rf):
+    """Outside the API (portal, admin) the same failure is Django's 400 page."""
+    from django.http import UnreadablePostError
+
+    from xenx.middleware import ApiErrorMiddleware
+
+    middleware = ApiErrorMiddleware(lambda request: None)
+    response = middleware.process_exception(
+        rf.post("/portal/documents"), UnreadablePostError("timed out")
+    )
+    assert response.status_code == 400

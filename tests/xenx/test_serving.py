@@ -120,3 +120,20 @@ def test_one_log_line_per_request_even_under_runserver():
     assert server.propagate is False
     assert server.handlers
     assert all(isinstance(h, logging.NullHandler) for h in server.handlers)
+
+
+def test_gunicorn_conf_serves_xenx_worker_without_sendfile():
+    """The client deadline (xenx/worker.py) holds for file downloads too only without
+    sendfile: Python's socket.sendfile waits out a kernel send timeout unbounded."""
+    code = (
+        "import runpy; c = runpy.run_path('gunicorn.conf.py'); "
+        "print(c['worker_class'], c['sendfile'])"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.stdout.split() == ["xenx.worker.ThreadWorker", "False"], proc.stderr
