@@ -180,9 +180,7 @@ def _bytes_received(conn) -> int:
     if reader is not None:  # hiredis
         return reader.len()
     buffer = getattr(parser, "_buffer", None)
-    if buffer is not None and hasattr(
-        buffer, "unread_bytes"
-    ):  # redis-py's SocketBuffer
+    if hasattr(buffer, "unread_bytes"):  # redis-py's own parser: a SocketBuffer
         return buffer.get_pos() + buffer.unread_bytes()
     return -1
 
