@@ -13,7 +13,7 @@
   is made when it is not set, emptied of stale files at start, and removed at exit
   when made here, so ``/metrics`` sums the node's workers.
 
-Each worker also starts the gateway's active health checks (``gateway.health``) once it
+Each worker also starts the gateway's active health checks (``gateway.prober``) once it
 has loaded the application.
 """
 
@@ -66,7 +66,8 @@ accesslog = None
 class JsonLogger(Logger):
     def setup(self, cfg):
         super().setup(cfg)
-        from xenx.logging import JsonFormatter
+        from core.logging import JsonFormatter  # not at the top: gunicorn reads this
+        # file before the application's path is importable (--chdir, --pythonpath)
 
         for handler in self.error_log.handlers:
             handler.setFormatter(JsonFormatter())
@@ -85,14 +86,14 @@ def on_starting(server):
 
 
 def post_worker_init(worker):
-    from gateway import health
+    from gateway import prober  # Django's apps are ready only once the worker loaded it
 
-    health.start()
+    prober.start()
 
 
 def child_exit(server, worker):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
+        from prometheus_client import multiprocess  # only when metrics are shared
 
         multiprocess.mark_process_dead(worker.pid)
 

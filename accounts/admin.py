@@ -10,11 +10,11 @@ from django.shortcuts import redirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog.models import AuditEvent
-from organizations import policies
+from core.errors import ApiError, Forbidden
+from core.roles import Role
+from organizations import permissions
 from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
 from organizations.scoping import visible
-from xenx.errors import ApiError, Forbidden
-from xenx.roles import Role
 
 from . import passwords, services
 from .models import User
@@ -38,7 +38,7 @@ class MfaFilter(admin.SimpleListFilter):
 def role_change_errors(actor, user, cleaned: dict) -> dict:
     """What ``actor`` may not do to ``user`` (README "Organizations, users and documents"), as form errors by field: only
     an admin grants the admin role or puts a user in, out of, or into another
-    organization. The service's policy (organizations.policies) is checked too."""
+    organization. The service's policy (organizations.permissions) is checked too."""
     if is_platform_admin(actor):
         return {}
     errors = {}
@@ -57,7 +57,7 @@ def _policy_error(actor, original, cleaned: dict) -> str | None:
     """The services' own rule (403 in the API) for this add or change, if refused."""
     try:
         if original is None:
-            policies.check_user_create(
+            permissions.check_user_create(
                 actor,
                 role=cleaned.get("role"),
                 organization_id=getattr(cleaned.get("organization"), "pk", None),
@@ -71,7 +71,7 @@ def _policy_error(actor, original, cleaned: dict) -> str | None:
                 changes["organization_id"] = new_org
             other = {"email", "email_verified", "first_name", "last_name"}
             if other & set(cleaned) or changes:
-                policies.check_user_update(
+                permissions.check_user_update(
                     actor, original, changes=changes or {"first_name": None}
                 )
     except Forbidden as exc:

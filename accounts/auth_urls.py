@@ -2,8 +2,8 @@
 
 from django.urls import path
 
-from . import auth_views as v
-from . import session_views
+from .views import auth as v
+from .views import sessions as session_views
 
 urlpatterns = [
     path("register", v.RegisterView.as_view(), name="auth-register"),

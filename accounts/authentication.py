@@ -1,7 +1,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import authentication
 
-from xenx.errors import BEARER_CHALLENGE, TokenRevoked
+from core.errors import BEARER_CHALLENGE, TokenRevoked
 
 from .policy import Door, bearer_token, token_identity
 

@@ -4,14 +4,14 @@ import django_filters
 from django.contrib.auth import get_user_model
 
 from auditlog.models import AuditEvent
-from xenx.filters import (
+from core.filters import (
     BooleanFilter,
     CommaChoiceFilter,
     DateTimeFilter,
     IdFilter,
     SearchFilter,
 )
-from xenx.roles import Role
+from core.roles import Role
 
 
 class UserFilter(django_filters.FilterSet):

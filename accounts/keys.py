@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.conf import settings
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
+from rest_framework_simplejwt.settings import api_settings
 
 logger = logging.getLogger("xenx.keys")
 
@@ -89,7 +90,6 @@ def keys_dir() -> Path | None:
 def max_token_seconds() -> float:
     """The longest any token signed by a key can live: the key stays published and
     accepted this long after it stopped signing."""
-    from rest_framework_simplejwt.settings import api_settings
 
     return max(
         api_settings.ACCESS_TOKEN_LIFETIME.total_seconds(),

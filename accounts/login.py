@@ -21,7 +21,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog import audit
-from xenx.errors import InvalidCredentials, InvalidMfaCode, InvalidToken
+from core.errors import InvalidCredentials, InvalidMfaCode, InvalidToken
 
 from . import mfa, revocation, throttling, tokens
 from .selectors import user_has_confirmed_totp

@@ -31,7 +31,7 @@ from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog import audit
-from xenx.errors import Forbidden, InvalidMfaCode, ValidationFailed
+from core.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
 from . import revocation, throttling
 from .selectors import user_has_confirmed_totp

@@ -5,7 +5,7 @@ from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-from xenx.roles import ORG_REQUIRED_ROLES, Role
+from core.roles import ORG_REQUIRED_ROLES, Role
 
 
 class UserManager(BaseUserManager):

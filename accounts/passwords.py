@@ -11,8 +11,9 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from auditlog import audit
-from xenx.emails import send_templated_email_later
-from xenx.errors import Forbidden, ValidationFailed
+from core.emails import send_templated_email_later
+from core.errors import Forbidden, ValidationFailed
+from organizations import permissions
 
 from . import throttling, tokens
 from .selectors import user_from_uid, user_uid
@@ -68,11 +69,10 @@ def password_set(*, user, password, actor, request=None) -> None:
     Django admin's set-password page. Nobody sets its own password this way (that is
     ``password_change``, with the old password). Revokes every token and session of the
     user and is audited as a reset."""
-    from organizations import policies
 
     if actor is not None and actor.pk == user.pk:
         raise Forbidden("Change your own password with your current password.")
-    policies.check_user_update(actor, user, changes={"password": None})
+    permissions.check_user_update(actor, user, changes={"password": None})
     if password is not None:
         _validate_new_password(password, user, "password")
     with transaction.atomic():

@@ -25,8 +25,8 @@ from __future__ import annotations
 import enum
 import time
 
-from xenx.errors import BEARER_CHALLENGE as CHALLENGE
-from xenx.errors import InvalidToken, MfaRequired, TokenRevoked
+from core.errors import BEARER_CHALLENGE as CHALLENGE
+from core.errors import InvalidToken, MfaRequired, TokenRevoked
 
 from . import revocation
 from .selectors import user_has_confirmed_totp

@@ -9,12 +9,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from auditlog import audit
-from xenx.emails import send_templated_email
-from xenx.errors import Forbidden, ValidationFailed
-from xenx.roles import Role
+from core.emails import send_templated_email
+from core.errors import Forbidden, ValidationFailed
+from core.roles import Role
+from organizations.selectors import invitation_get_valid
 
 from . import throttling
 from .selectors import user_from_uid, user_uid
+from .services import user_accept_invitation, user_create
 
 
 class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
@@ -40,7 +42,6 @@ def email_verification_send(*, user) -> None:
 def _invitation_for(token: str, email: str):
     """The usable invitation for ``token`` and ``email``; 400 ``validation_error`` on
     ``invitation`` when it is unknown, used, expired or bound to another email."""
-    from organizations.selectors import invitation_get_valid
 
     return invitation_get_valid(token=token, email=email)
 
@@ -55,7 +56,6 @@ def register(*, request, email, password, first_name="", last_name="", invitatio
     """Create an account: with an invitation, in its organization with its role;
     without, a ``client`` with no organization when self-registration is on. Sends the
     verification email (not needed after an invitation, which came by email)."""
-    from .services import user_accept_invitation, user_create
 
     throttling.hit(request, "register_ip", throttling.ip_of(request))
     email = (email or "").strip()

@@ -39,8 +39,12 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from rest_framework_simplejwt.settings import api_settings
 
-from xenx.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
+from organizations.models import Organization
+
+from .models import RevokedToken
 
 logger = logging.getLogger("xenx.revocation")
 # Bounds how long a record can stay stale if a writer dies between its commit and its
@@ -121,8 +125,6 @@ def _load_user_state(user_id) -> UserState | None:
 
 
 def _load_org_state(org_id) -> OrgState | None:
-    from organizations.models import Organization
-
     row = (
         Organization.objects.filter(pk=org_id)
         .values_list("is_active", "mfa_required")
@@ -215,8 +217,6 @@ def _states_from_db(user_id, org_id, jti, family):
 
 
 def _denied_in_db(jti, family) -> bool:
-    from .models import RevokedToken
-
     wanted = Q(kind=RevokedToken.Kind.ACCESS, value=str(jti))
     if family:
         wanted |= Q(kind=RevokedToken.Kind.FAMILY, value=str(family))
@@ -231,7 +231,6 @@ def _reload_denials(wanted) -> dict:
     """The cache lost its denials (no ``LOADED_KEY``): write every unexpired one back
     from the database, then the marker; returns the ``wanted`` records found. Runs once
     per cache loss (concurrent readers may both run it: it only writes what is true)."""
-    from .models import RevokedToken
 
     rows = RevokedToken.objects.filter(expires_at__gt=timezone.now()).values_list(
         "kind", "value"
@@ -248,7 +247,6 @@ def _reload_denials(wanted) -> dict:
 
 def _persist_denial(kind: str, value: str, expires_at: datetime) -> None:
     """The durable copy of a denial (and the expired ones dropped)."""
-    from .models import RevokedToken
 
     now = timezone.now()
     RevokedToken.objects.filter(expires_at__lte=now).delete()
@@ -258,8 +256,6 @@ def _persist_denial(kind: str, value: str, expires_at: datetime) -> None:
 
 
 def _family_ttl() -> int:
-    from rest_framework_simplejwt.settings import api_settings
-
     return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()) + 60
 
 

@@ -3,6 +3,8 @@ from rest_framework import serializers
 
 from organizations.models import Organization
 
+from .selectors import user_has_confirmed_totp
+
 
 class OrganizationRefSerializer(serializers.ModelSerializer):
     class Meta:
@@ -34,6 +36,4 @@ class UserSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_mfa_enabled(self, user) -> bool:
-        from .selectors import user_has_confirmed_totp
-
         return user_has_confirmed_totp(user)

@@ -7,9 +7,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog import audit
-from xenx.roles import Role
+from core.roles import Role
+from organizations import permissions
+from organizations.services import invitation_accept
 
 from . import revocation
 
@@ -29,12 +33,11 @@ def user_create(
 ):
     """Create a user; raises django ValidationError on bad data (email, role, password)
     and Forbidden when ``actor`` may not create this role in this organization."""
-    from organizations import policies
 
     User = get_user_model()
     if role not in Role.values:
         raise ValidationError({"role": f"Unknown role {role!r}."})
-    policies.check_user_create(
+    permissions.check_user_create(
         actor, role=role, organization_id=getattr(organization, "pk", None)
     )
     user = User(
@@ -64,7 +67,7 @@ def user_create(
 
 
 # --- User management (README "Organizations, users and documents") -------------------------------------------------------
-# Role rules live in organizations.policies; visibility (404) is the caller's job
+# Role rules live in organizations.permissions; visibility (404) is the caller's job
 # through organizations.scoping.visible.
 
 USER_UPDATE_FIELDS = (
@@ -91,7 +94,6 @@ def user_update(*, user, actor=None, request=None, **changes):
     change or a move revokes the user's tokens (their claims are stale); every change is
     audited; the role Group follows through ``User.save``.
     """
-    from organizations import policies
 
     unknown = set(changes) - set(USER_UPDATE_FIELDS)
     if unknown:
@@ -106,7 +108,7 @@ def user_update(*, user, actor=None, request=None, **changes):
                 changed["organization_id"] = new_id
         elif getattr(user, field) != value:
             changed[field] = value
-    policies.check_user_update(actor, user, changes=changed)
+    permissions.check_user_update(actor, user, changes=changed)
     is_active = changed.pop("is_active", None)
     if is_active is not None:
         # The same checks and audit as the dedicated endpoints.
@@ -160,9 +162,8 @@ def user_update(*, user, actor=None, request=None, **changes):
 @transaction.atomic
 def user_deactivate(*, user, actor=None, request=None):
     """Soft delete: the user can no longer log in and every token is refused at once."""
-    from organizations import policies
 
-    policies.check_user_admin_action(actor, user)
+    permissions.check_user_admin_action(actor, user)
     if not user.is_active:
         return user
     user.is_active = False
@@ -177,9 +178,8 @@ def user_deactivate(*, user, actor=None, request=None):
 @transaction.atomic
 def user_activate(*, user, actor=None, request=None):
     """Undo a deactivation. Tokens issued before it stay revoked."""
-    from organizations import policies
 
-    policies.check_user_admin_action(actor, user)
+    permissions.check_user_admin_action(actor, user)
     if user.is_active:
         return user
     user.is_active = True
@@ -192,12 +192,8 @@ def user_activate(*, user, actor=None, request=None):
 def user_reset_mfa(*, user, actor=None, request=None):
     """Remove the user's TOTP devices and backup codes (lost phone) and revoke its
     tokens; the next login asks for the password only."""
-    from django_otp.plugins.otp_static.models import StaticDevice
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from organizations import policies
-
-    policies.check_user_admin_action(actor, user)
+    permissions.check_user_admin_action(actor, user)
     totp, _ = TOTPDevice.objects.filter(user=user).delete()
     static, _ = StaticDevice.objects.filter(user=user).delete()
     revocation.revoke_user_tokens(user)
@@ -216,7 +212,6 @@ def user_accept_invitation(*, user, invitation, request=None):
     """Use the invitation (once, under a row lock: ``organizations.services``), then put
     the user in its organization with its role through ``user_update`` (its policy,
     revocation and audit), like any other role or organization change."""
-    from organizations.services import invitation_accept
 
     with transaction.atomic():
         used = invitation_accept(invitation=invitation, user=user, request=request)

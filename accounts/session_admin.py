@@ -4,8 +4,8 @@ sessions"."""
 
 from django.contrib import admin, messages
 
+from core.roles import Role
 from organizations.scoping import visible
-from xenx.roles import Role
 
 from . import sessions
 from .models import UserSession

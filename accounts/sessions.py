@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from importlib import import_module
 
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
@@ -33,10 +35,10 @@ from rest_framework_simplejwt.token_blacklist.models import (
 )
 
 from auditlog import audit
+from core.errors import NotFound
+from core.net import client_ip
+from core.roles import Role
 from organizations.scoping import register
-from xenx.errors import NotFound
-from xenx.net import client_ip
-from xenx.roles import Role
 
 from . import revocation
 from .models import UserSession
@@ -214,10 +216,6 @@ def _visible_sessions(user, model):
 
 
 def _django_session(key: str) -> SessionBase:
-    from importlib import import_module
-
-    from django.conf import settings
-
     return import_module(settings.SESSION_ENGINE).SessionStore(session_key=key)
 
 

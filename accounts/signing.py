@@ -18,7 +18,7 @@ from django.conf import settings
 from rest_framework_simplejwt.backends import TokenBackend as SimpleJwtBackend
 from rest_framework_simplejwt.exceptions import TokenBackendError
 
-from xenx.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 from .keys import is_asymmetric, keyring
 

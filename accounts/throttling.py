@@ -21,8 +21,8 @@ from types import SimpleNamespace
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from xenx.errors import RateLimited, ServiceUnavailable
-from xenx.net import client_ip
+from core.errors import RateLimited, ServiceUnavailable
+from core.net import client_ip
 
 FALLBACK = {
     "register_ip": "login_ip",

@@ -17,7 +17,7 @@ from rest_framework_simplejwt.token_blacklist.models import (
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from auditlog import audit
-from xenx.errors import InvalidToken, TokenRevoked, ValidationFailed
+from core.errors import InvalidToken, TokenRevoked, ValidationFailed
 
 from . import revocation, sessions, tokens
 

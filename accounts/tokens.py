@@ -26,7 +26,7 @@ from rest_framework_simplejwt.tokens import RefreshToken as SimpleJwtRefreshToke
 from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
-from xenx.errors import InvalidToken
+from core.errors import InvalidToken
 
 from . import revocation, sessions, signing
 

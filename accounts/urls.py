@@ -1,6 +1,6 @@
 from django.urls import include, path
 
-from .audit_views import AuditEventListView
+from .views.audit import AuditEventListView
 
 urlpatterns = [
     path("auth/", include("accounts.auth_urls")),

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import user_views
+from .views import users as user_views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("users", user_views.UserViewSet, basename="user")

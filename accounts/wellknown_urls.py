@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import wellknown_views as v
+from .views import wellknown as v
 
 urlpatterns = [
     path("jwks.json", v.JwksView.as_view(), name="jwks"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xenx.net import client_ip
+from core.net import client_ip
 
 from .models import AuditEvent
 

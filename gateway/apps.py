@@ -5,6 +5,6 @@ class GatewayConfig(AppConfig):
     name = "gateway"
 
     def ready(self):
-        from . import health, signals  # noqa: F401
+        from . import prober, signals  # noqa: F401
 
-        health.connect_lazy_start()
+        prober.connect_lazy_start()

@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError
 
 from accounts import signing
 from accounts.keys import ASSERTION_SECONDS, is_asymmetric
-from xenx.errors import ServiceUnavailable
+from core.errors import ServiceUnavailable
 
 HEADER = "X-XenX-Identity"
 META_KEY = "HTTP_X_XENX_IDENTITY"

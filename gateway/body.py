@@ -3,7 +3,7 @@ when small, streamed when large."""
 
 from __future__ import annotations
 
-from xenx.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
+from core.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 from . import content
 

@@ -14,7 +14,7 @@ import tempfile
 
 import filetype
 
-from xenx.errors import MalformedRequest, UnsupportedMediaType
+from core.errors import MalformedRequest, UnsupportedMediaType
 
 SNIFF_BYTES = 8192
 # Types filetype cannot recognise by magic bytes: a part may claim one of these when

@@ -7,8 +7,8 @@ import logging
 
 from django.conf import settings
 
-from xenx.errors import MalformedRequest, error_response
-from xenx.net import forwarded_chain
+from core.errors import MalformedRequest, error_response
+from core.net import forwarded_chain
 
 from . import assertions, metrics, state
 from .body import BodyTooLarge, ClientBodyError

@@ -11,7 +11,7 @@ from django.conf import settings
 from accounts import revocation
 from accounts.policy import Door, bearer_token, token_identity
 from accounts.tokens import Identity, decode_access_token
-from xenx.errors import ApiError, Forbidden, NotAuthenticated
+from core.errors import ApiError, Forbidden, NotAuthenticated
 
 from . import state
 

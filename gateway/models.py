@@ -1,6 +1,6 @@
 """The service registry: named back ends and their instances (README "Gateway").
 
-Live health is not a column: it is shared state in the cache (``gateway.health``), so
+Live health is not a column: it is shared state in the cache (``gateway.prober``), so
 every worker and node agrees and a failing instance costs no database write.
 """
 

@@ -21,14 +21,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from accounts import revocation
 from accounts.tokens import decode_access_token
-from xenx.errors import (
+from core.errors import (
     ApiError,
     MalformedRequest,
     api_error_response,
     error_response,
     response_for_exception,
 )
-from xenx.net import client_ip
+from core.net import client_ip
 
 from . import metrics, paths, state
 from .body import request_body

@@ -19,6 +19,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
 from . import state
+from .models import Service
 from .validators import parse_rate
 
 CHECK_SECONDS = 0.5
@@ -103,8 +104,6 @@ def _rates(service) -> dict:
 
 
 def build_snapshot() -> dict[str, ServiceSnap]:
-    from .models import Service
-
     services = {}
     for svc in Service.objects.prefetch_related("instances"):
         ca_bundle = svc.ca_bundle or settings.XENX_GATEWAY_CA_BUNDLE or ""

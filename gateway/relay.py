@@ -9,7 +9,7 @@ from http.cookies import Morsel
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
-from xenx.errors import ApiError
+from core.errors import ApiError
 
 HOP_BY_HOP = frozenset(
     {

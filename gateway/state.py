@@ -15,12 +15,14 @@ import ssl
 import threading
 import time
 
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.core.signals import setting_changed
 from django.dispatch import receiver
+from django_redis import get_redis_connection
+from django_redis.cache import RedisCache
 
-from xenx import cache as xenx_cache
-from xenx.net import kernel_timeouts
+from core import cache as core_cache
+from core.net import kernel_timeouts
 
 VERSION_KEY = "gw:registry:version"
 FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
@@ -60,15 +62,7 @@ def raw_client():
     """The raw redis client behind django-redis, or None for another backend."""
     global _raw, _raw_checked, _decode
     if not _raw_checked:
-        from django.core.cache import caches
-
-        try:
-            from django_redis.cache import RedisCache
-        except ImportError:  # pragma: no cover
-            RedisCache = None
-        if RedisCache is not None and isinstance(caches["default"], RedisCache):
-            from django_redis import get_redis_connection
-
+        if isinstance(caches["default"], RedisCache):
             _raw = get_redis_connection("default")
             _decode = caches["default"].client.decode
         _raw_checked = True
@@ -89,7 +83,7 @@ def _thread_connection(fresh: bool = False):
     pool would cost a lock, a fork check and a poll for stale data on every call; a
     thread here runs one call at a time and reads every reply it asked for, so its
     connection is never left with replies pending. Plain TCP sockets get their timeout
-    from the kernel (``xenx.net.kernel_timeouts``): no poll before each send and read."""
+    from the kernel (``core.net.kernel_timeouts``): no poll before each send and read."""
     pool = _raw.connection_pool
     conn = getattr(_local, "conn", None)
     if fresh or conn is None or _local.pool is not pool or _local.pid != os.getpid():
@@ -127,9 +121,9 @@ def pipeline(commands: tuple) -> list:
     closed while idle (a restart, its idle timeout) is replaced and the commands sent
     once more on a new one: the closed socket never delivered them. One that closed
     after any byte of a reply came back (an INCR already counted): never sent again.
-    Only an error that says Redis cannot serve (``xenx.cache.is_outage``) starts the
+    Only an error that says Redis cannot serve (``core.cache.is_outage``) starts the
     process's fail-fast window; an error reply about one key fails this call alone."""
-    if xenx_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
+    if core_cache.failing_fast():  # Redis failed moments ago: 503 at once, no wait
         raise ConnectionError("Redis was unreachable moments ago (failing fast)")
     packed = _packed.get(commands)
     for attempt in (1, 2):
@@ -164,8 +158,8 @@ def pipeline(commands: tuple) -> list:
                 _drop_thread_connection()
             if resend:
                 continue
-            if xenx_cache.is_outage(exc):
-                xenx_cache.record_outage()
+            if core_cache.is_outage(exc):
+                core_cache.record_outage()
             raise
     raise AssertionError("unreachable")  # pragma: no cover
 

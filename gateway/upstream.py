@@ -29,7 +29,7 @@ import threading
 import httptools
 from django.conf import settings
 
-from xenx.net import kernel_timeouts
+from core.net import kernel_timeouts
 
 CHUNK = 64 * 1024
 MAX_HEAD = 64 * 1024
@@ -64,7 +64,7 @@ class Connection:
     def __init__(self, sock, *, kernel: bool = False):
         self.sock = sock
         self.buf = b""  # received, not yet given to a parser
-        # Plain TCP: blocking, timeouts kept by the kernel (xenx.net.kernel_timeouts),
+        # Plain TCP: blocking, timeouts kept by the kernel (core.net.kernel_timeouts),
         # ``timeout`` the one set; TLS: Python's socket timeout.
         self.kernel = kernel
         self.timeout: float | None = None

@@ -3,16 +3,16 @@
 
 from django.urls import path, re_path
 
-from . import api, views
 from .proxy import proxy_view
+from .views import monitoring, services
 
 urlpatterns = [
-    path("health", views.health, name="health"),
-    path("metrics", views.metrics_view, name="metrics"),
-    path("api/services", api.ServiceListView.as_view(), name="service-list"),
+    path("health", monitoring.health, name="health"),
+    path("metrics", monitoring.metrics_view, name="metrics"),
+    path("api/services", services.ServiceListView.as_view(), name="service-list"),
     path(
         "api/services/<str:name>",
-        api.ServiceDetailView.as_view(),
+        services.ServiceDetailView.as_view(),
         name="service-detail",
     ),
     re_path(

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from xenx.roles import Role
+from core.roles import Role
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 # The platform's own routes under /api/ (README "Gateway").

@@ -31,13 +31,13 @@ from django.db import connections
 from django.utils.log import log_response
 from django.utils.module_loading import import_string
 
-from xenx.middleware import apply_forwarded_proto
+from core.middleware import apply_forwarded_proto
 
 from .middleware import GatewayMiddleware, service_of
 from .proxy import proxy_view
 
 MIDDLEWARE_PATH = "gateway.middleware.GatewayMiddleware"
-FORWARDED_PROTO_PATH = "xenx.middleware.ForwardedProtoMiddleware"
+FORWARDED_PROTO_PATH = "core.middleware.ForwardedProtoMiddleware"
 
 
 class GatewayApplication:

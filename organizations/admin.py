@@ -8,10 +8,10 @@ it is "not found" and the admin redirects to its index).
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
-from xenx.errors import Forbidden
-from xenx.roles import Role
+from core.errors import Forbidden
+from core.roles import Role
 
-from . import scoping
+from . import scoping, services
 from .models import Document, Invitation, Organization
 
 
@@ -57,7 +57,6 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         """Through the audited services (token state follows is_active/mfa_required)."""
-        from . import services
 
         try:
             if change:
@@ -156,8 +155,6 @@ class DocumentAdmin(ScopedAdminMixin, admin.ModelAdmin):
         return False
 
     def delete_model(self, request, obj):
-        from . import services
-
         try:
             services.document_delete(document=obj, actor=request.user, request=request)
         except Forbidden as exc:

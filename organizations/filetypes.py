@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 
 import filetype
 
-from xenx.errors import UnsupportedMediaType
+from core.errors import UnsupportedMediaType
 
 PDF = "application/pdf"
 PNG = "image/png"

@@ -2,7 +2,7 @@
 
 import django_filters
 
-from xenx.filters import BooleanFilter, IdFilter, SearchFilter
+from core.filters import BooleanFilter, IdFilter, SearchFilter
 
 from .models import Document, Organization
 

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from xenx.roles import Role
+from core.roles import Role
 
 
 class Organization(models.Model):

@@ -11,7 +11,7 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 
-from xenx.roles import Role
+from core.roles import Role
 
 from .models import Organization
 

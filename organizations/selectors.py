@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 
-from xenx.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 from .models import Invitation, hash_invitation_token
 

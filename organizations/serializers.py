@@ -1,6 +1,6 @@
 from rest_framework import serializers
 
-from xenx.roles import Role
+from core.roles import Role
 
 from .models import Document, Invitation, Organization
 

@@ -1,6 +1,6 @@
 """Writes about organizations, invitations and documents. Each security-relevant write
 records its audit event in the same transaction; ``actor`` is checked against
-``policies`` (None: the platform itself, unchecked)."""
+``permissions`` (None: the platform itself, unchecked)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 from functools import partial
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -16,10 +17,11 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
-from xenx.errors import PayloadTooLarge, ValidationFailed
-from xenx.roles import Role
+from auditlog import audit
+from core.errors import PayloadTooLarge, ValidationFailed
+from core.roles import Role
 
-from . import filetypes, policies
+from . import filetypes, permissions
 from .models import (
     Document,
     Invitation,
@@ -28,6 +30,7 @@ from .models import (
     invitation_ttl,
     new_invitation_token,
 )
+from .selectors import invitation_problem
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +55,7 @@ def organization_create(
     actor=None,
     request=None,
 ) -> Organization:
-    from auditlog import audit
-
-    policies.check_organization_write(actor)
+    permissions.check_organization_write(actor)
     org = Organization.objects.create(
         name=name, slug=slug or unique_slug(name), mfa_required=mfa_required
     )
@@ -78,9 +79,8 @@ def organization_update(
     """Change name, slug, mfa_required or is_active. Deactivation and an MFA
     requirement take effect on every member's tokens at once (the cached state follows
     the save through ``accounts.signals``)."""
-    from auditlog import audit
 
-    policies.check_organization_write(actor)
+    permissions.check_organization_write(actor)
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
     if unknown:
         raise ValueError(f"Not organization fields: {sorted(unknown)}")
@@ -148,13 +148,10 @@ def invitation_create(
     """Invite ``email`` to ``organization`` with ``role``; returns the invitation and
     its token (shown once: only its hash is stored) and emails the token.
     ``invitation.email_sent`` tells whether the email went out."""
-    from django.contrib.auth import get_user_model
-
-    from auditlog import audit
 
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
-    policies.check_invitation_create(actor, organization=organization, role=role)
+    permissions.check_invitation_create(actor, organization=organization, role=role)
     email = email.strip().lower()
     if not organization.is_active:
         raise ValidationFailed(
@@ -198,9 +195,6 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
     registrations cannot both use it). Raises ValidationFailed on ``invitation`` when it
     cannot be used. Putting the user in the invitation's organization with its role is
     the caller's (``accounts`` registration, through ``user_update``)."""
-    from auditlog import audit
-
-    from .selectors import invitation_problem
 
     with transaction.atomic():
         locked = (
@@ -250,9 +244,8 @@ def document_create(
     413 over XENX_MAX_UPLOAD_BYTES; 415 unless its bytes are an allowed type matching
     its name. Stored under a generated name through the default storage.
     """
-    from auditlog import audit
 
-    policies.check_document_create(actor)
+    permissions.check_document_create(actor)
     if owner.role != Role.CLIENT:
         raise ValidationFailed(details={"owner": ["Documents belong to clients."]})
     if upload.size is not None and upload.size > max_upload_bytes():
@@ -314,9 +307,8 @@ def delete_file_on_commit(document: Document) -> None:
 @transaction.atomic
 def document_delete(*, document: Document, actor=None, request=None) -> None:
     """Delete the row and (after commit, by the post_delete signal) its file."""
-    from auditlog import audit
 
-    policies.check_document_delete(actor)
+    permissions.check_document_delete(actor)
     audit.record(
         audit.Action.DOCUMENT_DELETED,
         actor=actor,

@@ -8,7 +8,7 @@ import logging
 from django.core.files.uploadhandler import FileUploadHandler
 from django.http import FileResponse
 
-from xenx.errors import NotFound, PayloadTooLarge
+from core.errors import NotFound, PayloadTooLarge
 
 from .services import max_upload_bytes
 

@@ -13,11 +13,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from xenx.errors import ValidationFailed
-from xenx.roles import Role
+from core.errors import ValidationFailed
+from core.roles import Role
 
-from . import policies, services, uploads
-from .api import ScopedViewSet, django_validation_as_api
+from . import permissions, services, uploads
+from .bases import ScopedViewSet, django_validation_as_api
 from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
@@ -77,7 +77,7 @@ class OrganizationViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
-        policies.check_organization_write(request.user)
+        permissions.check_organization_write(request.user)
         serializer = OrganizationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         org = services.organization_create(
@@ -89,7 +89,7 @@ class OrganizationViewSet(ScopedViewSet):
 
     def partial_update(self, request, pk=None):
         org = self.get_object()
-        policies.check_organization_write(request.user)
+        permissions.check_organization_write(request.user)
         serializer = OrganizationUpdateSerializer(org, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         org = services.organization_update(
@@ -128,7 +128,7 @@ class OrganizationViewSet(ScopedViewSet):
             page = self.paginate_queryset(qs)
             data = InvitationSerializer(page, many=True).data
             return self.get_paginated_response(data)
-        policies.check_invitation_create(request.user, organization=org, role=None)
+        permissions.check_invitation_create(request.user, organization=org, role=None)
         serializer = InvitationCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         invitation, token = services.invitation_create(

@@ -21,7 +21,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.passwords import password_change
 from accounts.policy import Door, Verdict, current_session, session_verdict
-from xenx.errors import RateLimited, ValidationFailed
+from core.errors import RateLimited, ValidationFailed
 
 from .decorators import signed_in_user, to_enrolment, to_login
 

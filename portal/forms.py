@@ -3,7 +3,7 @@
 from django import forms
 from django.contrib.auth import password_validation
 
-from xenx.roles import Role
+from core.roles import Role
 
 
 class LoginForm(forms.Form):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from accounts.filters import UserFilter
+from core.filters import apply_filters
+from core.roles import Role
 from organizations.filters import DocumentFilter
 from organizations.scoping import visible
-from xenx.filters import apply_filters
-from xenx.roles import Role
 
 
 def document_model():
@@ -46,7 +47,6 @@ def dashboard(user) -> dict:
 
 def pending_invitations(user, *, limit: int = 10):
     """Client invitations of ``user``'s scope not yet used and not expired."""
-    from django.utils import timezone
 
     Invitation = apps.get_model("organizations", "Invitation")
     return list(

@@ -12,9 +12,9 @@ from rest_framework.test import APIClient
 
 from accounts import revocation
 from accounts.models import User
+from core import cache as core_cache
+from core.roles import Role
 from organizations.models import Organization
-from xenx import cache as xenx_cache
-from xenx.roles import Role
 
 DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -49,7 +49,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 @pytest.fixture(autouse=True)
 def _isolated_cache(settings):
     """Every test starts with an empty cache and no per-process revocation memo."""
-    xenx_cache.reset()
+    core_cache.reset()
     cache.clear()
     revocation.clear_memo()
     yield

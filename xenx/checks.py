@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from .roles import Role
+from core.roles import Role
 
 # Checks of XENX_* settings: run by every ``manage.py check`` and ``runserver``, and by
 # xenx/wsgi.py before a worker serves anything (gunicorn refuses to start on an error).

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import health
+from core import health
 
 urlpatterns = [
     path("health/live", health.live, name="health-live"),
@@ -23,5 +23,5 @@ urlpatterns = [
     path("", include("gateway.urls")),
 ]
 
-handler404 = "xenx.views.handler404"
-handler500 = "xenx.views.handler500"
+handler404 = "core.error_views.handler404"
+handler500 = "core.error_views.handler500"

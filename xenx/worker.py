@@ -3,10 +3,10 @@
 Stock gthread reads a request's head and body with no deadline: a client that sends
 part of a request holds a worker thread until it finishes or disconnects, so a few
 such connections stall a node (README "Deployment"). Here every client socket gets,
-once, kernel timeouts of ``XENX_CLIENT_TIMEOUT`` seconds (``xenx.net.kernel_timeouts``:
+once, kernel timeouts of ``XENX_CLIENT_TIMEOUT`` seconds (``core.net.kernel_timeouts``:
 no poll before each call): a read or write that waits longer fails, the connection is
 closed and the thread is free again. A body read that times out under a view is a 400
-``malformed_request`` (``xenx.errors``), as a body cut short is. gunicorn.conf.py turns
+``malformed_request`` (``core.errors``), as a body cut short is. gunicorn.conf.py turns
 ``sendfile`` off: Python's ``socket.sendfile`` waits out a kernel send timeout in a
 poll of its own, with no deadline.
 
@@ -27,7 +27,7 @@ from django.conf import settings
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker as _GThreadWorker
 
-from .net import kernel_timeouts
+from core.net import kernel_timeouts
 
 _SOCKET_ERROR = "Socket error processing request."  # gunicorn's message for it
 _local = threading.local()  # the connection this thread is serving

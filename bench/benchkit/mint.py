@@ -24,7 +24,7 @@ def main() -> int:
 
     from accounts.models import User
     from accounts.tokens import issue_tokens
-    from xenx.roles import Role
+    from core.roles import Role
 
     unusable = make_password(None)
     with transaction.atomic():

@@ -10,11 +10,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import login
+from accounts import login, mfa
+from accounts.passwords import password_change
 from accounts.policy import current_session
 from accounts.selectors import user_has_confirmed_totp
 from accounts.services import user_update
-from xenx.errors import (
+from core.errors import (
     ApiError,
     RateLimited,
 )
@@ -79,8 +80,6 @@ def account_view(request):
 @require_POST
 @portal_login_required(allow_mfa_pending=True)
 def password_change_view(request):
-    from accounts.passwords import password_change
-
     form = PasswordChangeForm(request.user, request.POST)
     if form.is_valid():
         try:
@@ -114,7 +113,6 @@ def password_change_view(request):
 @portal_login_required(allow_mfa_pending=True)
 def totp_begin_view(request):
     """Start (or restart) TOTP enrolment and show the QR code."""
-    from accounts import mfa
 
     if user_has_confirmed_totp(request.user):
         messages.info(request, "Two-factor authentication is already on.")
@@ -133,8 +131,6 @@ def totp_begin_view(request):
 @require_http_methods(["GET", "POST"])
 @portal_login_required(allow_mfa_pending=True)
 def totp_confirm_view(request):
-    from accounts import mfa
-
     enrolment = request.session.get(ENROLMENT_KEY)
     if not enrolment:
         return redirect("portal:account")
@@ -180,8 +176,6 @@ def _backup_codes_page(request, codes):
 @require_POST
 @portal_login_required(allow_mfa_pending=True)
 def mfa_disable_view(request):
-    from accounts import mfa
-
     form = CodeForm(request.POST, prefix="disable")
     if form.is_valid():
         try:
@@ -203,8 +197,6 @@ def mfa_disable_view(request):
 @require_POST
 @portal_login_required(allow_mfa_pending=True)
 def backup_codes_view(request):
-    from accounts import mfa
-
     form = CodeForm(request.POST, prefix="regen")
     if form.is_valid():
         try:

@@ -9,10 +9,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_POST
 
-from xenx.errors import (
+from core.errors import (
     ApiError,
 )
-from xenx.roles import Role
+from core.roles import Role
+from organizations import services as org_services
 
 from .. import selectors
 from ..decorators import portal_login_required, roles_required, signed_in_user
@@ -55,8 +56,6 @@ def client_list_view(request):
 @portal_login_required
 @roles_required(*STAFF_ROLES)
 def client_invite_view(request):
-    from organizations import services as org_services
-
     form = InviteClientForm(request.POST)
     organization = request.user.organization
     if organization is not None and form.is_valid():

@@ -8,11 +8,11 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from xenx.errors import (
+from core.errors import (
     ApiError,
     RateLimited,
 )
-from xenx.roles import Role
+from core.roles import Role
 
 from ..forms import SearchForm
 

@@ -11,11 +11,13 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_POST
 
-from xenx.errors import (
+from core.errors import (
     ApiError,
     NotFound,
     PayloadTooLarge,
 )
+from organizations import services as org_services
+from organizations import uploads
 
 from .. import selectors
 from ..decorators import portal_login_required, signed_in_user
@@ -70,7 +72,6 @@ def document_upload_view(request):
     """Refuse an oversized body before reading it, and stop reading a file part as
     soon as it passes XENX_MAX_UPLOAD_BYTES (the API's upload handler): the CSRF check
     reads the body, so the guard must be in place first (Django's documented way)."""
-    from organizations import uploads
 
     try:
         uploads.guard_upload(request)
@@ -82,8 +83,6 @@ def document_upload_view(request):
 @csrf_protect
 @portal_login_required
 def _document_upload(request):
-    from organizations import services as org_services
-
     form = upload_form(request, data=request.POST, files=request.FILES)
     if form.is_valid():
         owner = form.cleaned_data.get("owner") or signed_in_user(request)
@@ -110,8 +109,6 @@ def _document_upload(request):
 @require_GET
 @portal_login_required
 def document_download_view(request, pk):
-    from organizations import uploads
-
     document = get_object_or_404(selectors.documents_of(request.user), pk=pk)
     try:
         return uploads.document_file_response(document)

@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from accounts import sessions
-from xenx.errors import NotFound
+from core.errors import NotFound
 
 from ..decorators import portal_login_required, signed_in_user
 

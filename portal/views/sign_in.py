@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import login
 from accounts.policy import Door, Verdict, session_verdict
 from accounts.selectors import user_has_confirmed_totp
-from xenx.errors import (
+from core.errors import (
     InvalidCredentials,
     RateLimited,
 )

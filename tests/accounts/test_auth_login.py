@@ -9,8 +9,8 @@ from django.core.cache import cache
 
 from accounts.tokens import decode_access_token, issue_mfa_token
 from auditlog.models import AuditEvent
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

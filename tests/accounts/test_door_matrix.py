@@ -25,6 +25,7 @@ from accounts import mfa, services, token_services
 from accounts.passwords import password_change
 from accounts.tokens import decode_access_token, issue_tokens
 from auditlog.models import AuditEvent
+from core.roles import Role
 from organizations.services import organization_deactivate, organization_update
 from tests.conftest import DEFAULT_PASSWORD, OrganizationFactory, UserFactory
 from tests.gateway.conftest import (  # noqa: F401  fixtures
@@ -33,7 +34,6 @@ from tests.gateway.conftest import (  # noqa: F401  fixtures
     upstream,
     upstream_factory,
 )
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

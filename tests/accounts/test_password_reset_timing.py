@@ -11,7 +11,7 @@ from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 from rest_framework.test import APIClient
 
-from xenx.emails import wait_for_background_emails
+from core.emails import wait_for_background_emails
 
 MAIL_DELAY = 0.05
 

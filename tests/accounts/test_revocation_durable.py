@@ -16,8 +16,8 @@ from rest_framework.test import APIClient
 
 from accounts import revocation, sessions
 from accounts.models import RevokedToken, UserSession
+from core.roles import Role
 from tests.conftest import assert_error
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

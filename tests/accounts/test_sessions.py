@@ -14,9 +14,9 @@ from accounts import revocation, sessions
 from accounts.models import UserSession
 from accounts.policy import Door, token_identity
 from auditlog.models import AuditEvent
+from core.errors import TokenRevoked
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from xenx.errors import TokenRevoked
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

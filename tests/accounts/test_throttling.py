@@ -298,7 +298,7 @@ def test_cache_down_refuses_a_deactivation_it_could_not_propagate(
     make_user, cache_down
 ):
     from accounts.models import User
-    from xenx.errors import ServiceUnavailable
+    from core.errors import ServiceUnavailable
 
     user = make_user()
     cache_down()

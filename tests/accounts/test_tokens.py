@@ -23,8 +23,8 @@ from accounts.tokens import (
     issue_tokens,
 )
 from auditlog.models import AuditEvent
+from core.errors import TokenRevoked
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from xenx.errors import TokenRevoked
 
 pytestmark = pytest.mark.django_db
 

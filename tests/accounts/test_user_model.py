@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from xenx.roles import Role
+from core.roles import Role
 
 pytestmark = pytest.mark.django_db
 

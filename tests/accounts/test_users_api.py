@@ -8,8 +8,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import User
 from auditlog.models import AuditEvent
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
 )
 
-from xenx.roles import Role
+from core.roles import Role
 from xenx.wsgi import application
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db]

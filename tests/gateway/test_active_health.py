@@ -1,4 +1,4 @@
-"""Active health checks inside the gateway (gateway/health.py): the prober's verdicts
+"""Active health checks inside the gateway (gateway/prober.py): the prober's verdicts
 reach list_services, /health and the breaker; with a shared cache one process per
 interval probes each instance; the thread starts only in serving processes."""
 
@@ -15,16 +15,16 @@ from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.db import connection
 
-from gateway import checks, health, state
+from core.roles import Role
+from gateway import prober, probes, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 from tests.xenx.servers import ROOT
-from xenx.roles import Role
 
 
 @pytest.fixture
 def shared_cache(monkeypatch):
-    monkeypatch.setattr(health, "cache_is_shared", lambda: True)
+    monkeypatch.setattr(prober, "cache_is_shared", lambda: True)
 
 
 def _health_probes(upstream):
@@ -38,7 +38,7 @@ def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
         "billing", [upstream.url, closed_port_url()], health_check_path="/healthz"
     )
     good, bad = svc.instances.all()
-    results = health.probe_round(10)
+    results = prober.probe_round(10)
     assert sorted(ok for *_, ok, _detail in results) == [False, True]
     assert len(_health_probes(upstream)) == 1
 
@@ -63,8 +63,8 @@ def test_a_claimed_probe_is_not_repeated_within_the_interval(
     db, make_service, upstream
 ):
     make_service("billing", [upstream.url], health_check_path="/healthz")
-    assert len(health.probe_round(30)) == 1
-    assert health.probe_round(30) == []  # claimed for 30 s (by this process)
+    assert len(prober.probe_round(30)) == 1
+    assert prober.probe_round(30) == []  # claimed for 30 s (by this process)
     assert len(_health_probes(upstream)) == 1
 
 
@@ -74,7 +74,7 @@ def test_a_recovered_instance_is_healthy_again_after_the_next_probe(
     svc = make_service("billing", [upstream.url], health_check_path="/healthz")
     instance = svc.instances.get()
     state.mark_down(instance.id, 30)
-    health.probe_round(10)
+    prober.probe_round(10)
     assert state.is_healthy(state.get_health([instance.id])[instance.id][0])
 
 
@@ -82,13 +82,13 @@ def test_start_is_off_with_interval_0_and_starts_one_thread_per_process(
     settings, monkeypatch
 ):
     started = []
-    monkeypatch.setattr(health, "_loop", lambda interval: started.append(interval))
-    monkeypatch.setattr(health, "_started_in", None)
+    monkeypatch.setattr(prober, "_loop", lambda interval: started.append(interval))
+    monkeypatch.setattr(prober, "_started_in", None)
     settings.XENX_HEALTH_CHECK_INTERVAL = 0
-    assert health.start() is False
+    assert prober.start() is False
     settings.XENX_HEALTH_CHECK_INTERVAL = 7
-    assert health.start() is True
-    assert health.start() is True
+    assert prober.start() is True
+    assert prober.start() is True
     time.sleep(0.1)
     assert started == [7]
 
@@ -99,8 +99,8 @@ def test_tests_and_commands_do_not_probe_by_default():
 
 def test_the_first_request_starts_the_prober_once(db, client, monkeypatch):
     calls = []
-    monkeypatch.setattr(health, "start", lambda: calls.append(1))
-    health.connect_lazy_start()
+    monkeypatch.setattr(prober, "start", lambda: calls.append(1))
+    prober.connect_lazy_start()
     client.get("/health/live")
     client.get("/health/live")
     assert calls == [1]
@@ -111,7 +111,7 @@ import sys, time
 import django
 django.setup()
 from gateway import health
-assert health.start()
+assert prober.start()
 print("started", flush=True)
 time.sleep(float(sys.argv[1]))
 """
@@ -179,12 +179,12 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
             raise outcome
         return outcome
 
-    monkeypatch.setattr(health.time, "sleep", sleep)
-    monkeypatch.setattr(health, "probe_round", probe_round)
+    monkeypatch.setattr(prober.time, "sleep", sleep)
+    monkeypatch.setattr(prober, "probe_round", probe_round)
     # this test's thread is no prober: its database connection is the test's own
-    monkeypatch.setattr(health, "close_old_connections", lambda: None)
-    with caplog.at_level("INFO", logger="xenx.gateway.health"), pytest.raises(Stop):
-        health._loop(3)
+    monkeypatch.setattr(prober, "close_old_connections", lambda: None)
+    with caplog.at_level("INFO", logger="xenx.gateway.prober"), pytest.raises(Stop):
+        prober._loop(3)
     assert sleeps == [3] * 5
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert messages == [
@@ -218,15 +218,15 @@ def test_a_lone_check_runs_inline_and_several_in_parallel(monkeypatch):
             filter=lambda **kw: mock.Mock(prefetch_related=lambda *a: [FakeService(n)])
         )
 
-    monkeypatch.setattr(checks, "check_instance", check_instance)
-    monkeypatch.setattr(checks.Service, "objects", services(2))
-    assert len(checks.check_all(down_seconds=30)) == 2
+    monkeypatch.setattr(probes, "check_instance", check_instance)
+    monkeypatch.setattr(probes.Service, "objects", services(2))
+    assert len(probes.check_all(down_seconds=30)) == 2
     assert len(ran_on) == 2
     assert all(t.name.startswith("xenx-health-check") for t in ran_on)
 
     ran_on.clear()
-    monkeypatch.setattr(checks.Service, "objects", services(1))
-    assert len(checks.check_all(down_seconds=30)) == 1
+    monkeypatch.setattr(probes.Service, "objects", services(1))
+    assert len(probes.check_all(down_seconds=30)) == 1
     assert ran_on == [threading.current_thread()]
 
 
@@ -254,16 +254,16 @@ def test_the_prober_keeps_its_database_connection_between_rounds(
 
     def run():
         try:
-            health._loop(10)
+            prober._loop(10)
         except Stop:
             pass
         finally:
             connection.close()
 
-    monkeypatch.setattr(health.time, "sleep", sleep)
-    monkeypatch.setattr(health, "probe_round", probe_round)
-    prober = threading.Thread(target=run)
-    prober.start()
-    prober.join(10)
+    monkeypatch.setattr(prober.time, "sleep", sleep)
+    monkeypatch.setattr(prober, "probe_round", probe_round)
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(10)
     assert len(used) == 3
     assert used[0] is used[1] is used[2]

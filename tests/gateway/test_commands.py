@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from auditlog.models import AuditEvent
-from gateway import health, state
+from gateway import prober, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 
@@ -107,7 +107,7 @@ def test_usage_error_exit_status_without_traceback():
 @pytest.fixture
 def shared_cache(monkeypatch):
     """Commands judge the cache as shared (Redis) even on the local-memory one."""
-    monkeypatch.setattr(health, "cache_is_shared", lambda: True)
+    monkeypatch.setattr(prober, "cache_is_shared", lambda: True)
 
 
 def test_list_services(db, make_service, shared_cache):
@@ -128,7 +128,7 @@ def test_list_services(db, make_service, shared_cache):
 def test_list_services_says_health_is_unknown_with_a_process_local_cache(
     db, make_service, monkeypatch
 ):
-    monkeypatch.setattr(health, "cache_is_shared", lambda: False)
+    monkeypatch.setattr(prober, "cache_is_shared", lambda: False)
     make_service("billing", ["http://127.0.0.1:9001"])
     err = StringIO()
     out = StringIO()
@@ -179,7 +179,7 @@ def test_check_services_once_all_healthy_exits_0(db, make_service, upstream):
 def test_check_services_says_when_its_verdicts_stay_in_its_process(
     db, monkeypatch, shared
 ):
-    monkeypatch.setattr(health, "cache_is_shared", lambda: shared)
+    monkeypatch.setattr(prober, "cache_is_shared", lambda: shared)
     err = StringIO()
     call_command("check_services", "--once", stdout=StringIO(), stderr=err)
     said = "the running server never sees them" in err.getvalue()

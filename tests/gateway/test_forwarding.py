@@ -3,8 +3,8 @@ redirects, and paths that must never reach an upstream."""
 
 import pytest
 
+from core.roles import Role
 from tests.conftest import assert_error
-from xenx.roles import Role
 
 
 @pytest.fixture

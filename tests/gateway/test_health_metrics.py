@@ -2,9 +2,9 @@
 
 import pytest
 
+from core.roles import Role
 from gateway import state
 from tests.conftest import assert_error
-from xenx.roles import Role
 
 
 def test_health_ok_with_services(make_service, upstream, api):
@@ -48,7 +48,8 @@ def test_health_degraded_and_down_services_never_make_it_down(
 
 def test_health_down_when_cache_fails(db, api, monkeypatch):
     monkeypatch.setattr(
-        "gateway.views.check_cache", lambda: {"status": "down", "latency_ms": 1.0}
+        "gateway.views.monitoring.check_cache",
+        lambda: {"status": "down", "latency_ms": 1.0},
     )
     resp = api.get("/health")
     assert resp.status_code == 503

@@ -5,6 +5,7 @@ import functools
 
 import pytest
 
+from core.roles import Role
 from gateway import state
 from gateway.services import service_create
 from tests.conftest import assert_error
@@ -16,7 +17,6 @@ from tests.gateway.wire import (
     request_line,
     send_raw,
 )
-from xenx.roles import Role
 
 HOP_BY_HOP = {
     "connection",

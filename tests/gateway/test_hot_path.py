@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from xenx.roles import Role
+from core.roles import Role
 
 
 @pytest.fixture

@@ -17,11 +17,11 @@ from django.core.management.base import CommandError
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import keys
+from core.roles import Role
 from gateway import assertions
 from gateway.models import Service
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from tests.signing_keys import use_signing_keys
-from xenx.roles import Role
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -4,8 +4,8 @@ import io
 
 import pytest
 
+from core.roles import Role
 from tests.conftest import assert_error
-from xenx.roles import Role
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 EXE = b"MZ" + b"\x90" * 200

@@ -1,14 +1,14 @@
 """What the gateway memoises from settings, through the gateway: the ALLOWED_HOSTS
 verdict per raw host (``gateway.proxy.allowed_host``, bounded, forgotten when a
 setting it depends on changes) and the trusted proxies of X-Forwarded-For
-(``xenx.net``, re-read when XENX_TRUSTED_PROXIES changes)."""
+(``core.net``, re-read when XENX_TRUSTED_PROXIES changes)."""
 
 import pytest
 from django.test import RequestFactory
 
+from core.errors import MalformedRequest
 from gateway import proxy
 from tests.conftest import assert_error
-from xenx.errors import MalformedRequest
 
 
 @pytest.fixture(autouse=True)

@@ -10,8 +10,8 @@ import threading
 import pytest
 import redis
 
+from core import cache as core_cache
 from gateway import state
-from xenx import cache as xenx_cache
 
 
 class FakeRedis:
@@ -53,9 +53,9 @@ def raw_to(monkeypatch):
         monkeypatch.setattr(state, "_raw", client)
         return client
 
-    xenx_cache.reset()
+    core_cache.reset()
     yield point
-    xenx_cache.reset()
+    core_cache.reset()
 
 
 def test_connection_closed_while_idle_is_replaced_before_sending(raw_to):
@@ -79,6 +79,6 @@ def test_refused_connection_fails_fast_afterwards(raw_to, settings):
     raw_to(port)
     with pytest.raises(state.CACHE_ERRORS):
         state.pipeline((("INCR", "k"),))
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
     with pytest.raises(ConnectionError, match="failing fast"):
         state.pipeline((("INCR", "k"),))

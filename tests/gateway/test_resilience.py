@@ -4,11 +4,11 @@ import collections
 
 import pytest
 
+from core.roles import Role
 from gateway import state
 from gateway.models import ServiceInstance
 from tests.conftest import assert_error
 from tests.gateway.conftest import closed_port_url
-from xenx.roles import Role
 
 
 @pytest.fixture

@@ -3,10 +3,10 @@
 import pytest
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from gateway import state
 from gateway.models import Service
 from tests.conftest import assert_error
-from xenx.roles import Role
 
 
 @pytest.fixture

@@ -19,8 +19,8 @@ import pytest
 import redis
 from redis._parsers import _HiredisParser, _RESP2Parser
 
+from core import cache as core_cache
 from gateway import state
-from xenx import cache as xenx_cache
 
 HANG = None  # a step that never answers (the connection is held open)
 ANSWER = "answer"  # ``:1`` to every command of the pipeline
@@ -155,11 +155,11 @@ def raw_to(monkeypatch, settings):
         monkeypatch.setattr(state, "_raw", client)
         return client
 
-    xenx_cache.reset()
+    core_cache.reset()
     state._drop_thread_connection()
     yield point
     state._drop_thread_connection()
-    xenx_cache.reset()
+    core_cache.reset()
 
 
 TWO = (("INCR", "k"), ("EXPIRE", "k", 61, "NX"))
@@ -255,7 +255,7 @@ def test_silent_redis_on_a_fresh_connection_times_out_once(fake_redis, raw_to, p
     assert isinstance(error.__context__, BlockingIOError)  # the kernel's EAGAIN
     assert fake.connections == 1
     assert fake.commands() == [[b"INCR", b"k"], [b"EXPIRE", b"k", b"61", b"NX"]]
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
     assert state._local.conn is None  # never reused with replies pending
 
 
@@ -271,7 +271,7 @@ def test_silent_redis_on_a_reused_connection_is_not_sent_again(
     assert isinstance(error.__context__, BlockingIOError)
     assert fake.connections == 1  # no second connection: not retried
     assert len(fake.commands()) == 4  # each pipeline seen once
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
 
 
 def test_after_a_timeout_calls_fail_fast_without_touching_redis(fake_redis, raw_to):
@@ -299,7 +299,7 @@ def test_silent_redis_is_503_through_the_gateway(
     assert time.monotonic() - started <= 0.9 + 0.3
     assert fake.connections == 1 and len(fake.calls[0]) == 1
     assert len(upstream.requests) == 1
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
 
 
 # --- a connection closed mid-reply: the commands arrived, never sent again -----------
@@ -319,7 +319,7 @@ def test_fresh_connection_closed_mid_reply_is_not_retried(
     assert elapsed < 0.5
     assert fake.connections == 1
     assert len(fake.commands()) == 2  # INCR counted once
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
 
 
 @PARSERS
@@ -352,7 +352,7 @@ def test_reused_connection_closed_while_idle_is_sent_again_once(
     assert state.pipeline(TWO) == [1, 1]
     assert fake.connections == 2
     assert [len(calls) for calls in fake.calls] == [1, 1]
-    assert not xenx_cache.failing_fast()
+    assert not core_cache.failing_fast()
 
 
 def test_reused_connection_closed_twice_is_sent_again_only_once(fake_redis, raw_to):
@@ -364,7 +364,7 @@ def test_reused_connection_closed_twice_is_sent_again_only_once(fake_redis, raw_
     timed_failure()
     assert fake.connections == 2
     assert [len(calls) for calls in fake.calls] == [1, 1]
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
 
 
 # --- after a fork: the child's own connection ---------------------------------------------
@@ -429,7 +429,7 @@ def test_an_error_reply_about_one_key_fails_that_call_only(fake_redis, raw_to, r
     raw_to(fake)
     error, _ = timed_failure()
     assert isinstance(error, redis.ResponseError)
-    assert not xenx_cache.failing_fast()
+    assert not core_cache.failing_fast()
     assert state.pipeline(TWO) == [1, 1]  # the next call tries Redis
     assert fake.connections == 2  # the first one was dropped with a reply pending
 
@@ -453,7 +453,7 @@ def test_an_error_reply_about_the_server_fails_fast(fake_redis, raw_to, reply):
     fake = fake_redis([(reply + b":1\r\n", False)])
     raw_to(fake)
     timed_failure()
-    assert xenx_cache.failing_fast()
+    assert core_cache.failing_fast()
     with pytest.raises(ConnectionError, match="failing fast"):
         state.pipeline(TWO)
     assert fake.connections == 1 and len(fake.calls[0]) == 1

@@ -213,7 +213,7 @@ def test_bad_certificate_is_bad_gateway(make_service, api, tls_server, pki, whic
 def test_ca_bundle_through_the_api_and_the_command(
     api, auth_client, make_user, pki, tls_server
 ):
-    from xenx.roles import Role
+    from core.roles import Role
 
     admin = auth_client(make_user(Role.ADMIN, organization=None))
     up = tls_server()

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from core.roles import Role
 from tests.conftest import assert_error
 from tests.gateway.wire import WireUpstream
-from xenx.roles import Role
 
 
 class RawUpstream:

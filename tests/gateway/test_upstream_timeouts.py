@@ -1,6 +1,6 @@
 """Upstream timeouts on real sockets on 127.0.0.1: plain TCP connections are blocking
 with the timeout kept by the kernel (``Connection.set_timeout`` through
-``xenx.net.kernel_timeouts``), a silent upstream is 504 ``gateway_timeout`` within about
+``core.net.kernel_timeouts``), a silent upstream is 504 ``gateway_timeout`` within about
 the service's timeout, a reused keep-alive connection gets the service's current
 timeout, and a connection the upstream closed while idle is still replaced
 transparently. TLS connections keep Python's socket timeout."""

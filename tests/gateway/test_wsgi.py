@@ -9,8 +9,8 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
+from core.roles import Role
 from gateway.wsgi import GatewayApplication
-from xenx.roles import Role
 
 
 class Spy:

@@ -7,10 +7,10 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from organizations.models import Document
 from tests.conftest import assert_error
 from tests.organizations import files
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -11,12 +11,12 @@ from django.utils import timezone
 
 from accounts.services import user_accept_invitation
 from auditlog.models import AuditEvent
+from core.errors import ValidationFailed
+from core.roles import Role
 from organizations.models import Invitation, hash_invitation_token
 from organizations.selectors import invitation_get_valid
 from organizations.services import invitation_accept, invitation_create
 from tests.conftest import UserFactory, assert_error
-from xenx.errors import ValidationFailed
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

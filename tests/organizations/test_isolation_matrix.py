@@ -10,10 +10,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from organizations.api import ScopedViewSet
+from core.roles import Role
+from organizations.bases import ScopedViewSet
 from tests.conftest import assert_error
 from tests.organizations import files
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -5,9 +5,9 @@ one error body, never a 500 (issue 10), on PostgreSQL and SQLite alike."""
 import pytest
 from django.test import Client
 
+from core.filters import SEARCH_MAX_LENGTH
+from core.roles import Role
 from tests.conftest import assert_error
-from xenx.filters import SEARCH_MAX_LENGTH
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -4,9 +4,9 @@ import pytest
 from django.contrib.auth import authenticate
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from organizations.models import Organization
 from tests.conftest import DEFAULT_PASSWORD, assert_error
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ import pytest
 from django.core.files.base import ContentFile
 from django.test import Client
 
+from core.roles import Role
 from organizations.models import Document
-from xenx.roles import Role
 
 PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 

@@ -9,7 +9,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.admin import role_change_errors
 from accounts.models import User
 from auditlog.models import AuditEvent
-from xenx.roles import Role
+from core.roles import Role
 
 CHANGELIST = "/admin/accounts/user/"
 

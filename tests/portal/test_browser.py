@@ -16,9 +16,9 @@ from django.conf import settings
 from django.core import mail
 from django.db import connections
 
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
 from tests.portal.conftest import PDF_BYTES, totp_code
-from xenx.roles import Role
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"

@@ -6,9 +6,9 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from organizations.models import Document, Invitation
 from tests.portal.conftest import PDF_BYTES
-from xenx.roles import Role
 
 INVITE = "/portal/clients/invite"
 UPLOAD = "/portal/documents/upload"

@@ -6,8 +6,8 @@ here or a named test elsewhere."""
 import pytest
 from django.urls import reverse
 
+from core.roles import Role
 from portal.urls import urlpatterns
-from xenx.roles import Role
 
 ADMIN, STAFF, CPA, CLIENT = Role.ADMIN, Role.STAFF, Role.CPA, Role.CLIENT
 ROLES = [ADMIN, STAFF, CPA, CLIENT]

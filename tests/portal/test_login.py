@@ -4,8 +4,8 @@ import pytest
 from django.urls import reverse
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
-from xenx.roles import Role
 
 
 def _login(web, email, password=DEFAULT_PASSWORD, **extra):

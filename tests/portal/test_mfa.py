@@ -10,9 +10,9 @@ from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog.models import AuditEvent
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from tests.portal.conftest import totp_code
-from xenx.roles import Role
 
 VERIFY = "/portal/login/verify"
 

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from xenx.roles import Role
+from core.roles import Role
 
 ALL_ROLES = [Role.ADMIN, Role.STAFF, Role.CPA, Role.CLIENT]
 

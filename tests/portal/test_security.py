@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
-from xenx.roles import Role
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ from rest_framework.test import APIClient
 
 from accounts.models import UserSession
 from auditlog.models import AuditEvent
+from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
-from xenx.roles import Role
 
 pytestmark = pytest.mark.django_db
 

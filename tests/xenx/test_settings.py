@@ -119,7 +119,7 @@ def test_database_url_and_redis_url_select_postgres_and_django_redis():
         "s.CACHES['default']['OPTIONS']['CLIENT_CLASS'])"
     )
     proc = _run(["shell", "-c", timeouts], {**env, "DB_CONNECT_TIMEOUT": "4"})
-    assert proc.stdout.split()[-2:] == ["4", "xenx.cache.FailFastClient"], proc.stderr
+    assert proc.stdout.split()[-2:] == ["4", "core.cache.FailFastClient"], proc.stderr
     env.pop("DATABASE_URL"), env.pop("REDIS_URL")
     proc = _run(["shell", "-c", code], {**env, "DATABASE_URL": "", "REDIS_URL": ""})
     assert "django.db.backends.sqlite3 " in proc.stdout

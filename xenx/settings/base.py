@@ -41,10 +41,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "xenx.middleware.ForwardedProtoMiddleware",
-    "xenx.middleware.RequestIdMiddleware",
-    "xenx.middleware.AccessLogMiddleware",
-    "xenx.middleware.ApiErrorMiddleware",
+    "core.middleware.ForwardedProtoMiddleware",
+    "core.middleware.RequestIdMiddleware",
+    "core.middleware.AccessLogMiddleware",
+    "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files (admin, portal, Swagger UI) from the application server itself.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -109,7 +109,7 @@ if REDIS_URL:
             "OPTIONS": {
                 # DefaultClient that fails fast for a second after a connection
                 # failure instead of waiting out the timeout on every operation.
-                "CLIENT_CLASS": "xenx.cache.FailFastClient",
+                "CLIENT_CLASS": "core.cache.FailFastClient",
                 "SOCKET_CONNECT_TIMEOUT": 1,
                 "SOCKET_TIMEOUT": 1,
                 "CONNECTION_POOL_KWARGS": {"max_connections": 64},
@@ -190,7 +190,7 @@ EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
-# Password reset mails are sent after the answer, on a thread (xenx.emails).
+# Password reset mails are sent after the answer, on a thread (core.emails).
 XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
 XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
 
@@ -200,13 +200,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "xenx.jsonbody.JSONParser",
+        "core.jsonbody.JSONParser",
         "rest_framework.parsers.MultiPartParser",
         "rest_framework.parsers.FormParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "xenx.pagination.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.pagination.Pagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "xenx.errors.drf_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.drf_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -222,7 +222,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "xenx.openapi.error_responses",  # every operation: the error body as default
+        "core.openapi.error_responses",  # every operation: the error body as default
     ],
 }
 
@@ -264,7 +264,7 @@ OTP_TOTP_TOLERANCE = 1
 # --- Rate limits (django-ratelimit on the shared cache) --------------------------------
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATELIMIT_VIEW = "xenx.errors.ratelimited_view"
+RATELIMIT_VIEW = "core.errors.ratelimited_view"
 XENX_RATE_LIMIT_DEFAULTS = {
     "anonymous": "60/m",
     "client": "120/m",
@@ -284,7 +284,7 @@ XENX_GATEWAY_MAX_BODY_BYTES = env_int("XENX_GATEWAY_MAX_BODY_BYTES", 100 * 1024 
 XENX_METRICS_TOKEN = env_str("XENX_METRICS_TOKEN") or None
 # Number of gunicorn workers this deployment runs; checked against a process-local cache.
 XENX_WORKERS = env_int("WEB_CONCURRENCY", 1)
-# Seconds a process skips Redis after a connection failure (xenx/cache.py).
+# Seconds a process skips Redis after a connection failure (core/cache.py).
 XENX_CACHE_FAIL_FAST_SECONDS = float(env_str("XENX_CACHE_FAIL_FAST_SECONDS", "1"))
 # Redis down: refuse (fail closed) unless this is switched on.
 XENX_FAIL_OPEN_WITHOUT_CACHE = env_bool("XENX_FAIL_OPEN_WITHOUT_CACHE", False)
@@ -298,8 +298,8 @@ LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "xenx.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "xenx.logging.JsonFormatter"}},
+    "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
+    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -341,6 +341,6 @@ LOGGING["loggers"]["xenx.access.gateway"] = {
 XENX_CLIENT_TIMEOUT = env_float("XENX_CLIENT_TIMEOUT", 30.0)
 # Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
 XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
-# Seconds between active health checks made by each serving process (gateway/health.py);
+# Seconds between active health checks made by each serving process (gateway/prober.py);
 # with a shared cache one process per interval probes each instance. 0: off.
 XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)

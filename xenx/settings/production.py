@@ -17,7 +17,7 @@ if not DEBUG and (
     )
 
 # X-Forwarded-Proto is believed only from XENX_TRUSTED_PROXIES: see
-# xenx.middleware.ForwardedProtoMiddleware (no SECURE_PROXY_SSL_HEADER, which trusts all).
+# core.middleware.ForwardedProtoMiddleware (no SECURE_PROXY_SSL_HEADER, which trusts all).
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^health$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)

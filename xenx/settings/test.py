@@ -18,7 +18,7 @@ MEDIA_ROOT = __import__("pathlib").Path(
 # Static files from the finders, as in development (no collectstatic before tests).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
-# No background health checks in tests unless a test asks (gateway/health.py).
+# No background health checks in tests unless a test asks (gateway/prober.py).
 XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 0)
 if REDIS_URL:
     # Keep parallel test runs on one Redis apart.

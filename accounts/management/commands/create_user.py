@@ -4,8 +4,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import user_create
+from core.roles import ORG_REQUIRED_ROLES, Role
 from organizations.models import Organization
-from xenx.roles import ORG_REQUIRED_ROLES, Role
 
 
 class Command(BaseCommand):

@@ -3,8 +3,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway import health, state
-from gateway.checks import check_all
+from gateway import prober, state
+from gateway.probes import check_all
 
 PROCESS_LOCAL_NOTE = (
     "Note: the cache is local to this process (no REDIS_URL), so these verdicts stay "
@@ -34,11 +34,11 @@ class Command(BaseCommand):
     def handle(self, *args, once, interval, **options):
         if interval <= 0:
             raise CommandError("--interval must be a positive number of seconds.")
-        if not health.cache_is_shared():
+        if not prober.cache_is_shared():
             self.stderr.write(PROCESS_LOCAL_NOTE)
         while True:
             try:
-                results = check_all(down_seconds=health.down_seconds(interval))
+                results = check_all(down_seconds=prober.down_seconds(interval))
             except state.CACHE_ERRORS as exc:
                 raise CommandError(f"The cache is unavailable: {exc}") from None
             if not results:

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from gateway import health, selectors
+from gateway import prober, selectors
 
 PROCESS_LOCAL_NOTE = (
     "HEALTHY is unknown (?) here: the cache is local to each process (no REDIS_URL), "
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         if not services:
             self.stdout.write("No services registered.")
             return
-        shared = health.cache_is_shared()
+        shared = prober.cache_is_shared()
         instances = [i for s in services for i in s.instances.all()]
         health_by_id = selectors.instance_health(instances) if shared else {}
         rows = [("NAME", "INSTANCES", "HEALTHY", "PUBLIC", "ROLES")]

@@ -1,9 +1,9 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.roles import Role
 from gateway.services import service_register
 from gateway.validators import RATE_KEYS, parse_rate
-from xenx.roles import Role
 
 
 def _format_errors(exc: ValidationError) -> str:

@@ -6,9 +6,10 @@ from django.db import transaction
 
 from accounts.passwords import password_set
 from accounts.services import user_create
+from core.roles import Role
+from gateway.services import service_seed_demo
 from organizations.models import Organization
 from organizations.services import organization_create
-from xenx.roles import Role
 
 DEMO_ORG_SLUG = "demo"
 DEMO_USERS = [
@@ -66,11 +67,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data ready."))
 
     def _seed_services(self):
-        """The demo service is added by the gateway (see gateway.services)."""
-        try:
-            from gateway.services import service_seed_demo
-        except ImportError:
-            return
+        """The demo service (gateway.services.service_seed_demo)."""
         message = service_seed_demo()
         if message:
             self.stdout.write(message)

@@ -28,7 +28,7 @@ def test_malformed_incoming_request_id_is_replaced(client, incoming):
 
 
 def test_access_log_is_a_json_line_with_request_fields(client, caplog):
-    from xenx.logging import JsonFormatter, RequestIdFilter
+    from core.logging import JsonFormatter, RequestIdFilter
 
     with caplog.at_level(logging.INFO, logger="xenx.access"):
         client.get("/health/live", HTTP_X_REQUEST_ID="log-me")

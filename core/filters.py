@@ -13,7 +13,7 @@ from django import forms
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
-from xenx.errors import ValidationFailed
+from core.errors import ValidationFailed
 
 SEARCH_MAX_LENGTH = 200
 INT64 = 2**63 - 1

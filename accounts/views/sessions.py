@@ -6,9 +6,9 @@ from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import sessions
-from .auth_serializers import ErrorSerializer
-from .models import UserSession
+from .. import sessions
+from ..auth_serializers import ErrorSerializer
+from ..models import UserSession
 
 TAG = ["auth"]
 

@@ -6,12 +6,12 @@ from rest_framework import generics, serializers
 from rest_framework.permissions import BasePermission
 
 from auditlog.models import AuditEvent
+from core.filters import apply_filters
+from core.roles import Role
 from organizations.scoping import visible
-from xenx.filters import apply_filters
-from xenx.roles import Role
 
-from .auth_serializers import ErrorSerializer
-from .filters import AuditEventFilter
+from ..auth_serializers import ErrorSerializer
+from ..filters import AuditEventFilter
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

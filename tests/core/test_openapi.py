@@ -1,5 +1,5 @@
 """The served OpenAPI schema documents the one error body on every operation
-(``xenx.openapi``): what an operation answers with a status it does not list is that body."""
+(``core.openapi``): what an operation answers with a status it does not list is that body."""
 
 import pytest
 from rest_framework.test import APIClient
@@ -35,6 +35,6 @@ def test_the_error_component_is_the_rendered_body(served):
     detail = served["components"]["schemas"]["ErrorDetail"]
     assert error["required"] == ["error"]
     assert set(detail["required"]) == {"code", "message", "details", "request_id"}
-    body = APIClient().get("/api/users").json()  # 401, rendered by xenx.errors
+    body = APIClient().get("/api/users").json()  # 401, rendered by core.errors
     assert set(body) == set(error["properties"])
     assert set(body["error"]) == set(detail["properties"])

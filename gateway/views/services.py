@@ -6,11 +6,11 @@ from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
-from xenx.errors import NotFound
-from xenx.roles import Role
+from core.errors import NotFound
+from core.roles import Role
 
-from . import selectors, services
-from .serializers import ServiceSerializer, as_drf_error
+from .. import selectors, services
+from ..serializers import ServiceSerializer, as_drf_error
 
 
 class AdminWritesStaffReads(permissions.BasePermission):

@@ -1,7 +1,7 @@
 """Active health checks inside the gateway, as Kong's: every serving process runs one
 daemon thread that, every ``XENX_HEALTH_CHECK_INTERVAL`` seconds, GETs the
 ``health_check_path`` of each enabled instance and writes the verdict to the cache
-(``gateway.checks``), where the proxy's breaker, ``list_services``, Django admin and
+(``gateway.probes``), where the proxy's breaker, ``list_services``, Django admin and
 ``/health`` read it.
 
 With a shared cache (Redis) each probe is claimed for one interval with ``cache.add``,
@@ -23,13 +23,15 @@ import time
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import request_started
 from django.db import DatabaseError, close_old_connections
 
 from . import state
-from .checks import check_all
+from .probes import check_all
 
-logger = logging.getLogger("xenx.gateway.health")
+logger = logging.getLogger("xenx.gateway.prober")
 _start_lock = threading.Lock()
 _started_in: int | None = (
     None  # pid of the process whose thread runs (forks start anew)
@@ -49,8 +51,6 @@ def down_seconds(interval: float) -> float:
 def cache_is_shared() -> bool:
     """False for caches that live in one process (local memory, dummy): their health
     verdicts never reach another process."""
-    from django.core.cache.backends.dummy import DummyCache
-    from django.core.cache.backends.locmem import LocMemCache
 
     return not isinstance(caches["default"], LocMemCache | DummyCache)
 

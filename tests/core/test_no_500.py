@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
+from core.jsonbody import MAX_DEPTH, TooDeep, check_depth
 from tests.conftest import assert_error
-from xenx.jsonbody import MAX_DEPTH, TooDeep, check_depth
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """One active health check: GET an instance's ``health_check_path`` and write the
 verdict to the shared cache, where the proxy's breaker, ``list_services``, Django admin
-and ``/health`` read it. Used by the in-process prober (``gateway.health``) and by the
+and ``/health`` read it. Used by the in-process prober (``gateway.prober``) and by the
 one-off ``check_services`` command."""
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def test_garbage_bearer_token_is_401_invalid_token(api):
 def test_unhandled_exception_is_500_without_traceback(
     auth_client, make_user, monkeypatch
 ):
-    from accounts import auth_views
+    from accounts.views import auth as auth_views
 
     def boom(self, request):
         raise RuntimeError("secret internal detail")
@@ -87,7 +87,7 @@ def test_unhandled_exception_is_500_without_traceback(
 
 
 def test_exception_in_plain_api_view_is_500_json(client, monkeypatch):
-    from xenx import health
+    from core import health
 
     def boom():
         raise RuntimeError("db exploded")
@@ -152,7 +152,7 @@ def _cache_refused_ttl():  # an error reply to ttl/expire/touch: unwrapped too
 def test_outage_of_database_or_cache_is_503_never_500(api, monkeypatch, outage):
     """README "Gateway" (health): PostgreSQL or Redis unreachable under any API view is 503
     service_unavailable with the error body (here a login), never a 500."""
-    from accounts import auth_views
+    from accounts.views import auth as auth_views
 
     def fail(**kwargs):
         raise outage()
@@ -170,7 +170,7 @@ def test_a_body_that_could_not_be_read_is_a_400_never_a_500(api, monkeypatch):
     Django raises UnreadablePostError while a view reads the body."""
     from django.http import UnreadablePostError
 
-    from accounts import auth_views
+    from accounts.views import auth as auth_views
 
     def fail(**kwargs):
         raise UnreadablePostError("[Errno 11] Resource temporarily unavailable")
@@ -186,7 +186,7 @@ def test_a_page_body_that_could_not_be_read_is_a_400_page(rf):
     """Outside the API (portal, admin) the same failure is Django's 400 page."""
     from django.http import UnreadablePostError
 
-    from xenx.middleware import ApiErrorMiddleware
+    from core.middleware import ApiErrorMiddleware
 
     middleware = ApiErrorMiddleware(lambda request: None)
     response = middleware.process_exception(

@@ -13,8 +13,9 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse, UnreadablePostError
 from rest_framework import exceptions as drf_exc
+from rest_framework_simplejwt.exceptions import InvalidToken as JwtInvalidToken
 
-logger = logging.getLogger("xenx.errors")
+logger = logging.getLogger("core.errors")
 
 # What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README "Gateway" (health)).
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
@@ -264,8 +265,6 @@ def _first_message(detail) -> str:
 
 
 def _drf_error_response(request, exc: drf_exc.APIException) -> JsonResponse:
-    from rest_framework_simplejwt.exceptions import InvalidToken as JwtInvalidToken
-
     headers = {}
     if isinstance(exc, drf_exc.ValidationError):
         return error_response(

@@ -20,7 +20,7 @@ def test_ready_when_database_and_cache_answer(client):
 
 
 def test_ready_is_503_when_cache_fails(client, monkeypatch):
-    from xenx import health
+    from core import health
 
     monkeypatch.setattr(
         health, "check_cache", lambda: {"status": "down", "latency_ms": 0}

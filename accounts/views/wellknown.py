@@ -9,7 +9,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .keys import JWKS_MAX_AGE, keyring
+from ..keys import JWKS_MAX_AGE, keyring
 
 TAG = ["keys"]
 CLAIMS = ["sub", "iss", "aud", "exp", "iat", "email", "role", "org", "mfa"]

@@ -1,5 +1,5 @@
 """/api/users: user management within what ``scoping.visible`` lets the caller see;
-what it may change is decided by ``organizations.policies`` inside the services."""
+what it may change is decided by ``organizations.permissions`` inside the services."""
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError
@@ -8,15 +8,15 @@ from rest_framework import serializers, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from organizations import policies
-from organizations.api import ScopedViewSet, django_validation_as_api
+from core.errors import Forbidden, ValidationFailed
+from core.roles import Role
+from organizations import permissions
+from organizations.bases import ScopedViewSet, django_validation_as_api
 from organizations.models import Organization
-from xenx.errors import Forbidden, ValidationFailed
-from xenx.roles import Role
 
-from . import services
-from .filters import UserFilter
-from .serializers import UserSerializer
+from .. import services
+from ..filters import UserFilter
+from ..serializers import UserSerializer
 
 
 class UserCreateSerializer(serializers.Serializer):
@@ -93,7 +93,7 @@ class UserViewSet(ScopedViewSet):
         return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
-        policies.check_may_create_users(request.user)
+        permissions.check_may_create_users(request.user)
         serializer = UserCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)

@@ -1,8 +1,8 @@
-"""xenx.cache.FailFastClient: during a Redis outage each process waits out one socket
+"""core.cache.FailFastClient: during a Redis outage each process waits out one socket
 timeout, not one per cache operation (bench/faults measured 3-7 s per call without).
 django-redis re-raises the cause of its ConnectionInterrupted: callers see redis-py's
 ConnectionError, as for any other outage. Which error replies count as an outage is
-decided once (``xenx.cache.is_outage``), for this door and the gateway's pipeline."""
+decided once (``core.cache.is_outage``), for this door and the gateway's pipeline."""
 
 import socket
 
@@ -13,7 +13,7 @@ from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import InvalidResponse
 
-from xenx import cache as xenx_cache
+from core import cache as core_cache
 
 
 @pytest.fixture
@@ -22,13 +22,13 @@ def dead_redis():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    xenx_cache.reset()
+    core_cache.reset()
     yield RedisCache(
         f"redis://127.0.0.1:{port}/0",
-        {"OPTIONS": {"CLIENT_CLASS": "xenx.cache.FailFastClient",
+        {"OPTIONS": {"CLIENT_CLASS": "core.cache.FailFastClient",
                      "SOCKET_CONNECT_TIMEOUT": 0.5, "SOCKET_TIMEOUT": 0.5}},
     )  # fmt: skip
-    xenx_cache.reset()
+    core_cache.reset()
 
 
 def test_after_a_failure_operations_fail_at_once_without_connecting(
@@ -90,7 +90,7 @@ COMMAND_ERRORS = [
 def test_an_error_reply_is_an_outage_only_when_it_is_about_the_server(reply):
     # the exception redis-py raises for that reply (both parsers use parse_error)
     error = BaseParser.parse_error(reply)
-    assert xenx_cache.is_outage(error) is (reply in SERVER_ERRORS)
+    assert core_cache.is_outage(error) is (reply in SERVER_ERRORS)
 
 
 def _wrapped(error):  # as django-redis raises what it wraps
@@ -120,10 +120,10 @@ def test_the_django_redis_door_classifies_alike(wrap, error, outage, settings):
     def operation(self):
         raise raised
 
-    xenx_cache.reset()
+    core_cache.reset()
     try:
         with pytest.raises(type(raised)):
-            xenx_cache._guarded(operation)(None)
-        assert xenx_cache.failing_fast() is outage
+            core_cache._guarded(operation)(None)
+        assert core_cache.failing_fast() is outage
     finally:
-        xenx_cache.reset()
+        core_cache.reset()

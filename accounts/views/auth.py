@@ -13,8 +13,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import login, mfa, passwords, policy, registration, token_services, tokens
-from .auth_serializers import (
+from .. import login, mfa, passwords, policy, registration, token_services, tokens
+from ..auth_serializers import (
     BackupCodesSerializer,
     CodeSerializer,
     ErrorSerializer,
@@ -32,8 +32,8 @@ from .auth_serializers import (
     TotpConfirmResponseSerializer,
     TotpEnrolmentSerializer,
 )
-from .serializers import UserSerializer
-from .services import user_update
+from ..serializers import UserSerializer
+from ..services import user_update
 
 TAG = ["auth"]
 

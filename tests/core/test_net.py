@@ -1,4 +1,4 @@
-"""``xenx.net``: kernel-kept socket timeouts (SO_RCVTIMEO / SO_SNDTIMEO) on real
+"""``core.net``: kernel-kept socket timeouts (SO_RCVTIMEO / SO_SNDTIMEO) on real
 sockets on 127.0.0.1, and the trusted proxies read once but re-read when the setting
 changes."""
 
@@ -11,8 +11,8 @@ import time
 import pytest
 from django.test import RequestFactory
 
-from xenx import net
-from xenx.net import kernel_timeouts
+from core import net
+from core.net import kernel_timeouts
 
 # --- kernel_timeouts ------------------------------------------------------------------
 

@@ -5,12 +5,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from accounts.policy import Door, bearer_token, token_identity
-from xenx.errors import ApiError, api_error_response, error_response
-from xenx.health import check_cache, check_database
-from xenx.roles import Role
+from core.errors import ApiError, api_error_response, error_response
+from core.health import check_cache, check_database
+from core.roles import Role
 
-from . import metrics, selectors
-from .proxy import metrics_token_ok
+from .. import metrics, selectors
+from ..proxy import metrics_token_ok
 
 
 @csrf_exempt  # a POST is 405, not the CSRF check's 403

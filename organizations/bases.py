@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import viewsets
 
-from xenx.errors import ValidationFailed
-from xenx.filters import apply_filters
+from core.errors import ValidationFailed
+from core.filters import apply_filters
 
 from .scoping import visible
 

@@ -11,8 +11,8 @@ a role may do in Django admin.
 
 from __future__ import annotations
 
-from xenx.errors import Forbidden
-from xenx.roles import Role
+from core.errors import Forbidden
+from core.roles import Role
 
 ASSIGNABLE_ROLES = {
     Role.ADMIN: frozenset(Role.values),

@@ -1,0 +1,2 @@
+"""The gateway's platform views: /api/services (``services``), /health and /metrics
+(``monitoring``). The proxied call itself is ``gateway.proxy``."""
