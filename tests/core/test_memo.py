@@ -1,0 +1,73 @@
+"""core.memo.Memo: bounded by count, by age, and safe to share between threads."""
+
+import threading
+
+import pytest
+
+from core.memo import Memo
+
+
+def test_holds_at_most_maxsize_entries_oldest_written_goes_first():
+    memo = Memo(3)
+    for i in range(10):
+        memo.set(i, i * 10)
+    assert len(memo) == 3
+    assert [memo.get(i) for i in range(10)] == [None] * 7 + [70, 80, 90]
+
+
+def test_rewriting_a_key_does_not_evict():
+    memo = Memo(2)
+    memo.set("a", 1)
+    memo.set("b", 2)
+    memo.set("a", 3)
+    assert (memo.get("a"), memo.get("b"), len(memo)) == (3, 2, 2)
+
+
+def test_ttl_forgets_an_entry_after_its_time():
+    now = [100.0]
+    memo = Memo(10, ttl=0.5, clock=lambda: now[0])
+    memo.set("k", "v")
+    now[0] = 100.4
+    assert memo.get("k") == "v" and "k" in memo
+    now[0] = 100.5
+    assert memo.get("k", "gone") == "gone"
+    assert len(memo) == 0  # an expired entry read is dropped
+
+
+def test_get_or_set_computes_once_while_remembered():
+    memo, calls = Memo(4), []
+    for _ in range(3):
+        memo.get_or_set("k", lambda: calls.append(1) or "v")
+    assert calls == [1]
+
+
+def test_pop_and_clear():
+    memo = Memo(4)
+    memo.set("a", 1)
+    memo.set("b", 2)
+    memo.pop("a")
+    memo.pop("missing")
+    assert ("a" in memo, "b" in memo) == (False, True)
+    memo.clear()
+    assert len(memo) == 0
+
+
+@pytest.mark.parametrize("maxsize,ttl", [(0, None), (-1, None), (1, 0), (1, -2.0)])
+def test_refuses_a_memo_without_a_bound(maxsize, ttl):
+    with pytest.raises(ValueError):
+        Memo(maxsize, ttl=ttl)
+
+
+def test_many_threads_writing_new_keys_stay_within_the_bound():
+    memo = Memo(100)
+
+    def write(base):
+        for i in range(5_000):
+            memo.set((base, i), i)
+
+    threads = [threading.Thread(target=write, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(memo) <= 100 + len(threads)
