@@ -41,6 +41,7 @@ from rest_framework_simplejwt.settings import api_settings
 logger = logging.getLogger("xenx.keys")
 
 ASYMMETRIC = ("EdDSA", "RS256")
+ID_TOKEN_ALG = "RS256"  # OpenID Connect's mandatory algorithm
 RSA_BITS = 2048
 DEFAULT_GRACE_SECONDS = 600  # twice the JWKS Cache-Control max-age
 JWKS_MAX_AGE = 300
@@ -309,9 +310,12 @@ class KeyRing:
         return None
 
     def jwks(self) -> dict:
-        if not is_asymmetric():
-            return {"keys": []}
-        return {"keys": [k.jwk() for k in self.states().published]}
+        """The configured algorithm's published keys and, whatever it is, the RS256
+        keys that sign the OpenID provider's ID tokens (README "Sign in with XenX")."""
+        algs = [algorithm()] if is_asymmetric() else []
+        if ID_TOKEN_ALG not in algs:
+            algs.append(ID_TOKEN_ALG)
+        return {"keys": [k.jwk() for a in algs for k in self.states(a).published]}
 
 
 keyring = KeyRing()

@@ -1,9 +1,12 @@
+import uuid
+
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import Group, PermissionsMixin
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.functions import Lower
 from django.utils import timezone
+from oauth2_provider.models import AbstractApplication
 
 from core.roles import ORG_REQUIRED_ROLES, Role
 
@@ -190,3 +193,75 @@ class RevokedToken(models.Model):
 
     def __str__(self):
         return f"{self.kind}:{self.value}"
+
+
+class Application(AbstractApplication):
+    """An application that signs its users in with XenX (OpenID Connect) or a machine
+    client (client credentials): django-oauth-toolkit's application, swapped in by
+    ``OAUTH2_PROVIDER_APPLICATION_MODEL`` to add what XenX decides with it.
+
+    ``organization``: whose users it may sign in (none: anyone; admins only).
+    ``enabled``: off refuses its tokens at every door (``accounts.oidc.services``).
+    ``allowed_services``, ``role``, ``rate_limit``: what a machine client may call
+    through the gateway, the role its identity carries there and its own rate.
+    ``token_family``: the ``fam`` claim of its machine tokens; a change that narrows
+    the application ends it, so its tokens stop within a second (README "Machine
+    clients")."""
+
+    organization = models.ForeignKey(
+        "organizations.Organization",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="applications",
+    )
+    enabled = models.BooleanField(default=True)
+    allowed_services = models.JSONField(default=list, blank=True)
+    role = models.CharField(max_length=16, choices=Role.choices, blank=True)
+    rate_limit = models.CharField(max_length=32, blank=True)
+    token_family = models.UUIDField(default=uuid.uuid4, editable=False)
+
+    class Meta(AbstractApplication.Meta):
+        swappable = "OAUTH2_PROVIDER_APPLICATION_MODEL"
+
+    def is_usable(self, request) -> bool:
+        return self.enabled
+
+    def clean(self) -> None:
+        # ID tokens are signed with XenX's RS256 key ring (accounts.oidc.validator),
+        # not django-oauth-toolkit's OIDC_RSA_PRIVATE_KEY setting, which it requires.
+        try:
+            super().clean()
+        except ValidationError as exc:
+            errors = {
+                field: [e for e in errs if "OIDC_RSA_PRIVATE_KEY" not in str(e.message)]
+                for field, errs in exc.error_dict.items()
+            }
+            errors = {field: errs for field, errs in errors.items() if errs}
+            if errors:
+                raise ValidationError(errors) from None
+
+    @property
+    def is_machine(self) -> bool:
+        return self.authorization_grant_type == self.GRANT_CLIENT_CREDENTIALS
+
+
+class ApplicationSession(models.Model):
+    """One sign-in of a user at an application: created when the user authorizes it
+    (the code), kept by every refresh token rotated from it. ``family`` is the ``fam``
+    claim of its access tokens and django-oauth-toolkit's refresh ``token_family``, so
+    ending it (logout, reuse, revocation, the application disabled) refuses them all.
+    ``auth_time`` and ``amr`` are the portal login's, for every ID token it yields."""
+
+    family = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    application = models.ForeignKey(
+        Application, on_delete=models.CASCADE, related_name="sessions"
+    )
+    auth_time = models.FloatField()
+    amr = models.JSONField(default=list)
+    code_digest = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"{self.application} session of {self.user_id}"

@@ -26,17 +26,21 @@ import enum
 import time
 
 from core.errors import BEARER_CHALLENGE as CHALLENGE
-from core.errors import InvalidToken, MfaRequired, TokenRevoked
+from core.errors import Forbidden, InvalidToken, MfaRequired, TokenRevoked
 
 from . import revocation
 from .selectors import user_has_confirmed_totp
-from .tokens import Identity, decode_access_token
+from .tokens import Identity, decode_access_token, is_machine_payload
 
 # Paths a member of an mfa_required organization may use before enrolling TOTP.
 MFA_EXEMPT_PREFIXES = ("/api/auth/me", "/api/auth/mfa/", "/api/auth/logout")
 # The session key holding when a browser session logged in (epoch seconds, µs): the
 # session's ``sst``, like a token family's.
 SESSION_STARTED_KEY = "xenx_session_started"
+PROVIDER_TOKEN_MESSAGE = (
+    "An application's access token is for the firm's services (through the "
+    "gateway), not for XenX's own API."
+)
 BEARER_FORMAT_MESSAGE = "The Authorization header must be 'Bearer <token>'."
 _CHALLENGE_HEADERS = {"WWW-Authenticate": CHALLENGE}
 
@@ -44,6 +48,7 @@ _CHALLENGE_HEADERS = {"WWW-Authenticate": CHALLENGE}
 class Door(enum.StrEnum):
     API = "api"
     GATEWAY = "gateway"
+    METRICS = "metrics"  # /metrics: the platform's, not a firm service
     PORTAL = "portal"
     ADMIN = "admin"
 
@@ -89,6 +94,13 @@ def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
     (401 codes first, then 403 ``mfa_required``). The API door lets a member of an
     ``mfa_required`` organization reach the enrolment endpoints; no other door does."""
     payload = decode_access_token(raw)
+    if "client_id" in payload:  # the OpenID provider's (accounts.oidc)
+        if door != Door.GATEWAY:
+            # An application's token speaks for the user to the firm's services, not
+            # to XenX's own API (it could change the password, enrol MFA...).
+            raise Forbidden(PROVIDER_TOKEN_MESSAGE)
+        if is_machine_payload(payload):
+            return machine_identity(payload)
     try:
         user_id = int(payload["user_id"])
         jti = str(payload["jti"])
@@ -118,10 +130,37 @@ def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
         mfa=mfa,
         mfa_pending=mfa_pending,
         payload=payload,
+        client_id=payload.get("client_id"),
     )
     if mfa_pending and not (door == Door.API and path.startswith(MFA_EXEMPT_PREFIXES)):
         raise MfaRequired()
     return identity
+
+
+def machine_identity(payload: dict) -> Identity:
+    """A machine client's token (client credentials, verified): refused when its
+    ``jti`` is denylisted or its application's token family ended (the application
+    was disabled, deleted or narrowed: ``accounts.oidc.services``)."""
+    try:
+        jti = str(payload["jti"])
+        family = str(payload["fam"])
+        services = tuple(str(s) for s in payload.get("svc") or ())
+        role = str(payload.get("role") or "")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
+    if revocation.fetch_denied(jti, family):
+        raise TokenRevoked()
+    return Identity(
+        user_id=None,
+        email="",
+        role=role,
+        org_id=None,
+        mfa=False,
+        mfa_pending=False,
+        payload=payload,
+        client_id=str(payload["client_id"]),
+        services=services,
+    )
 
 
 # --- browser sessions (portal, admin) ----------------------------------------------

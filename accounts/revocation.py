@@ -141,8 +141,32 @@ def fetch_states(
     """User state, organization state and whether ``jti`` is denylisted or its
     session (refresh ``family``) ended: one cache round trip (none within the memo
     window), DB only on a cache miss."""
-    now = time.monotonic()
     keys = state_keys(user_id, jti, org_id, family)
+    found = _fetch(keys, user_id, org_id)
+    if found is None:  # fail open without the cache: the database decides
+        return _states_from_db(user_id, org_id, jti, family)
+    user_state = found[_ukey(user_id)]
+    org_state = found.get(_okey(org_id)) if org_id is not None else None
+    # The user's organization may have changed since the token was issued.
+    if user_state is not None and user_state.org_id != org_id:
+        org_state = get_org_state(user_state.org_id) if user_state.org_id else None
+    ended = bool(found.get(_fkey(family))) if family else False
+    return user_state, org_state, bool(found[_jkey(jti)]) or ended
+
+
+def fetch_denied(jti, family) -> bool:
+    """Whether a token with no user (a machine client's) is denylisted or its
+    ``family`` ended: the same records, memo and round trip as ``fetch_states``."""
+    found = _fetch(denial_keys(jti, family), None, None)
+    if found is None:
+        return _denied_in_db(jti, family)
+    return bool(found[_jkey(jti)]) or bool(found[_fkey(family)])
+
+
+def _fetch(keys, user_id, org_id) -> dict | None:
+    """The records ``keys`` from the memo, else the cache (rebuilt from the database
+    on a miss); None when the cache is down and XENX_FAIL_OPEN_WITHOUT_CACHE is on."""
+    now = time.monotonic()
     found: dict[str, object] = {}
     wanted = []
     for key in keys:
@@ -159,8 +183,7 @@ def fetch_states(
                 raise ServiceUnavailable(
                     "Token revocation state is unavailable."
                 ) from exc
-            # Fail open: the database knows users, organizations and denials.
-            return _states_from_db(user_id, org_id, jti, family)
+            return None
         if LOADED_KEY in wanted and LOADED_KEY not in fetched:
             fetched = {**fetched, **_reload_denials(wanted)}
         ttl = memo_seconds()
@@ -178,13 +201,7 @@ def fetch_states(
             found[key] = value
             if ttl > 0:
                 _memo[key] = (now + ttl, value)
-    user_state = found[_ukey(user_id)]
-    org_state = found.get(_okey(org_id)) if org_id is not None else None
-    # The user's organization may have changed since the token was issued.
-    if user_state is not None and user_state.org_id != org_id:
-        org_state = get_org_state(user_state.org_id) if user_state.org_id else None
-    ended = bool(found.get(_fkey(family))) if family else False
-    return user_state, org_state, bool(found[_jkey(jti)]) or ended
+    return found
 
 
 _prefetch = threading.local()
@@ -357,6 +374,24 @@ def state_keys(user_id, jti, org_id, family=None) -> list[str]:
     if family:
         keys.append(_fkey(family))
     return keys
+
+
+def denial_keys(jti, family) -> list[str]:
+    """The records a token with no user (a machine client's) needs."""
+    return [_jkey(jti), LOADED_KEY, _fkey(family)]
+
+
+def token_keys(payload: dict) -> list[str]:
+    """The records a verified access token's payload needs: ``state_keys`` for a
+    user's token, ``denial_keys`` for a machine client's (no ``user_id``)."""
+    if api_settings.USER_ID_CLAIM not in payload:
+        return denial_keys(str(payload["jti"]), str(payload.get("fam", "")))
+    return state_keys(
+        int(payload[api_settings.USER_ID_CLAIM]),
+        str(payload["jti"]),
+        payload.get("org"),
+        payload.get("fam"),  # the session (accounts.sessions, accounts.oidc)
+    )
 
 
 def deny_access_token(jti: str, exp: float) -> None:

@@ -33,15 +33,24 @@ from . import revocation, sessions, signing
 
 @dataclass(frozen=True)
 class Identity:
-    """Who a valid access token speaks for, from the token and the fresh cached state."""
+    """Who a valid access token speaks for, from the token and the fresh cached state.
 
-    user_id: int
+    A machine client (README "Machine clients") has no user: ``user_id`` is None,
+    ``client_id`` names the application and ``services`` what it may call."""
+
+    user_id: int | None
     email: str
     role: str
     org_id: int | None
     mfa: bool
     mfa_pending: bool  # org requires MFA and this login had no second factor
     payload: dict
+    client_id: str | None = None  # the application a provider token was issued to
+    services: tuple = ()  # a machine client's allowed services
+
+    @property
+    def is_machine(self) -> bool:
+        return self.user_id is None
 
 
 class AccessToken(SimpleJwtAccessToken):
@@ -75,7 +84,7 @@ def _user_claims(user, *, mfa: bool) -> dict:
     }
 
 
-def _issue_time(user) -> float:
+def issue_time(user) -> float:
     """Now, but strictly after the user's last wholesale revocation (which this process
     may just have written), in microsecond resolution."""
     now_us = time.time_ns() // 1000
@@ -97,7 +106,7 @@ def issue_tokens(
     neither token outlives it by more than ``XENX_SESSION_MAX_DAYS``. ``family`` (the
     ``fam`` claim of the presented refresh token) continues a session; without it a new
     session starts (``accounts.sessions``), recorded with ``request``'s address."""
-    now = _issue_time(user)
+    now = issue_time(user)
     sst = float(session_started or now)
     cap = int(sst + session_max_seconds())
     refresh = RefreshToken()
@@ -139,6 +148,14 @@ def issue_tokens(
     }
 
 
+USER_ID = api_settings.USER_ID_CLAIM
+
+
+def is_machine_payload(payload: dict) -> bool:
+    """A machine client's token: an application's, with no user."""
+    return isinstance(payload.get("client_id"), str) and USER_ID not in payload
+
+
 def _decode(raw, token_type: str) -> dict:
     """Signature (the configured algorithm only, with a published ``kid`` when it is
     asymmetric: ``accounts.signing``), expiry, type and the claims we rely on. Any
@@ -151,11 +168,13 @@ def _decode(raw, token_type: str) -> dict:
         raise InvalidToken() from exc
     if not isinstance(payload, dict) or payload.get("token_type") != token_type:
         raise InvalidToken()
-    for claim in ("exp", "jti", api_settings.USER_ID_CLAIM):
+    # A machine client's access token (accounts.oidc.tokens) has no user.
+    machine = token_type == "access" and is_machine_payload(payload)
+    for claim in ("exp", "jti") if machine else ("exp", "jti", USER_ID):
         if claim not in payload:
             raise InvalidToken()
     try:
-        int(payload[api_settings.USER_ID_CLAIM])
+        int(payload[USER_ID]) if not machine else str(payload["client_id"])
         float(payload["exp"])
     except (TypeError, ValueError) as exc:
         raise InvalidToken() from exc
@@ -195,7 +214,7 @@ def decode_refresh_token(raw: str) -> dict:
 def issue_mfa_token(user, *, session_started: float | None = None) -> str:
     token = MfaToken()
     token[api_settings.USER_ID_CLAIM] = str(user.pk)
-    now = _issue_time(user)
+    now = issue_time(user)
     token["ist"] = now
     token["sst"] = float(session_started or now)
     return str(token)

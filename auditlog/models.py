@@ -38,6 +38,12 @@ class AuditEvent(models.Model):
         SERVICE_CREATED = "service.created"
         SERVICE_UPDATED = "service.updated"
         SERVICE_DELETED = "service.deleted"
+        APPLICATION_CREATED = "application.created"
+        APPLICATION_UPDATED = "application.updated"
+        APPLICATION_DELETED = "application.deleted"
+        APPLICATION_SIGNED_OUT = "application.signed_out"
+        APPLICATION_TOKEN_ISSUED = "application.token_issued"
+        APPLICATION_TOKEN_REFUSED = "application.token_refused"
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     action = models.CharField(max_length=64, choices=Action.choices, db_index=True)

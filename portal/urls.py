@@ -9,6 +9,9 @@ urlpatterns = [
     path("login", views.login_view, name="login"),
     path("login/verify", views.login_verify_view, name="login-verify"),
     path("logout", views.logout_view, name="logout"),
+    # The OpenID provider's pages (README "Sign in with XenX").
+    path("authorize", views.authorize_view, name="authorize"),
+    path("end-session", views.end_session_view, name="end-session"),
     path("clients", views.client_list_view, name="clients"),
     path("clients/invite", views.client_invite_view, name="client-invite"),
     path("clients/<int:pk>", views.client_detail_view, name="client-detail"),

@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/schema", RedirectView.as_view(url="/api/schema/", query_string=True)),
     path("api/docs", RedirectView.as_view(url="/api/docs/", query_string=True)),
     path(".well-known/", include("accounts.wellknown_urls")),
+    # The OpenID provider's endpoints for clients; its pages are the portal's.
+    path("oauth/", include("accounts.oidc.urls")),
     path("api/", include("accounts.urls")),
     path("api/", include("organizations.urls")),
     path("admin/", admin.site.urls),

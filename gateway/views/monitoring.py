@@ -47,7 +47,7 @@ def metrics_view(request):
         return error_response(request, 401)  # with its challenge
     if not metrics_token_ok(auth):
         try:
-            identity = token_identity(bearer_token(auth), door=Door.GATEWAY)
+            identity = token_identity(bearer_token(auth), door=Door.METRICS)
         except ApiError as exc:
             return api_error_response(request, exc)
         if identity.role != Role.ADMIN:

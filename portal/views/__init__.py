@@ -21,10 +21,13 @@ from .documents import (
     document_list_view,
     document_upload_view,
 )
+from .oidc import authorize_view, end_session_view
 from .sessions import session_end_view
 from .sign_in import login_verify_view, login_view, logout_view
 
 __all__ = [
+    "authorize_view",
+    "end_session_view",
     "account_view",
     "backup_codes_view",
     "client_detail_view",

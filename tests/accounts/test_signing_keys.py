@@ -219,7 +219,7 @@ def test_jwks_is_empty_with_hs256(client):
 
 
 @pytest.mark.parametrize("alg", ["EdDSA", "RS256"])
-def test_jwks_publishes_live_keys_of_the_algorithm_only(
+def test_jwks_publishes_live_keys_of_the_algorithm_and_id_token_keys(
     alg, keyring_for, client, make_user
 ):
     ring = keyring_for(alg)
@@ -228,8 +228,12 @@ def test_jwks_publishes_live_keys_of_the_algorithm_only(
     assert "public" in response["Cache-Control"]
     assert "max-age=300" in response["Cache-Control"]
     published = response.json()["keys"]
-    assert [k["kid"] for k in published] == [ring["live"].kid]
-    (jwk,) = published
+    # RS256 keys sign the OpenID provider's ID tokens whatever the algorithm is
+    # (README "Sign in with XenX"), so they are published alongside; never EdDSA
+    # keys under RS256.
+    expected = [ring["live"].kid] + ([ring["other"].kid] if alg == "EdDSA" else [])
+    assert [k["kid"] for k in published] == expected
+    jwk = published[0]
     assert jwk["alg"] == alg and jwk["use"] == "sig"
     assert "d" not in jwk and "p" not in jwk and "q" not in jwk  # public only
     # A client builds the key from the JWK and verifies a token with it.
@@ -245,7 +249,8 @@ def test_openid_configuration_names_issuer_and_jwks(client, settings):
     body = response.json()
     assert body["issuer"] == "https://id.example.org"
     assert body["jwks_uri"] == "https://id.example.org/.well-known/jwks.json"
-    assert body["id_token_signing_alg_values_supported"] == ["HS256"]
+    # ID tokens are RS256 (OpenID Connect's); HS256 access tokens are not published.
+    assert body["id_token_signing_alg_values_supported"] == ["RS256"]
     assert "max-age=300" in response["Cache-Control"]
 
 

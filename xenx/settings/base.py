@@ -32,6 +32,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "oauth2_provider",
     "xenx",
     "auditlog",
     "organizations",
@@ -257,6 +258,53 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
 
+# --- OpenID provider (django-oauth-toolkit; accounts/oidc/, README "Sign in with XenX") --
+# Applications are XenX's own model (organization, enabled, allowed services); access
+# tokens are XenX JWTs (accounts/oidc/tokens.py) so the gateway checks them in process.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "accounts.Application"
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "PKCE_REQUIRED": True,
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
+    "ALLOW_LOCALHOST_LOOPBACK": True,  # RFC 8252: any port on a registered loopback URI
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(
+        SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()
+    ),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": int(
+        SIMPLE_JWT["REFRESH_TOKEN_LIFETIME"].total_seconds()
+    ),
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ID_TOKEN_EXPIRE_SECONDS": int(SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"].total_seconds()),
+    "ACCESS_TOKEN_GENERATOR": "accounts.oidc.tokens.access_token",
+    "REFRESH_TOKEN_GENERATOR": "oauthlib.oauth2.rfc6749.tokens.random_token_generator",
+    "OAUTH2_VALIDATOR_CLASS": "accounts.oidc.validator.XenxValidator",
+    "SCOPES": {
+        "openid": "Sign you in",
+        "profile": "Your name, role and organization",
+        "email": "Your email address",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "OIDC_RESPONSE_TYPES_SUPPORTED": ["code"],
+    "OIDC_TOKEN_ENDPOINT_AUTH_METHODS_SUPPORTED": [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+    ],
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": True,
+    "REQUEST_APPROVAL_PROMPT": "auto",  # a consent given once is remembered
+}
+
 # --- OTP ----------------------------------------------------------------------------
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "XenX")
 OTP_TOTP_TOLERANCE = 1
@@ -273,6 +321,7 @@ XENX_RATE_LIMIT_DEFAULTS = {
     "admin": "3000/m",
     "login_ip": "20/m",
     "login_account": "10/15m",
+    "app": "600/m",  # machine clients (client credentials), per application
 }
 XENX_RATE_LIMITS = {**XENX_RATE_LIMIT_DEFAULTS, **env_json_object("XENX_RATE_LIMITS")}
 

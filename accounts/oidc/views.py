@@ -1,0 +1,53 @@
+"""The provider's machine endpoints (token, revocation, introspection, userinfo):
+django-oauth-toolkit's views, answering errors as RFC 6749 and OpenID Connect say.
+The pages a person sees (authorization, consent, end-session) are the portal's."""
+
+from __future__ import annotations
+
+import json
+
+from django.http import JsonResponse
+from oauth2_provider import views as dot
+
+from core.errors import ApiError
+
+from .. import policy
+
+
+class IntrospectView(dot.IntrospectTokenView):
+    """RFC 7662 for confidential clients (HTTP Basic or the body). A token the doors
+    would refuse (its user deactivated, its session ended, a password changed) is
+    ``active: false`` here too."""
+
+    @staticmethod
+    def get_token_response(token_value=None):
+        response = dot.IntrospectTokenView.get_token_response(token_value)
+        if response.status_code != 200 or b'"active": true' not in response.content:
+            return response
+        try:
+            identity = policy.token_identity(token_value, door=policy.Door.GATEWAY)
+        except ApiError:
+            return JsonResponse({"active": False})
+        return identity_response(response, identity)
+
+
+def identity_response(response, identity):
+    data = json.loads(response.content)
+    payload = identity.payload
+    data.update(
+        {
+            "token_type": "Bearer",
+            "sub": payload.get("sub") or str(identity.user_id),
+            "iat": payload.get("iat"),
+            "iss": payload.get("iss"),
+            "jti": payload.get("jti"),
+        }
+    )
+    response.content = json.dumps(data)
+    return response
+
+
+token_view = dot.TokenView.as_view()
+revoke_view = dot.RevokeTokenView.as_view()
+introspect_view = IntrospectView.as_view()
+userinfo_view = dot.UserInfoView.as_view()
