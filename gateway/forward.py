@@ -10,7 +10,7 @@ from django.conf import settings
 from core.errors import MalformedRequest, error_response
 from core.net import forwarded_chain
 
-from . import assertions, metrics, state
+from . import assertions, machines, metrics, state
 from .body import BodyTooLarge, ClientBodyError
 from .relay import relay
 from .upstream import RequestRejected, UpstreamError, consumed, pool_for
@@ -51,6 +51,7 @@ _DROP_META = frozenset(
         "HTTP_X_USER_ROLE",
         "HTTP_X_ORGANIZATION_ID",
         assertions.META_KEY,
+        machines.CLIENT_META,
         "HTTP_AUTHORIZATION",
     }
 )
@@ -97,7 +98,9 @@ def _upstream_headers(request, svc, identity, length) -> dict:
     headers["X-Forwarded-Proto"] = request.scheme
     headers["X-Forwarded-Host"] = request.xenx_host
     headers["X-Request-ID"] = request.request_id
-    if identity is not None:
+    if identity is not None and identity.is_machine:  # README "Machine clients"
+        headers.update(machines.upstream_headers(svc, identity, request.request_id))
+    elif identity is not None:
         headers["X-User-Id"] = str(identity.user_id)
         email = identity.email
         if not email.isascii():  # an IDN domain: its UTF-8 bytes, as latin-1 text

@@ -13,7 +13,7 @@ from accounts.policy import Door, bearer_token, token_identity
 from accounts.tokens import Identity, decode_access_token
 from core.errors import ApiError, Forbidden, NotAuthenticated
 
-from . import state
+from . import machines, state
 
 
 def bearer(auth: str | None) -> str:
@@ -41,6 +41,8 @@ def verify(raw: str) -> Identity:
 
 def admit(request, svc, identity: Identity) -> None:
     request.xenx_user_id = identity.user_id
+    if identity.is_machine:  # an application's token (README "Machine clients")
+        return machines.admit(svc, identity)
     if svc.allowed_roles and identity.role not in svc.allowed_roles:
         raise Forbidden(f"Your role may not call service {svc.name!r}.")
 
@@ -54,12 +56,7 @@ _IDENTITY_MEMO_MAX = 10_000
 
 
 def _revocation_entries(identity: Identity):
-    keys = revocation.state_keys(
-        identity.user_id,
-        identity.payload.get("jti"),
-        identity.org_id,
-        identity.payload.get("fam"),  # the session (accounts.sessions)
-    )
+    keys = revocation.token_keys(identity.payload)
     entries = tuple(revocation.memo_entry(k) for k in keys)
     if any(e is None for e in entries):
         return None

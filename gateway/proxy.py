@@ -30,7 +30,7 @@ from core.errors import (
 )
 from core.net import client_ip
 
-from . import metrics, paths, state
+from . import machines, metrics, paths, state
 from .body import request_body
 from .forward import forward
 from .identity import admit, bearer, memoised_identity, verify
@@ -90,14 +90,7 @@ def _handle(request, service_name, svc):
             identity = memoised_identity(raw)
             if identity is None:
                 payload = decode_access_token(raw)
-                state_keys = tuple(
-                    revocation.state_keys(
-                        int(payload["user_id"]),
-                        str(payload["jti"]),
-                        payload.get("org"),
-                        payload.get("fam"),  # the session (accounts.sessions)
-                    )
-                )
+                state_keys = tuple(revocation.token_keys(payload))
             else:
                 admit(request, svc, identity)
         rest, query = paths.split_target(meta, service_name)
@@ -110,14 +103,7 @@ def _handle(request, service_name, svc):
             raise path_error
         # Counted per user at the role the token names (a role change revokes the
         # user's tokens, so a valid token's role is the user's).
-        role = identity.role if identity else payload.get("role") if payload else None
-        user_id = (
-            identity.user_id
-            if identity
-            else int(payload["user_id"])
-            if payload
-            else None
-        )
+        role, user_id = machines.rate_subject(identity, payload)
         limit = None
         if path_error is None:
             limit = limit_for(
@@ -157,11 +143,10 @@ def _handle(request, service_name, svc):
                 if limit is not None:
                     state.uncount(limit.key)
                 raise
-            if limit is not None and identity.role != role:
+            judged_role, judged_id = machines.rate_subject(identity, None)
+            if limit is not None and judged_role != role:
                 state.uncount(limit.key)
-                limit = limit_for(
-                    svc, role=identity.role, user_id=identity.user_id, ip=None
-                )
+                limit = limit_for(svc, role=judged_role, user_id=judged_id, ip=None)
                 if limit is not None:
                     used = state.hot_round_trip(limit.key, limit.period, ())[0]
         rl_headers = headers_for(limit, used) if limit and used is not None else None

@@ -262,3 +262,34 @@ def test_user_token_as_client_secret_is_refused(
     response = flow.exchange(code, secret=user_token)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_register_app_command_prints_id_and_secret_once():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from accounts.models import Application
+
+    out = StringIO()
+    call_command("register_app", "Planner", "--redirect-uri", REDIRECT, stdout=out)
+    lines = dict(
+        line.split(": ", 1) for line in out.getvalue().splitlines() if ": " in line
+    )
+    app = Application.objects.get(client_id=lines["client_id"])
+    assert app.client_secret != lines["client_secret"]  # stored hashed
+    from django.contrib.auth.hashers import check_password
+
+    assert check_password(lines["client_secret"], app.client_secret)
+
+
+def test_register_app_command_refuses_bad_input():
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="redirect"):
+        call_command("register_app", "Planner")
+    with pytest.raises(CommandError, match="organization"):
+        call_command(
+            "register_app", "Planner", "--redirect-uri", REDIRECT, "--org", "nope"
+        )

@@ -1,0 +1,91 @@
+"""What the gateway does differently for a machine client (README "Machine clients"):
+an application's client-credentials token, with no user. The token itself is judged
+by the one policy (``accounts.policy.token_identity``); here are only the gateway's
+own consequences, called from one line each in the proxy and forwarding steps:
+
+- ``rate_subject``: counted per application at the ``app`` rate;
+- ``admit``: only the services in its ``allowed_services`` (403 otherwise), and a
+  service's role list applies when the application has a role;
+- ``upstream_headers``: ``X-Client-Id`` and, for ``sign_identity`` services,
+  ``X-XenX-Identity`` with ``sub`` = ``app:<client_id>`` instead of the user headers.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+
+from accounts import signing
+from accounts.keys import ASSERTION_SECONDS, is_asymmetric
+from accounts.oidc.tokens import MACHINE_PREFIX
+from accounts.tokens import is_machine_payload
+from core.errors import Forbidden, ServiceUnavailable
+from core.memo import Memo
+
+from . import assertions
+
+RATE_NAME = "app"  # the XENX_RATE_LIMITS / service rate_limits entry for machines
+CLIENT_HEADER = "X-Client-Id"
+CLIENT_META = "HTTP_X_CLIENT_ID"
+_assertions = Memo(10_000, name="machine assertions")
+
+
+def rate_subject(identity, payload) -> tuple[str | None, object]:
+    """(rate name, counter key) for a caller known by its ``identity`` or, before
+    that is judged, its verified ``payload``; (None, None) when anonymous."""
+    if identity is not None:
+        if identity.is_machine:
+            return RATE_NAME, MACHINE_PREFIX + identity.client_id
+        return identity.role, identity.user_id
+    if payload is None:
+        return None, None
+    if is_machine_payload(payload):
+        return RATE_NAME, MACHINE_PREFIX + str(payload["client_id"])
+    return payload.get("role"), int(payload["user_id"])
+
+
+def admit(svc, identity) -> None:
+    if svc.name not in identity.services:
+        raise Forbidden(f"This application may not call service {svc.name!r}.")
+    if svc.allowed_roles and identity.role and identity.role not in svc.allowed_roles:
+        raise Forbidden(f"This application's role may not call service {svc.name!r}.")
+
+
+def upstream_headers(svc, identity, request_id: str) -> dict:
+    headers = {CLIENT_HEADER: identity.client_id}
+    if svc.sign_identity:
+        headers[assertions.HEADER] = _assertion(identity, svc.name, request_id)
+    return headers
+
+
+def _assertion(identity, service: str, request_id: str) -> str:
+    """As ``assertions.assertion_for``, with the application as the subject."""
+    key = (settings.XENX_JWT_ALGORITHM, service, identity.client_id, identity.role)
+    now = time.time()
+    hit = _assertions.get(key)
+    if hit is not None and hit[1] > now:
+        return hit[0]
+    if not is_asymmetric():
+        raise ServiceUnavailable(
+            f"Service {service!r} needs a signed identity, and XENX_JWT_ALGORITHM is "
+            f"{settings.XENX_JWT_ALGORITHM}: set EdDSA or RS256."
+        )
+    iat = int(now)
+    token = signing.encode(
+        {
+            "iss": settings.XENX_JWT_ISSUER,
+            "aud": service,
+            "sub": MACHINE_PREFIX + identity.client_id,
+            "client_id": identity.client_id,
+            "role": identity.role or None,
+            "org": None,
+            "mfa": False,
+            "iat": iat,
+            "exp": iat + ASSERTION_SECONDS,
+            "request_id": request_id,
+            "token_type": "identity",
+        }
+    )
+    _assertions.set(key, (token, iat + ASSERTION_SECONDS / 2))
+    return token
