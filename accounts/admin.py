@@ -17,7 +17,8 @@ from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_
 from organizations.scoping import visible
 
 from . import passwords, services
-from .models import User
+from .models import Application, User
+from .oidc.admin import ApplicationAdmin
 
 
 class MfaFilter(admin.SimpleListFilter):
@@ -300,3 +301,8 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 from .session_admin import UserSessionAdmin  # noqa: E402,F401  (registers it)
+
+# The OpenID provider's applications: XenX's admin replaces django-oauth-toolkit's.
+if admin.site.is_registered(Application):
+    admin.site.unregister(Application)
+admin.site.register(Application, ApplicationAdmin)

@@ -6,3 +6,4 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from . import checks, schema, sessions, signals  # noqa: F401
+        from .oidc import selectors  # noqa: F401 - who sees which application

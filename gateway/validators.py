@@ -22,6 +22,7 @@ RESERVED_NAMES = frozenset(
         "documents",
         "services",
         "audit-events",
+        "apps",
         "schema",
         "docs",
         "health",

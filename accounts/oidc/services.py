@@ -84,7 +84,8 @@ def grant_for(grant_types) -> str:
     )
 
 
-def _validate(app: Application) -> None:
+def validate(app: Application) -> None:
+    """The rules of an application beyond its fields' own (every door calls it)."""
     errors: dict[str, list[str]] = {}
     if app.is_machine:
         if app.client_type != Application.CLIENT_CONFIDENTIAL:
@@ -144,7 +145,7 @@ def application_create(
         hash_client_secret=True,
         user=actor if getattr(actor, "pk", None) else None,
     )
-    _validate(app)
+    validate(app)
     app.save()  # the secret field hashes itself on save
     audit.record(
         audit.Action.APPLICATION_CREATED,
@@ -178,7 +179,7 @@ def application_update(*, actor, app: Application, request=None, **fields):
         if getattr(app, attr) != value:
             setattr(app, attr, value)
             changed.append(attr)
-    _validate(app)
+    validate(app)
     app.save()
     if set(changed) & (NARROWING | {"authorization_grant_type"}):
         end_application_tokens(app)

@@ -358,6 +358,7 @@ def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
     """Any changelist of these apps staff can open lists only rows ``visible`` gives."""
     from django.contrib import admin as django_admin
 
+    from accounts.oidc.services import application_create
     from accounts.tokens import issue_tokens
     from auditlog import audit
     from organizations.scoping import visible
@@ -369,6 +370,14 @@ def test_every_accounts_and_organizations_admin_is_scoped_for_staff(
     invitation_create(organization=other_org, email="f@example.com", role=Role.CLIENT)
     audit.record(audit.Action.LOGOUT, actor=foreign_client, target=foreign_client)
     issue_tokens(foreign_client, mfa=False)  # a session (accounts.UserSession)
+    application_create(  # an application of the other organization
+        actor=make_user(Role.ADMIN),
+        name="Foreign app",
+        client_type="confidential",
+        grant_types=["authorization_code"],
+        redirect_uris=["https://app.example.com/cb"],
+        organization=other_org,
+    )
     checked = 0
     for model in django_admin.site._registry:
         if model._meta.app_label not in ("accounts", "organizations"):

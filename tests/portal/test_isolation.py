@@ -43,6 +43,8 @@ ELSEWHERE = {
     "mfa-disable": "test_mfa",
     "backup-codes": "test_mfa",
     "session-end": "test_sessions",
+    "authorize": "tests/accounts/oidc/test_code_flow",
+    "end-session": "tests/accounts/oidc/test_real_clients",
 }
 
 
