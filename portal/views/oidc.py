@@ -6,8 +6,14 @@ organization requires it) and who may sign in where (``accounts.oidc.rules``).""
 
 from __future__ import annotations
 
+import re
+from functools import wraps
+from urllib.parse import parse_qs, urlsplit
+
+from django.conf import settings
 from django.contrib.auth import logout as auth_logout
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from oauth2_provider import views as dot
@@ -26,6 +32,7 @@ from accounts.policy import (
 )
 
 from ..decorators import signed_in_user, to_enrolment, to_login
+from ..services import pending_login
 
 
 def _amr(request) -> list[str]:
@@ -57,12 +64,10 @@ class AuthorizeView(dot.AuthorizationView):
     def get(self, request, *args, **kwargs):
         response = super().get(request, *args, **kwargs)
         app = self.oauth2_data.get("application")
-        if (
-            response.status_code == 200
-            and app is not None
-            and not may_sign_in(signed_in_user(request), app)
-        ):
-            return not_for_you(request, app)
+        if response.status_code == 200 and app is not None:
+            if not may_sign_in(signed_in_user(request), app):
+                return not_for_you(request, app)
+            allow_form_to(response, app.redirect_uris.split())
         return response
 
     def create_authorization_response(self, request, scopes, credentials, allow):
@@ -74,6 +79,58 @@ class AuthorizeView(dot.AuthorizationView):
         return super().create_authorization_response(
             request, scopes, credentials, allow
         )
+
+
+_ORIGIN_RE = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")
+
+
+def allow_form_to(response, uris) -> None:
+    """The consent and sign-out forms answer with a redirect to the application, and
+    a browser applies the page's ``form-action`` to that redirect: the registered
+    URIs' origins are added to the portal's policy on these pages only."""
+    origins = set()
+    for uri in uris:
+        parts = urlsplit(uri)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if _ORIGIN_RE.match(origin):
+            origins.add(origin)
+    if origins:
+        extra = " ".join(sorted(origins))
+        response["Content-Security-Policy"] = settings.XENX_CSP.replace(
+            "form-action 'self'", f"form-action 'self' {extra}"
+        )
+
+
+def application_of(next_url) -> Application | None:
+    """The application a sign-in continues to, when ``next`` is the authorization
+    page (README "Sign in with XenX")."""
+    if not isinstance(next_url, str):
+        return None
+    parts = urlsplit(next_url)
+    if parts.path != reverse("portal:authorize"):
+        return None
+    client_id = parse_qs(parts.query).get("client_id", [""])[0][:255]
+    return Application.objects.filter(client_id=client_id, enabled=True).first()
+
+
+def continues_to_application(view):
+    """For the sign-in pages: when the sign-in continues to an application, the
+    redirect chain their form starts may end at its redirect URI (consent skipped or
+    remembered), so the form may go there (``allow_form_to``)."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        if response.status_code == 200:
+            next_url = request.GET.get("next") or request.POST.get("next")
+            if not next_url:
+                next_url = pending_login(request)[1]
+            app = application_of(next_url)
+            if app is not None:
+                allow_form_to(response, app.redirect_uris.split())
+        return response
+
+    return wrapper
 
 
 def not_for_you(request, app):
@@ -91,6 +148,13 @@ class EndSessionView(dot.RPInitiatedLogoutView):
     out) and so does the user's sign-in at that application."""
 
     template_name = "portal/end_session.html"
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        app = (getattr(response, "context_data", None) or {}).get("application")
+        if response.status_code == 200 and isinstance(app, Application):
+            allow_form_to(response, app.post_logout_redirect_uris.split())
+        return response
 
     def do_logout(
         self,

@@ -25,9 +25,11 @@ from .common import (
     rate_limited_page,
     safe_next,
 )
+from .oidc import continues_to_application
 
 
 @sensitive_post_parameters("password")
+@continues_to_application
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login_view(request):
@@ -60,6 +62,7 @@ def login_view(request):
 
 
 @sensitive_post_parameters("code")
+@continues_to_application
 @never_cache
 @require_http_methods(["GET", "POST"])
 def login_verify_view(request):
