@@ -2,8 +2,9 @@
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 
-from .keys import is_asymmetric, keyring, keys_dir
+from .keys import ID_TOKEN_ALG, is_asymmetric, keyring, keys_dir
 
 COMMAND = "python manage.py rotate_signing_key"
 
@@ -40,3 +41,27 @@ def check_signing_keys(app_configs, **kwargs):
             )
         )
     return problems
+
+
+@register(Tags.security)
+def check_id_token_key(app_configs, **kwargs):
+    """ID tokens need an RS256 key: a warning, not an error (the rest of XenX keeps
+    serving), while applications exist without one."""
+    if keyring.states(ID_TOKEN_ALG, force=True).signing is not None:
+        return []
+    from .models import Application  # noqa: PLC0415 - checks load before the models
+
+    try:
+        registered = Application.objects.exists()
+    except DatabaseError:  # not migrated yet, or no database: nothing to warn about
+        return []
+    if not registered:
+        return []
+    return [
+        Warning(
+            "OpenID Connect applications are registered but no RS256 key signs ID "
+            "tokens: their sign-ins fail.",
+            hint=f"Run '{COMMAND} --algorithm RS256' (XENX_SIGNING_KEYS_DIR must be set).",
+            id="xenx.W011",
+        )
+    ]

@@ -47,7 +47,20 @@ def identity_response(response, identity):
     return response
 
 
-token_view = dot.TokenView.as_view()
+class TokenView(dot.TokenView):
+    """django-oauth-toolkit's token endpoint; an error raised while the ID token is
+    made (no RS256 key) comes back without a JSON type from oauthlib: given one."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        if response.content[:1] == b"{" and "json" not in response.get(
+            "Content-Type", ""
+        ):
+            response["Content-Type"] = "application/json"
+        return response
+
+
+token_view = TokenView.as_view()
 revoke_view = dot.RevokeTokenView.as_view()
 introspect_view = IntrospectView.as_view()
 userinfo_view = dot.UserInfoView.as_view()

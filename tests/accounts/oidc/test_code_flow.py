@@ -293,3 +293,31 @@ def test_register_app_command_refuses_bad_input():
         call_command(
             "register_app", "Planner", "--redirect-uri", REDIRECT, "--org", "nope"
         )
+
+
+def test_check_warns_while_applications_have_no_id_token_key(register, settings):
+    from accounts.checks import check_id_token_key
+
+    settings.XENX_SIGNING_KEYS_DIR = None
+    assert check_id_token_key(None) == []
+    register()
+    (warning,) = check_id_token_key(None)
+    assert warning.id == "xenx.W011" and "--algorithm RS256" in warning.hint
+
+
+def test_no_id_token_key_is_a_server_error_not_a_500(register, make_user, settings):
+    settings.XENX_SIGNING_KEYS_DIR = None
+    app, secret = register()
+    flow = Flow(make_user(Role.CLIENT), app)
+    response = flow.exchange(flow.code(), secret=secret)
+    assert response.status_code in (400, 500)
+    assert response.json()["error"] == "server_error"
+
+
+def test_a_disabled_application_cannot_start_a_sign_in(register, make_user):
+    app, _ = register()
+    app.enabled = False
+    app.save()
+    response = Flow(make_user(Role.CLIENT), app).authorize()
+    assert response.status_code in (400, 401)
+    assert "Location" not in response

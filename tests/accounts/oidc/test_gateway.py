@@ -198,3 +198,21 @@ def test_deactivated_user_provider_token_is_refused(upstream, register, make_use
     user.save()
     revocation.clear_memo()
     assert call(token).status_code == 401
+
+
+def test_machine_is_rate_limited_per_application(upstream, register, settings):
+    settings.XENX_RATE_LIMITS = {**settings.XENX_RATE_LIMITS, "app": "2/m"}
+    registry.reset()
+    first, first_secret = register(
+        grant_types=["client_credentials"], allowed_services=["ledger"]
+    )
+    second, second_secret = register(
+        grant_types=["client_credentials"], allowed_services=["ledger"]
+    )
+    token = machine_token(first, first_secret)
+    assert [call(token).status_code for _ in range(3)] == [200, 200, 429]
+    limited = call(token)
+    assert limited.json()["error"]["code"] == "rate_limited"
+    assert "Retry-After" in limited
+    # another application has its own count
+    assert call(machine_token(second, second_secret)).status_code == 200
