@@ -202,8 +202,8 @@ class Application(AbstractApplication):
 
     ``organization``: whose users it may sign in (none: anyone; admins only).
     ``enabled``: off refuses its tokens at every door (``accounts.oidc.services``).
-    ``allowed_services``, ``role``, ``rate_limit``: what a machine client may call
-    through the gateway, the role its identity carries there and its own rate.
+    ``allowed_services``, ``role``: what a machine client may call through the
+    gateway and the role its identity carries there.
     ``token_family``: the ``fam`` claim of its machine tokens; a change that narrows
     the application ends it, so its tokens stop within a second (README "Machine
     clients")."""
@@ -218,7 +218,6 @@ class Application(AbstractApplication):
     enabled = models.BooleanField(default=True)
     allowed_services = models.JSONField(default=list, blank=True)
     role = models.CharField(max_length=16, choices=Role.choices, blank=True)
-    rate_limit = models.CharField(max_length=32, blank=True)
     token_family = models.UUIDField(default=uuid.uuid4, editable=False)
 
     class Meta(AbstractApplication.Meta):

@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
-from core.rates import parse_rate
 from core.roles import Role
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -29,6 +28,7 @@ RESERVED_NAMES = frozenset(
     }
 )
 # django-ratelimit's format, strictly: N/period with an optional multiplier (10/15m).
+RATE_RE = re.compile(r"^([0-9]+)/([0-9]*)([smhd])$")
 # "app": machine clients (README "Machine clients").
 RATE_KEYS = frozenset({*Role.values, "anonymous", "app"})
 CONTENT_TYPE_RE = re.compile(r"^[a-z0-9!#$&^_.+-]+/([a-z0-9!#$&^_.+-]+|\*)$")
@@ -72,6 +72,18 @@ def validate_ca_bundle(value: str) -> None:
         raise ValidationError(
             f"{value!r} is not a readable PEM file of CA certificates."
         ) from None
+
+
+def parse_rate(value: str) -> tuple[int, int]:
+    """'60/m' → (60, 60); '10/15m' → (10, 900). Raises ValidationError."""
+    match = RATE_RE.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValidationError(f"'{value}' is not a rate like '60/m' or '10/15m'.")
+    count, multi, period = match.groups()
+    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period] * int(multi or 1)
+    if int(count) < 1:
+        raise ValidationError("A rate must allow at least one request.")
+    return int(count), seconds
 
 
 def validate_rate_limits(value) -> None:

@@ -41,7 +41,6 @@ class Migration(migrations.Migration):
                 ('enabled', models.BooleanField(default=True)),
                 ('allowed_services', models.JSONField(blank=True, default=list)),
                 ('role', models.CharField(blank=True, choices=[('admin', 'Administrator'), ('staff', 'Staff'), ('cpa', 'CPA / Tax Professional'), ('client', 'Client')], max_length=16)),
-                ('rate_limit', models.CharField(blank=True, max_length=32)),
                 ('token_family', models.UUIDField(default=uuid.uuid4, editable=False)),
                 ('organization', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='applications', to='organizations.organization')),
                 ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='%(app_label)s_%(class)s', to=settings.AUTH_USER_MODEL, verbose_name='user')),

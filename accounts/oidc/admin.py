@@ -26,7 +26,6 @@ FIELDS = [
     "organization",
     "allowed_services",
     "role",
-    "rate_limit",
     "enabled",
 ]
 
@@ -118,7 +117,6 @@ class ApplicationAdmin(ScopedAdminMixin, admin.ModelAdmin):
             "organization": data["organization"],
             "allowed_services": data["allowed_services"] or [],
             "role": data["role"],
-            "rate_limit": data["rate_limit"],
         }
         try:
             if change:

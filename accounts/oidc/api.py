@@ -46,7 +46,6 @@ class ApplicationSerializer(serializers.Serializer):
     role = serializers.ChoiceField(
         choices=[r for r in Role.values if r != Role.ADMIN], required=False
     )
-    rate_limit = serializers.CharField(max_length=32, required=False, allow_blank=True)
     enabled = serializers.BooleanField(required=False)
     created_at = serializers.DateTimeField(source="created", read_only=True)
 
@@ -62,7 +61,6 @@ class ApplicationSerializer(serializers.Serializer):
             "organization": app.organization_id,
             "allowed_services": app.allowed_services,
             "role": app.role or None,
-            "rate_limit": app.rate_limit or None,
             "enabled": app.enabled,
             "created_at": app.created.isoformat() if app.created else None,
         }

@@ -18,7 +18,6 @@ from oauth2_provider.models import (
 
 from auditlog import audit
 from core.errors import Forbidden
-from core.rates import parse_rate
 from core.roles import Role
 
 from .. import revocation
@@ -29,7 +28,7 @@ MACHINE = Application.GRANT_CLIENT_CREDENTIALS
 GRANT_NAMES = {"authorization_code": CODE, "client_credentials": MACHINE}
 # Fields whose change may narrow what the application's tokens stand for.
 NARROWING = frozenset({"enabled", "organization", "allowed_services", "role"})
-NARROWING |= {"rate_limit", "client_type", "redirect_uris"}
+NARROWING |= {"client_type", "redirect_uris"}
 
 
 def checksum(raw: str) -> str:
@@ -92,11 +91,6 @@ def validate(app: Application) -> None:
             errors["client_type"] = ["A machine client must be confidential."]
     elif not app.redirect_uris.split():
         errors["redirect_uris"] = ["Register at least one redirect URI."]
-    if app.rate_limit:
-        try:
-            parse_rate(app.rate_limit)
-        except ValidationError as exc:
-            errors["rate_limit"] = exc.messages
     if app.role == Role.ADMIN:
         errors["role"] = ["An application cannot act as an administrator."]
     if not isinstance(app.allowed_services, list) or not all(
@@ -121,7 +115,6 @@ def application_create(
     organization=None,
     allowed_services=(),
     role: str = "",
-    rate_limit: str = "",
     request=None,
 ) -> tuple[Application, str | None]:
     """Register an application; returns it and its client secret (None for a public
@@ -139,7 +132,6 @@ def application_create(
         organization=organization,
         allowed_services=list(allowed_services or ()),
         role=role or "",
-        rate_limit=rate_limit or "",
         algorithm=Application.RS256_ALGORITHM,
         client_secret="" if public else secret,
         hash_client_secret=True,

@@ -11,7 +11,7 @@ only the token's checksum; the token itself is the credential.
   the token) and ``sst`` (when the user signed in).
 - A machine's token (client credentials) has no user: ``sub`` is ``app:<client_id>``,
   ``fam`` is the application's ``token_family``, ``svc`` the services it may call,
-  ``role`` its role (may be empty) and ``rl`` its own rate, if any.
+  and ``role`` its role (may be empty).
 """
 
 from __future__ import annotations
@@ -89,5 +89,4 @@ def machine_claims(app, *, scope: str) -> dict:
         "fam": str(app.token_family),
         "svc": list(app.allowed_services or ()),
         "role": app.role or "",
-        "rl": app.rate_limit or "",
     }
