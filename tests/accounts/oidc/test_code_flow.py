@@ -321,3 +321,51 @@ def test_a_disabled_application_cannot_start_a_sign_in(register, make_user):
     response = Flow(make_user(Role.CLIENT), app).authorize()
     assert response.status_code in (400, 401)
     assert "Location" not in response
+
+
+def test_end_session_ends_the_portal_session_and_that_applications_tokens(
+    rs256, register, make_user
+):
+    user = make_user(Role.CLIENT)
+    app, secret = register(post_logout_redirect_uris=["https://app.example.com/bye"])
+    other, other_secret = register(name="Other app")
+    flow = Flow(user, app)
+    tokens = flow.exchange(flow.code(), secret=secret).json()
+    other_flow = Flow(user, other)
+    other_tokens = other_flow.exchange(other_flow.code(), secret=other_secret).json()
+    query = urlencode(
+        {
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://app.example.com/bye",
+            "state": "s",
+        }
+    )
+    response = flow.client.get(f"/portal/end-session?{query}")
+    assert response.status_code == 302
+    assert response["Location"] == "https://app.example.com/bye?state=s"
+    assert flow.client.get("/portal/").status_code == 302  # signed out
+    assert AuditEvent.objects.filter(action="application.signed_out").exists()
+
+    def userinfo(token):
+        return Client().get("/oauth/userinfo", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert userinfo(tokens["access_token"]).status_code in (401, 403)
+    assert userinfo(other_tokens["access_token"]).status_code == 200
+
+
+def test_end_session_refuses_an_unregistered_post_logout_uri(
+    rs256, register, make_user
+):
+    app, secret = register(post_logout_redirect_uris=["https://app.example.com/bye"])
+    flow = Flow(make_user(Role.CLIENT), app)
+    tokens = flow.exchange(flow.code(), secret=secret).json()
+    query = urlencode(
+        {
+            "id_token_hint": tokens["id_token"],
+            "post_logout_redirect_uri": "https://evil.example.com/bye",
+        }
+    )
+    response = flow.client.get(f"/portal/end-session?{query}")
+    assert response.status_code == 400
+    assert "Location" not in response
+    assert flow.client.get("/portal/").status_code == 200  # still signed in
