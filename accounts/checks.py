@@ -43,11 +43,12 @@ def check_signing_keys(app_configs, **kwargs):
     return problems
 
 
-@register(Tags.security)
-def check_id_token_key(app_configs, **kwargs):
+@register(Tags.security, Tags.database)
+def check_id_token_key(app_configs, databases=None, **kwargs):
     """ID tokens need an RS256 key: a warning, not an error (the rest of XenX keeps
-    serving), while applications exist without one."""
-    if keyring.states(ID_TOKEN_ALG, force=True).signing is not None:
+    serving), while applications exist without one. It reads the database, so it is
+    a database check (``manage.py check --database default``, ``migrate``)."""
+    if not databases or keyring.states(ID_TOKEN_ALG, force=True).signing is not None:
         return []
     from .models import Application  # noqa: PLC0415 - checks load before the models
 

@@ -299,9 +299,10 @@ def test_check_warns_while_applications_have_no_id_token_key(register, settings)
     from accounts.checks import check_id_token_key
 
     settings.XENX_SIGNING_KEYS_DIR = None
-    assert check_id_token_key(None) == []
+    assert check_id_token_key(None, databases=["default"]) == []
     register()
-    (warning,) = check_id_token_key(None)
+    assert check_id_token_key(None) == []  # without --database: not run
+    (warning,) = check_id_token_key(None, databases=["default"])
     assert warning.id == "xenx.W011" and "--algorithm RS256" in warning.hint
 
 
