@@ -47,11 +47,24 @@ def identity_response(response, identity):
     return response
 
 
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
+
+
 class TokenView(dot.TokenView):
-    """django-oauth-toolkit's token endpoint; an error raised while the ID token is
-    made (no RS256 key) comes back without a JSON type from oauthlib: given one."""
+    """django-oauth-toolkit's token endpoint for the grants XenX offers (its device
+    grant answered a request without ``device_code`` with a 500); an error raised
+    while the ID token is made (no RS256 key) gets a JSON type oauthlib omits."""
 
     def post(self, request, *args, **kwargs):
+        if request.POST.get("grant_type") not in GRANT_TYPES:
+            return JsonResponse(
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "Use authorization_code, refresh_token or "
+                    "client_credentials.",
+                },
+                status=400,
+            )
         response = super().post(request, *args, **kwargs)
         if response.content[:1] == b"{" and "json" not in response.get(
             "Content-Type", ""
