@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -95,6 +96,18 @@ ASSET_RE = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
 def static_assets(html: str) -> list[str]:
     """The /static/ URLs a page references (stylesheets, scripts, icons)."""
     return sorted({url for url in ASSET_RE.findall(html) if "/static/" in url})
+
+
+def manage(env, *args: str, timeout=120) -> subprocess.CompletedProcess:
+    """``python manage.py ARGS`` in the checkout, with this interpreter and ``env``."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_scripts_run(cwd, env, log: Path) -> subprocess.Popen:
