@@ -90,6 +90,9 @@ def stop_session(proc: subprocess.Popen, *, timeout=30.0) -> list[int]:
     return left
 
 
+# A development log line (core.logging.TextFormatter): time, level, logger, message.
+READABLE_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} [A-Z]+ +[\w.]+ \S")
+
 ASSET_RE = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
 
 

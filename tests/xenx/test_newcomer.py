@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.xenx.servers import (
+    READABLE_LOG_LINE,
     ROOT,
     free_port,
     http_get,
@@ -115,11 +116,12 @@ def test_clone_run_login_call_the_demo_service_read_the_docs(tmp_path):
     finally:
         left = stop_session(proc)
     assert not left, f"processes left running: {left}"
-    # one line per event: after the demo data, everything logged is one JSON object
+    # one readable line per event (development): after the demo data, everything
+    # logged is a line of XenX's format
     served = log.read_text().split("Demo data ready.", 1)[1]
     for line in served.splitlines():
         if line.strip() and not line.startswith("demo upstream:"):
-            assert json.loads(line), line
+            assert READABLE_LOG_LINE.match(line), line
     for closed in (port, demo_port):  # the server and the demo upstream are gone
         with pytest.raises(OSError):
             http_get(f"http://127.0.0.1:{closed}/health", timeout=2)

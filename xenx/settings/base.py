@@ -6,7 +6,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
+from .env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+    public_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 XENX_ENVIRONMENT = "development"  # overridden by production.py and test.py
@@ -23,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its collectstatic (one run at a time) replaces Django's.
+    "xenx",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -32,7 +42,6 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "xenx",
     "auditlog",
     "organizations",
     "accounts",
@@ -179,9 +188,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: documents are downloaded through the API
 
 # --- Email (Django's own settings, from the environment) ----------------------------
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
-)
+# Default: each mail in a file under EMAIL_FILE_PATH and one log line naming it (never
+# a body in the log stream: core/mail_backends.py).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "core.mail_backends.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
@@ -192,7 +201,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
 # Password reset mails are sent after the answer, on a thread (core.emails).
 XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
-XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
+# Links in mails and the tokens' issuer: by default the address served (XENX_ADDR).
+XENX_PUBLIC_URL = public_url()
 
 # --- REST framework ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -299,7 +309,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {"()": "core.logging.TextFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -310,6 +323,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG only, the bare message) printed each of
+        # its records a second time, unformatted: the root's handler alone.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"level": "ERROR", "handlers": [], "propagate": True},
         # runserver's own request lines repeat the access log (xenx.access): dropped.
         "django.server": {"handlers": ["null"], "propagate": False},
