@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,7 +16,23 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def clone_head(tmp_path: Path) -> Path:
+    """A fresh clone of the committed HEAD (what a newcomer gets) in ``tmp_path``,
+    with the test run's virtualenv as its ``.venv``; skips without git."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    clone = tmp_path / "xenx"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120
+    )
+    if sys.prefix != sys.base_prefix:  # running in a virtualenv: reuse it
+        (clone / ".venv").symlink_to(sys.prefix)
+    return clone
 
 
 def free_port() -> int:
@@ -101,11 +118,12 @@ def static_assets(html: str) -> list[str]:
     return sorted({url for url in ASSET_RE.findall(html) if "/static/" in url})
 
 
-def manage(env, *args: str, timeout=120) -> subprocess.CompletedProcess:
-    """``python manage.py ARGS`` in the checkout, with this interpreter and ``env``."""
+def manage(env, *args: str, timeout=120, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``python manage.py ARGS`` in the checkout ``cwd``, with this interpreter and
+    ``env``."""
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
