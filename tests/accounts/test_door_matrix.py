@@ -52,7 +52,7 @@ def _totp_code(secret: str) -> str:
 
 
 def _enrol(user, *, spare_session=None):
-    started = mfa.totp_begin_enrolment(user=user)
+    started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
     if 30 - time.time() % 30 < 2:
         time.sleep(30 - time.time() % 30 + 0.05)
     code = pyotp.TOTP(started["secret"]).at(time.time() - 30)
@@ -465,7 +465,9 @@ def test_totp_confirmation_keeps_the_confirming_session_only(door, door_service,
         access = issue_tokens(user, mfa=False)["access"]
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
-        secret = client.post("/api/auth/mfa/totp").json()["secret"]
+        secret = client.post(
+            "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+        ).json()["secret"]
         response = client.post(
             "/api/auth/mfa/totp/confirm", {"code": _totp_code(secret)}, format="json"
         )
@@ -477,7 +479,12 @@ def test_totp_confirmation_keeps_the_confirming_session_only(door, door_service,
         assert probe("gateway", access) == ALLOW
     else:
         browser = _browser(user, verified=False)
-        assert browser.post("/portal/account/mfa/totp").status_code == 302
+        assert (
+            browser.post(
+                "/portal/account/mfa/totp", {"password": DEFAULT_PASSWORD}
+            ).status_code
+            == 302
+        )
         secret = browser.session["portal_totp_enrolment"]["secret"]
         response = browser.post(
             "/portal/account/mfa/totp/confirm", {"code": _totp_code(secret)}

@@ -117,10 +117,25 @@ def test_bad_invitation_input_is_400(make_user, auth_client, org, body, field):
     assert field in assert_error(resp, 400, "validation_error")["details"]
 
 
-def test_inviting_an_existing_account_is_400(make_user, auth_client, org):
-    existing = make_user(CLIENT)
-    resp = invite(auth_client(make_user(STAFF)), org, email=existing.email.upper())
-    assert "email" in assert_error(resp, 400, "validation_error")["details"]
+def test_inviting_an_existing_account_answers_like_a_new_one(
+    make_user, auth_client, org, other_org
+):
+    """A CPA inviting another organization's member learns nothing: the same 201
+    (with a token) as for a new address; the owner is mailed instead of the link."""
+    existing = make_user(CLIENT, organization=other_org)
+    cpa = auth_client(make_user(CPA))
+    mail.outbox.clear()
+    fresh = invite(cpa, org, email="nobody.yet@example.com")
+    taken = invite(cpa, org, email=existing.email.upper())
+    assert (fresh.status_code, taken.status_code) == (201, 201)
+    assert set(fresh.json()) == set(taken.json())
+    assert taken.json()["email_sent"] is True and taken.json()["token"]
+    assert [m.to for m in mail.outbox] == [["nobody.yet@example.com"], [existing.email]]
+    assert "/portal/signup/" in mail.outbox[0].body
+    assert "/portal/signup/" not in mail.outbox[1].body
+    assert "already has a XenX account" in mail.outbox[1].body
+    existing.refresh_from_db()
+    assert existing.organization_id == other_org.pk  # nothing moved
 
 
 def test_inviting_into_a_deactivated_org_is_400(make_user, auth_client, org_factory):
