@@ -121,21 +121,27 @@ def organization_deactivate(
 # --- Invitations -------------------------------------------------------------------
 
 
-def account_exists_notice(*, user, reason: str, organization: str = "") -> None:
+def account_exists_notice(
+    *, user, reason: str, organization: str = "", at_once: bool = False
+) -> None:
     """Tell the owner of an address that someone tried to create an account for it,
     invite it or move another account to it: what registration, invitations and
     email changes do instead of telling the one who asked (no account enumeration).
-    Rendered and sent like every deferred mail (``core.emails``)."""
-    send_templated_email_later(
-        template="account_exists",
-        to=user.email,
-        context={
-            "name": user.get_short_name(),
-            "email": user.email,
-            "reason": reason,
-            "organization": organization,
-        },
-    )
+    Sent like the mail it stands in for, so the answer takes as long: after the
+    transaction, off the request's thread (``core.emails``), or ``at_once`` in the
+    request, as invitations are."""
+    context = {
+        "name": user.get_short_name(),
+        "email": user.email,
+        "reason": reason,
+        "organization": organization,
+    }
+    if at_once:
+        send_templated_email(template="account_exists", to=user.email, context=context)
+    else:
+        send_templated_email_later(
+            template="account_exists", to=user.email, context=context
+        )
 
 
 def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
@@ -147,6 +153,7 @@ def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
             user=owner,
             reason=f"You were invited to join {invitation.organization.name} on XenX.",
             organization=invitation.organization.name,
+            at_once=True,  # like the invitation mail (the inviter learns if it failed)
         )
         return
     send_templated_email(
