@@ -35,7 +35,7 @@ class EmailVerificationTokenGenerator(PasswordResetTokenGenerator):
 email_verification_tokens = EmailVerificationTokenGenerator()
 
 
-def email_verification_send(*, user, deliver: bool = True) -> None:
+def email_verification_send(*, user) -> None:
     """The verification link, mailed after the transaction commits (off the request's
     thread: the answer's timing must not differ from a registration of a taken
     address, whose owner gets ``account_exists_notice`` the same way)."""
@@ -47,7 +47,6 @@ def email_verification_send(*, user, deliver: bool = True) -> None:
             "user": {"get_short_name": user.get_short_name(), "email": user.email},
             "token": token,
         },
-        deliver=deliver,
     )
 
 
@@ -88,16 +87,23 @@ def _stand_in(*, request, owner, email, password, first_name, last_name, invite)
     account (password validation and hashing, an insert) rolled back, and an unsaved
     user shaped like a new one; the owner is mailed instead (README "Lifecycle").
     On PostgreSQL the id is one the sequence really handed out and never reuses."""
-    with transaction.atomic():
-        placeholder = _create(
+    with transaction.atomic():  # one commit, as for a new account
+        audit.record(
+            audit.Action.REGISTRATION_EXISTING,
+            target=owner,
             request=request,
-            email=f"{uuid.uuid4().hex}@stand-in.invalid",
-            password=password,
-            first_name=first_name,
-            last_name=last_name,
-            invite=None,
+            data={"invitation": invite.pk if invite else None},
         )
-        transaction.set_rollback(True)
+        with transaction.atomic():  # a savepoint, rolled back
+            placeholder = _create(
+                request=request,
+                email=f"{uuid.uuid4().hex}@stand-in.invalid",
+                password=password,
+                first_name=first_name,
+                last_name=last_name,
+                invite=None,
+            )
+            transaction.set_rollback(True)
     User = get_user_model()
     stand_in = User(
         pk=placeholder.pk,
@@ -109,20 +115,12 @@ def _stand_in(*, request, owner, email, password, first_name, last_name, invite)
         email_verified=invite is not None,
         date_joined=placeholder.date_joined,
     )
-    with transaction.atomic():
-        audit.record(
-            audit.Action.REGISTRATION_EXISTING,
-            target=owner,
-            request=request,
-            data={"invitation": invite.pk if invite else None},
-        )
+    # One mail after the answer, like a new account's verification mail.
     account_exists_notice(
         user=owner,
         reason="Someone tried to create a XenX account with this address.",
         organization=invite.organization.name if invite else "",
     )
-    if invite is None:  # the same work as a new account's verification mail
-        email_verification_send(user=stand_in, deliver=False)
     return stand_in
 
 
