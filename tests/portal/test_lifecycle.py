@@ -331,3 +331,26 @@ def test_clients_page_lists_pending_invitations_with_actions(signed_in, org):
 def test_root_sends_people_to_the_portal(db):
     response = Client().get("/")
     assert response.status_code == 302 and response["Location"] == "/portal/"
+
+
+@pytest.mark.parametrize(("role", "scope", "revoked"), [
+    (Role.ADMIN, "foreign", True),
+    (Role.STAFF, "own", True),
+    (Role.STAFF, "foreign", False),
+])  # fmt: skip
+def test_admin_revokes_invitations_through_the_service(
+    signed_in, org, other_org, role, scope, revoked
+):
+    invitation, _token = _invite(org if scope == "own" else other_org)
+    browser, actor = signed_in(role)
+    response = browser.post(
+        "/admin/organizations/invitation/",
+        {"action": "revoke_invitations", "_selected_action": [invitation.pk]},
+    )
+    assert response.status_code == 302
+    invitation.refresh_from_db()
+    assert (invitation.revoked_at is not None) is revoked
+    events = AuditEvent.objects.filter(action="invitation.revoked", actor=actor)
+    assert events.exists() is revoked
+    # Never deleted in the admin: the row stays for the audit trail.
+    assert Invitation.objects.filter(pk=invitation.pk).exists()
