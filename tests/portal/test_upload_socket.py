@@ -4,19 +4,11 @@ client that sends the whole body reads the answer. A server that answers first a
 closes the connection with the body unread makes the kernel reset it, and Chromium
 shows ERR_CONNECTION_RESET instead of the page (README "Lifecycle")."""
 
-import os
 import socket
-import sys
 
 import pytest
 
-from tests.xenx.servers import (
-    ROOT,
-    free_port,
-    start_in_session,
-    stop_session,
-    wait_until_serving,
-)
+from tests.xenx.servers import xenx_gunicorn
 
 pytestmark = pytest.mark.slow
 MB = 1_000_000
@@ -24,31 +16,8 @@ MB = 1_000_000
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("upload")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="xenx.settings.test",
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",  # anonymous: no query is made
-        XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="2",
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp / "gunicorn.log"
-    proc = start_in_session(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
-    )
-    try:
-        wait_until_serving(
-            f"http://127.0.0.1:{port}/health/live", proc, log, timeout=60
-        )
+    with xenx_gunicorn(tmp_path_factory.mktemp("upload")) as (port, _log):
         yield port
-    finally:
-        assert stop_session(proc) == []
 
 
 def _multipart(size: int) -> tuple[bytes, bytes]:
