@@ -103,7 +103,7 @@ class SetPasswordForm(AdminPasswordChangeForm):
 @admin.register(User)
 class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     """Users. Staff see and change their own organization only; is_active changes only
-    through the audited actions (deactivate, activate), MFA resets likewise."""
+    through the audited actions (deactivate, activate), MFA resets and unlocks likewise."""
 
     ordering = ["email"]
     list_display = [
@@ -118,7 +118,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     list_filter = ["role", ("organization", OrgRelatedFilter), "is_active", MfaFilter]
     search_fields = ["email", "first_name", "last_name"]
     readonly_fields = ["is_active", "last_login", "date_joined"]
-    actions = ["deactivate_users", "activate_users", "reset_mfa"]
+    actions = ["deactivate_users", "activate_users", "reset_mfa", "unlock_users"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["first_name", "last_name", "email_verified"]}),
@@ -268,6 +268,12 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     @admin.action(description="Reset MFA of selected users", permissions=["change"])
     def reset_mfa(self, request, queryset):
         self._run_service(request, queryset, "user_reset_mfa", "MFA reset")
+
+    @admin.action(
+        description="Unlock selected users (failed sign-ins)", permissions=["change"]
+    )
+    def unlock_users(self, request, queryset):
+        self._run_service(request, queryset, "user_unlock", "Unlocked")
 
 
 @admin.register(AuditEvent)

@@ -34,6 +34,8 @@ from auditlog import audit
 from core.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
 from . import revocation, throttling
+from .notices import Notice, security_notice
+from .passwords import check_current_password
 from .selectors import user_has_confirmed_totp
 
 BACKUP_CODE_COUNT = 10
@@ -181,10 +183,20 @@ def _check_code_or_fail(*, user, code, request, status: int) -> None:
 # --- writes -------------------------------------------------------------------------
 
 
-@transaction.atomic
-def totp_begin_enrolment(*, user) -> dict:
+def totp_begin_enrolment(*, user, password, request=None) -> dict:
     """Start (or restart) enrolment: a new unconfirmed device replaces an earlier
-    unconfirmed one. Refused while a confirmed device exists (disable it first)."""
+    unconfirmed one. The current ``password`` is required (400 on ``password``,
+    throttled per account): a stolen access token or an unattended browser alone must
+    not enrol someone else's authenticator. Refused while a confirmed device exists
+    (disable it first)."""
+    check_current_password(
+        user=user, password=password, request=request, field="password"
+    )
+    return _begin_enrolment(user=user)
+
+
+@transaction.atomic
+def _begin_enrolment(*, user) -> dict:
     if user_has_confirmed_totp(user):
         raise ValidationFailed(
             "Two-factor authentication is already enabled.",
@@ -245,6 +257,7 @@ def totp_confirm(
         codes = _store_backup_codes(user)
         revocation.revoke_user_tokens(user, spare_session=spare_session)
         audit.record(audit.Action.MFA_ENABLED, actor=user, target=user, request=request)
+        security_notice(user=user, notice=Notice.MFA_ENABLED, request=request)
     user._xenx_mfa_enabled = True
     return codes
 
@@ -267,6 +280,7 @@ def mfa_disable(*, user, code, request=None) -> None:
         audit.record(
             audit.Action.MFA_DISABLED, actor=user, target=user, request=request
         )
+        security_notice(user=user, notice=Notice.MFA_DISABLED, request=request)
     user._xenx_mfa_enabled = False
 
 
@@ -286,4 +300,5 @@ def backup_codes_regenerate(*, user, code, request=None) -> list[str]:
             target=user,
             request=request,
         )
+        security_notice(user=user, notice=Notice.BACKUP_CODES_REPLACED, request=request)
     return codes

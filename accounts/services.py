@@ -15,7 +15,8 @@ from core.roles import Role
 from organizations import permissions
 from organizations.services import invitation_accept
 
-from . import revocation
+from . import revocation, throttling
+from .notices import Notice, security_notice
 
 
 @transaction.atomic
@@ -122,7 +123,7 @@ def user_update(*, user, actor=None, request=None, **changes):
         setattr(user, field, value)
     user.full_clean(exclude=["password"])
     fields = [*changed, "is_staff", "is_superuser"]
-    security = {"role", "organization_id"} & set(changed)
+    security = {"role", "organization_id", "email"} & set(changed)
     if security:
         revocation.revoke_user_tokens(user, save=False)
         fields.extend(revocation.REVOCATION_FIELDS)
@@ -205,6 +206,19 @@ def user_reset_mfa(*, user, actor=None, request=None):
         request=request,
         data={"totp_devices": totp, "static_devices": static},
     )
+    if totp:
+        security_notice(user=user, notice=Notice.MFA_DISABLED, request=request)
+    return user
+
+
+@transaction.atomic
+def user_unlock(*, user, actor=None, request=None):
+    """Lift a login lockout (failed passwords and second-factor codes): admins, and
+    staff of the user's organization; audited ``user.unlocked``."""
+
+    permissions.check_user_admin_action(actor, user)
+    throttling.reset_account_lock(user)
+    audit.record(audit.Action.USER_UNLOCKED, actor=actor, target=user, request=request)
     return user
 
 

@@ -139,7 +139,7 @@ def enrol_totp():
     from accounts import mfa
 
     def enrol(user):
-        started = mfa.totp_begin_enrolment(user=user)
+        started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
         secret = started["secret"]
         # A code of the previous step keeps the current one free for the test; it stays
         # within the ±1 step window only if no step boundary passes before the check.

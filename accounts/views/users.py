@@ -165,3 +165,16 @@ class UserViewSet(ScopedViewSet):
             user=self.get_object(), actor=request.user, request=request
         )
         return Response(UserSerializer(user).data)
+
+    @extend_schema(
+        request=None,
+        responses=UserSerializer,
+        description="Lift a login lockout (failed passwords and codes); audited "
+        "`user.unlocked`. Admins; staff of the user's organization.",
+    )
+    @action(detail=True, methods=["post"])
+    def unlock(self, request, pk=None):
+        user = services.user_unlock(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(UserSerializer(user).data)

@@ -106,3 +106,40 @@ def client_detail_view(request, pk):
             "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
         },
     )
+
+
+def _invitation_write(request, pk, service, done: str):
+    """Resend or revoke a pending invitation the caller can see (404 otherwise, like
+    every object) through its organizations service; back to the clients page."""
+    invitation = get_object_or_404(selectors.invitations_of(request.user), pk=pk)
+    try:
+        service(invitation=invitation, actor=signed_in_user(request), request=request)
+    except ApiError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(email=invitation.email))
+    return redirect("portal:clients")
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def invitation_resend_view(request, pk):
+    return _invitation_write(
+        request,
+        pk,
+        org_services.invitation_resend,
+        "Invitation sent again to {email}; the earlier link no longer works.",
+    )
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def invitation_revoke_view(request, pk):
+    return _invitation_write(
+        request,
+        pk,
+        org_services.invitation_revoke,
+        "Invitation to {email} withdrawn.",
+    )

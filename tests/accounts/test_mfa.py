@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from accounts import mfa
 from accounts.tokens import decode_access_token, issue_tokens
 from auditlog.models import AuditEvent
-from tests.conftest import assert_error
+from tests.conftest import DEFAULT_PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -36,7 +36,9 @@ def no_device_backoff(settings):
 
 
 def _begin(client):
-    response = client.post("/api/auth/mfa/totp")
+    response = client.post(
+        "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -131,7 +133,13 @@ def test_confirm_without_enrolment(make_user, auth_client):
 
 def test_enrolment_refused_while_mfa_is_enabled(make_user, auth_client, frozen):
     client, _, _ = _enrolled(auth_client, make_user(), frozen)
-    assert_error(client.post("/api/auth/mfa/totp"), 400, "validation_error")
+    assert_error(
+        client.post(
+            "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+        ),
+        400,
+        "validation_error",
+    )
 
 
 # --- RFC 6238 window, replay ----------------------------------------------------------
@@ -362,7 +370,7 @@ def test_authenticated_mfa_endpoints_need_a_token(db):
 def test_service_functions_for_the_portal(make_user, frozen, no_device_backoff):
     """The names and return shapes the portal relies on."""
     user = make_user()
-    started = mfa.totp_begin_enrolment(user=user)
+    started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
     codes = mfa.totp_confirm(user=user, code=pyotp.TOTP(started["secret"]).at(frozen))
     assert len(codes) == 10
     assert mfa.user_has_confirmed_totp(user)

@@ -8,6 +8,7 @@ from django.test import Client
 
 from core.roles import Role
 from organizations.models import Document
+from tests.conftest import DEFAULT_PASSWORD
 
 PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -70,7 +71,7 @@ def mfa_user(make_user):
 
     def make(role=Role.CPA, **fields):
         user = make_user(role, **fields)
-        mfa.totp_begin_enrolment(user=user)
+        mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
         codes = mfa.totp_confirm(user=user, code=totp_code(user))
         return user, codes
 

@@ -243,6 +243,7 @@ def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
     page.wait_for_url(f"{server.url}/portal/")
 
     page.goto(f"{server.url}/portal/account")
+    page.fill("#mfa input[name=password]", DEFAULT_PASSWORD)  # asked again
     page.click("button:has-text('Set up two-factor')")
     page.wait_for_url("**/portal/account/mfa/totp/confirm")
     assert page.locator("figure.qr svg").count() == 1  # drawn inline, no request

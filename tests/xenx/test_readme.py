@@ -18,7 +18,13 @@ README = (ROOT / "README.md").read_text()
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 # Served, but not operations of the OpenAPI schema.
 NOT_IN_SCHEMA = {"/api/schema/", "/api/docs/", "/api/{service}/{path}"}
-EXAMPLE_ARGS = {"id": "1", "name": "billing", "service": "demo", "path": "x"}
+EXAMPLE_ARGS = {
+    "id": "1",
+    "inv": "2",
+    "name": "billing",
+    "service": "demo",
+    "path": "x",
+}
 
 
 def section(title: str) -> str:
