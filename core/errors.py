@@ -68,6 +68,17 @@ class ValidationFailed(ApiError):
     status, code, message = 400, "validation_error", "Invalid input."
 
 
+def details_text(exc: ApiError) -> str:
+    """The error on one line ("field: message; ..."), for a management command."""
+    if not exc.details:
+        return exc.message
+    parts = []
+    for field, msgs in exc.details.items():
+        text = msgs if isinstance(msgs, str) else " ".join(map(str, msgs))
+        parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+    return "; ".join(parts)
+
+
 class MalformedRequest(ApiError):
     status, code, message = 400, "malformed_request", "The request is malformed."
 

@@ -105,6 +105,12 @@ def check_organization_write(actor) -> None:
         raise Forbidden("Only an administrator can change organizations.")
 
 
+def check_service_write(actor) -> None:
+    """The gateway's service registry: admins write (README "Gateway")."""
+    if actor is not None and not _is_admin(actor):
+        raise Forbidden("Only an administrator can change services.")
+
+
 def check_invitation_create(actor, *, organization, role: str | None) -> None:
     """``role=None``: whether ``actor`` may invite anyone at all (checked before the
     request body, so a forbidden caller learns nothing from validation errors)."""
