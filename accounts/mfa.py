@@ -33,7 +33,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from auditlog import audit
 from core.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
-from . import revocation, throttling
+from . import revocation, throttling, tokens
 from .selectors import user_has_confirmed_totp
 
 BACKUP_CODE_COUNT = 10
@@ -211,7 +211,30 @@ def totp_confirm(
 ) -> list[str]:
     """Confirm the pending device with a current code; returns the 10 backup codes.
     Every *other* token and session of the user is revoked (the login now needs MFA);
-    the confirming session ``spare_session`` keeps working (README "Identity")."""
+    the confirming session ``spare_session`` keeps working (README "Identity: login,
+    MFA, tokens, audit log")."""
+    codes, _ = _totp_confirm(
+        user=user, code=code, request=request, spare_session=spare_session
+    )
+    return codes
+
+
+def totp_confirm_reissuing(
+    *, user, code, request=None, spare_session: float, family: str | None
+) -> tuple[list[str], dict]:
+    """``totp_confirm`` for an API session: also a fresh pair of the confirming session
+    (``mfa: true``, the same ``family``), issued in the confirming transaction so the
+    device, the revocation and the pair commit together or not at all."""
+    return _totp_confirm(
+        user=user,
+        code=code,
+        request=request,
+        spare_session=spare_session,
+        reissue={"family": family},
+    )
+
+
+def _totp_confirm(*, user, code, request, spare_session, reissue=None):
     code = _normalize(code)
     key = str(user.pk)
     throttling.check(request, "mfa_account", key)
@@ -245,8 +268,17 @@ def totp_confirm(
         codes = _store_backup_codes(user)
         revocation.revoke_user_tokens(user, spare_session=spare_session)
         audit.record(audit.Action.MFA_ENABLED, actor=user, target=user, request=request)
+        issued = None
+        if reissue is not None:
+            issued = tokens.issue_tokens(
+                user,
+                mfa=True,
+                session_started=spare_session,
+                family=reissue["family"],
+                request=request,
+            )
     user._xenx_mfa_enabled = True
-    return codes
+    return codes, issued
 
 
 def mfa_disable(*, user, code, request=None) -> None:

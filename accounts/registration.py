@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from auditlog import audit
@@ -46,12 +45,6 @@ def _invitation_for(token: str, email: str):
     return invitation_get_valid(token=token, email=email)
 
 
-def _django_errors(exc: DjangoValidationError) -> dict:
-    if hasattr(exc, "message_dict"):
-        return {k: list(v) for k, v in exc.message_dict.items()}
-    return {"non_field_errors": list(exc.messages)}
-
-
 def register(*, request, email, password, first_name="", last_name="", invitation=None):
     """Create an account: with an invitation, in its organization with its role;
     without, a ``client`` with no organization when self-registration is on. Sends the
@@ -81,8 +74,6 @@ def register(*, request, email, password, first_name="", last_name="", invitatio
             )
             if invite is not None:
                 user_accept_invitation(user=user, invitation=invite, request=request)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(details=_django_errors(exc)) from None
     except IntegrityError:  # a concurrent registration of the same email
         raise ValidationFailed(
             details={"email": ["A user with this email already exists."]}
