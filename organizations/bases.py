@@ -4,12 +4,8 @@ view cannot forget the scoping (the isolation matrix checks every route)."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import viewsets
 
-from core.errors import ValidationFailed
 from core.filters import apply_filters
 
 from .scoping import visible
@@ -27,16 +23,3 @@ class ScopedViewSet(viewsets.GenericViewSet):
         if self.filterset_class is None:
             return qs
         return apply_filters(self.filterset_class, self.request.query_params, qs)
-
-
-@contextmanager
-def django_validation_as_api():
-    """Model validation errors from services → 400 validation_error with details."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            details = {field: list(msgs) for field, msgs in exc.message_dict.items()}
-        else:
-            details = {"non_field_errors": list(exc.messages)}
-        raise ValidationFailed(details=details) from None

@@ -17,7 +17,7 @@ from core.errors import ValidationFailed
 from core.roles import Role
 
 from . import permissions, services, uploads
-from .bases import ScopedViewSet, django_validation_as_api
+from .bases import ScopedViewSet
 from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
@@ -189,14 +189,13 @@ class DocumentViewSet(ScopedViewSet):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = self._owner(request.user, data.get("owner"))
-        with django_validation_as_api():
-            document = services.document_create(
-                owner=owner,
-                upload=data["file"],
-                title=data.get("title", ""),
-                actor=request.user,
-                request=request,
-            )
+        document = services.document_create(
+            owner=owner,
+            upload=data["file"],
+            title=data.get("title", ""),
+            actor=request.user,
+            request=request,
+        )
         return Response(
             DocumentSerializer(document).data, status=status.HTTP_201_CREATED
         )

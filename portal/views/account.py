@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -90,7 +89,7 @@ def password_change_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "new_password")
             if isinstance(exc, RateLimited):
                 response = _account_page(request, password_form=form)
@@ -144,7 +143,7 @@ def totp_confirm_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             request.session.pop(ENROLMENT_KEY, None)
@@ -184,7 +183,7 @@ def mfa_disable_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(request, "Two-factor authentication is off.")
@@ -205,7 +204,7 @@ def backup_codes_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(
