@@ -36,9 +36,9 @@ class MfaFilter(admin.SimpleListFilter):
 
 
 def role_change_errors(actor, user, cleaned: dict) -> dict:
-    """What ``actor`` may not do to ``user`` (README "Organizations, users and documents"), as form errors by field: only
-    an admin grants the admin role or puts a user in, out of, or into another
-    organization. The service's policy (organizations.permissions) is checked too."""
+    """What ``actor`` may not do to ``user`` (README "Organizations, users and
+    documents"), as form errors by field: only an admin grants the admin role or puts a
+    user in, out of, or into another organization. The service's policy (organizations.permissions) is checked too."""
     if is_platform_admin(actor):
         return {}
     errors = {}

@@ -72,7 +72,7 @@ def user_create(
     return user
 
 
-# --- User management (README "Organizations, users and documents") -------------------------------------------------------
+# --- User management (README "Organizations, users and documents") ---------------
 # Role rules live in organizations.permissions; visibility (404) is the caller's job
 # through organizations.scoping.visible.
 

@@ -17,7 +17,8 @@ from rest_framework_simplejwt.exceptions import InvalidToken as JwtInvalidToken
 
 logger = logging.getLogger("core.errors")
 
-# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README "Gateway" (health)).
+# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README
+# "Failure policy").
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 try:
     from django_redis.exceptions import ConnectionInterrupted
@@ -320,8 +321,3 @@ def drf_exception_handler(exc, context):
     django_request = getattr(request, "_request", request)
     # DRF must not re-handle our response; its 401s get their challenge there too.
     return response_for_exception(django_request, exc)
-
-
-def ratelimited_view(request, exception=None):
-    """django-ratelimit's RATELIMIT_VIEW: the 429 error body."""
-    return error_response(request, 429, "rate_limited", headers={"Retry-After": "60"})

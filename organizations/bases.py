@@ -1,6 +1,8 @@
-"""The base of every view that serves rows of a model: its queryset IS
-``scoping.visible(request.user, model)``, so a row outside it answers 404 and a new
-view cannot forget the scoping (the isolation matrix checks every route)."""
+"""The base of the API viewsets that serve a model's rows (users, organizations,
+documents): their queryset IS ``scoping.visible(request.user, model)``, so a row outside
+it answers 404 and a new viewset cannot forget the scoping (the isolation matrix checks
+their routes). Views of other shapes (the audit events, the portal's pages, Django
+admin) call ``visible`` themselves; a user's own sessions are its own rows."""
 
 from __future__ import annotations
 

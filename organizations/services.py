@@ -11,13 +11,12 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
 from auditlog import audit
+from core.emails import send_templated_email
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.roles import Role
 from core.services import model_update
@@ -116,23 +115,17 @@ def organization_deactivate(
 
 
 def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
-    context = {
-        "invitation": invitation,
-        "token": token,
-        "organization": invitation.organization,
-        "role": invitation.get_role_display(),
-        "inviter": inviter,
-        "public_url": settings.XENX_PUBLIC_URL.rstrip("/"),
-    }
-    message = EmailMultiAlternatives(
-        subject=f"You are invited to join {invitation.organization.name} on XenX",
-        body=render_to_string("emails/invitation.txt", context),
-        to=[invitation.email],
+    send_templated_email(
+        template="invitation",
+        to=invitation.email,
+        context={
+            "invitation": invitation,
+            "token": token,
+            "organization": invitation.organization,
+            "role": invitation.get_role_display(),
+            "inviter": inviter,
+        },
     )
-    message.attach_alternative(
-        render_to_string("emails/invitation.html", context), "text/html"
-    )
-    message.send()
 
 
 def invitation_create(
