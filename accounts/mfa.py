@@ -47,7 +47,8 @@ STATIC_DEVICE_NAME = "Backup codes"
 # --- helpers ------------------------------------------------------------------------
 
 
-def _now() -> float:
+def now() -> float:
+    """The verifier's clock (the tests freeze it: tests/support/totp.py)."""
     return time.time()
 
 
@@ -96,7 +97,7 @@ def _verify_totp_device(device: TOTPDevice, code: str) -> bool:
     if not allowed:
         return False
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
-    totp.time = _now()
+    totp.time = now()
     if totp.verify(int(code), tolerance=1, min_t=device.last_t + 1):
         device.last_t = totp.t()
         device.throttle_reset(commit=False)

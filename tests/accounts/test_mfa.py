@@ -1,7 +1,6 @@
 """TOTP enrolment, confirmation, disabling and backup codes (README "Identity"). Codes are computed
 with pyotp, an implementation independent of django-otp."""
 
-import time
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pyotp
@@ -21,11 +20,9 @@ STEP = 30
 
 
 @pytest.fixture
-def frozen(monkeypatch):
-    """Freeze the verifier's clock in the middle of a 30 s step; returns that instant."""
-    now = (int(time.time()) // STEP) * STEP + 15.0
-    monkeypatch.setattr(mfa, "_now", lambda: now)
-    return now
+def frozen(totp_clock):
+    """The verifier's clock frozen in the middle of a 30 s step; returns that instant."""
+    return totp_clock.now
 
 
 @pytest.fixture

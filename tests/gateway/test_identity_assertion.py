@@ -41,9 +41,7 @@ def readme_verifier(issuer: str) -> dict:
 
 @pytest.fixture
 def eddsa(settings, tmp_path):
-    assertions.clear()
-    yield use_signing_keys(settings, tmp_path / "keys", "EdDSA")
-    assertions.clear()
+    return use_signing_keys(settings, tmp_path / "keys", "EdDSA")
 
 
 @pytest.fixture
