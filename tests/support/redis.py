@@ -8,12 +8,14 @@ import socket
 import struct
 import threading
 
+from .ports import RawServer
+
 HANG = None  # a step that never answers (the connection is held open)
 ANSWER = "answer"  # ``:1`` to every command of the pipeline
 RESET = "reset"  # as ``close``: the connection reset (RST), not closed (FIN)
 
 
-class FakeRedis:
+class FakeRedis(RawServer):
     """A RESP server: one list of steps per accepted connection (then ``ANSWER``
     forever), a step per pipeline (the commands that arrived together): ``ANSWER``,
     ``HANG``, or ``(bytes, close)``: those bytes, then the connection closed when
@@ -24,13 +26,8 @@ class FakeRedis:
         self.script = [list(steps) for steps in script]
         self.calls: list[list[list[list[bytes]]]] = []
         self.peers: list[int] = []  # the client's port of each connection
-        self.conns: list[socket.socket] = []
         self.closed = threading.Semaphore(0)  # released after each scripted close
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
+        super().__init__()
 
     @property
     def connections(self) -> int:
@@ -39,22 +36,13 @@ class FakeRedis:
     def commands(self) -> list[list[bytes]]:
         return [cmd for conn in self.calls for call in conn for cmd in call]
 
-    def _accept(self):
-        while True:
-            try:
-                conn, peer = self.listener.accept()
-            except OSError:
-                return
-            calls: list = []
-            self.calls.append(calls)
-            self.peers.append(peer[1])
-            self.conns.append(conn)
-            steps = self.script.pop(0) if self.script else []
-            threading.Thread(
-                target=self._serve, args=(conn, steps, calls), daemon=True
-            ).start()
+    def accepted(self, conn, peer) -> tuple:
+        calls: list = []
+        self.calls.append(calls)
+        self.peers.append(peer[1])
+        return self.script.pop(0) if self.script else [], calls
 
-    def _serve(self, conn, steps, calls):
+    def serve(self, conn, steps, calls):
         scripted_close = False
         with conn, contextlib.suppress(OSError):
             scripted_close = self._exchange(conn, steps, calls)
@@ -89,13 +77,6 @@ class FakeRedis:
                 )
             if close:
                 return True
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.close()
 
 
 def parse(buf: bytes) -> tuple[list[list[bytes]], bytes]:
