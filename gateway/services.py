@@ -77,15 +77,19 @@ def _set_instances(service: Service, instances) -> None:
             inst.delete()
 
 
+def _check_write(actor, fields: dict) -> None:
+    permissions.check_service_write(actor)
+    unknown = set(fields) - set(SERVICE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+
+
 @transaction.atomic
 def service_create(
     *, name: str, instances=(), actor=None, request=None, **fields
 ) -> Service:
     """Create a service with its instances (``ValidationFailed`` on bad data)."""
-    permissions.check_service_write(actor)
-    unknown = set(fields) - set(SERVICE_FIELDS)
-    if unknown:
-        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+    _check_write(actor, fields)
     service = Service(name=name, **fields)
     full_clean(service)
     service.save()
@@ -105,10 +109,7 @@ def service_update(
     *, service: Service, instances=None, actor=None, request=None, **fields
 ) -> Service:
     """Change only the fields given; ``instances`` (when given) replaces the list."""
-    permissions.check_service_write(actor)
-    unknown = set(fields) - set(SERVICE_FIELDS)
-    if unknown:
-        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+    _check_write(actor, fields)
     changed = model_update(instance=service, data=fields, also_save=["updated_at"])
     if instances is not None:
         before = sorted(i.url for i in service.instances.all())

@@ -68,14 +68,6 @@ class OrganizationViewSet(ScopedViewSet):
     serializer_class = OrganizationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
     def create(self, request):
         permissions.check_organization_write(request.user)
         serializer = OrganizationCreateSerializer(data=request.data)
@@ -174,14 +166,6 @@ class DocumentViewSet(ScopedViewSet):
     filterset_class = DocumentFilter
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
-
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
         uploads.guard_upload(request._request)  # before the body is parsed

@@ -84,14 +84,6 @@ class UserViewSet(ScopedViewSet):
     serializer_class = UserSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
     def create(self, request):
         permissions.check_may_create_users(request.user)
         serializer = UserCreateSerializer(data=request.data)
