@@ -116,6 +116,8 @@ def service_update(
         _set_instances(service, instances)
         after = sorted(i.url for i in service.instances.all())
         if after != before:
+            if not changed:  # the service row itself did not change
+                service.save(update_fields=["updated_at"])
             changed["instances"] = [before, after]
     audit.record(
         audit.Action.SERVICE_UPDATED,

@@ -14,7 +14,7 @@ from accounts.models import User
 from core.roles import Role
 from organizations.models import Organization
 from tests.support.login import DEFAULT_PASSWORD, api_login
-from tests.support.reset import fresh_process
+from tests.support.reset import forget_memos, fresh_process
 from tests.support.totp import TotpClock
 
 __all__ = ["DEFAULT_PASSWORD"]  # imported from here by the test modules
@@ -53,7 +53,7 @@ def _fresh_process(settings):
     hook: tests/support/reset.py)."""
     fresh_process()
     yield
-    fresh_process()
+    forget_memos()
 
 
 @pytest.fixture

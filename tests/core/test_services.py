@@ -107,3 +107,44 @@ def test_the_form_adapter_puts_each_detail_beside_its_field():
         "code": ["Wrong code."]
     }
     assert _errors(RateLimited()) == {"__all__": [TOO_MANY_ATTEMPTS]}
+
+
+def _admin_form(model_admin, request, service, **changes):
+    """The Django admin's change form of ``service``, bound to its values and
+    ``changes`` (JSON fields as the admin's text)."""
+    import json
+
+    from django.forms.models import model_to_dict
+
+    form_class = model_admin.get_form(request, service, change=True)
+    data = {**model_to_dict(service), **changes}
+    for name in ("allowed_roles", "rate_limits", "allowed_content_types"):
+        data[name] = json.dumps(data[name])
+    data = {k: v for k, v in data.items() if v is not None and v is not False}
+    form = form_class(data, instance=service)
+    assert form.is_valid(), form.errors
+    return form
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.STAFF])
+def test_django_admin_writes_services_through_the_service(make_user, rf, role):
+    from django.contrib import admin
+    from django.core.exceptions import PermissionDenied
+
+    service = gateway_services.service_create(
+        name="billing", instances=["http://127.0.0.1:9"]
+    )
+    request = rf.post("/admin/gateway/service/")
+    request.user = make_user(role)
+    model_admin = admin.site._registry[Service]
+    retries = service.retries
+    form = _admin_form(model_admin, request, service, retries=retries + 1)
+    if role == Role.STAFF:
+        with pytest.raises(PermissionDenied):
+            model_admin.save_model(request, form.save(commit=False), form, True)
+        assert Service.objects.get(pk=service.pk).retries == retries
+        return
+    model_admin.save_model(request, form.save(commit=False), form, True)
+    event = AuditEvent.objects.get(action="service.updated")
+    assert event.actor_id == request.user.pk
+    assert event.data == {"changed": {"retries": [retries, retries + 1]}}
