@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -36,9 +36,9 @@ class MfaFilter(admin.SimpleListFilter):
 
 
 def role_change_errors(actor, user, cleaned: dict) -> dict:
-    """What ``actor`` may not do to ``user`` (README "Organizations, users and documents"), as form errors by field: only
-    an admin grants the admin role or puts a user in, out of, or into another
-    organization. The service's policy (organizations.permissions) is checked too."""
+    """What ``actor`` may not do to ``user`` (README "Organizations, users and
+    documents"), as form errors by field: only an admin grants the admin role or puts a
+    user in, out of, or into another organization. The service's policy (organizations.permissions) is checked too."""
     if is_platform_admin(actor):
         return {}
     errors = {}
@@ -246,7 +246,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
         for user in queryset:  # already scoped by get_queryset
             try:
                 service(user=user, actor=request.user, request=request)
-            except (ApiError, ValidationError, PermissionDenied) as exc:
+            except (ApiError, PermissionDenied) as exc:
                 refused.append(f"{user.email} ({getattr(exc, 'message', exc)})")
             else:
                 count += 1

@@ -7,7 +7,6 @@ import uuid
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.tokens import PasswordResetTokenGenerator
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from auditlog import audit
@@ -56,12 +55,6 @@ def _invitation_for(token: str, email: str):
     email."""
 
     return invitation_get_valid(token=token, email=email)
-
-
-def _django_errors(exc: DjangoValidationError) -> dict:
-    if hasattr(exc, "message_dict"):
-        return {k: list(v) for k, v in exc.message_dict.items()}
-    return {"non_field_errors": list(exc.messages)}
 
 
 def _create(*, request, email, password, first_name, last_name, invite):
@@ -153,8 +146,6 @@ def register(*, request, email, password, first_name="", last_name="", invitatio
         if owner is not None:
             return _stand_in(owner=owner, **fields)
         user = _create(**fields)
-    except DjangoValidationError as exc:
-        raise ValidationFailed(details=_django_errors(exc)) from None
     except IntegrityError:  # a concurrent registration of the same email won
         owner = get_user_model().objects.filter(email__iexact=email).first()
         if owner is None:

@@ -1,4 +1,4 @@
-"""Sessions a user can see and end (README "Identity" "Sessions").
+"""Sessions a user can see and end (README "Tokens, keys and sessions" (Sessions)).
 
 An API session is one refresh-token family: the password login creates it (a new
 ``fam`` claim, copied into every refresh and access token of the family), each refresh

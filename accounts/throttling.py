@@ -9,8 +9,8 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, the README, unless
-``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+The shared cache down: 503 ``service_unavailable`` (fail closed, README "Failure
+policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def _usage(request, name: str, value: str, *, increment: bool):
             increment=increment,
         )
     except Exception as exc:  # the shared cache is down
-        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+        if settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
             return None
         raise ServiceUnavailable("Rate limiting is unavailable.") from exc
 

@@ -251,7 +251,7 @@ class Registry:
                 except DatabaseError:
                     if self._services is None:
                         raise
-                    # PostgreSQL down: keep serving the last snapshot the README,
+                    # PostgreSQL down: keep serving the last snapshot (README
                     # "Failure policy"); try again after a check interval.
                     self._retry_at = now + CHECK_SECONDS
                     return

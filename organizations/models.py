@@ -30,7 +30,7 @@ class Organization(models.Model):
 
 
 def invitation_ttl() -> timedelta:
-    return timedelta(days=getattr(settings, "XENX_INVITATION_DAYS", 7))
+    return timedelta(days=settings.XENX_INVITATION_DAYS)
 
 
 def hash_invitation_token(token: str) -> str:

@@ -19,6 +19,7 @@ from auditlog import audit
 from core.emails import send_templated_email, send_templated_email_later
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.roles import Role
+from core.services import model_update
 
 from . import filetypes, permissions
 from .models import (
@@ -83,18 +84,10 @@ def organization_update(
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
     if unknown:
         raise ValueError(f"Not organization fields: {sorted(unknown)}")
-    changed = {
-        field: value
-        for field, value in changes.items()
-        if getattr(organization, field) != value
-    }
+    changed = model_update(instance=organization, data=changes)
     if not changed:
         return organization
-    before = {field: getattr(organization, field) for field in changed}
-    for field, value in changed.items():
-        setattr(organization, field, value)
-    organization.save(update_fields=list(changed))
-    if changed.get("is_active") is False:
+    if changed.get("is_active") == [True, False]:
         action = audit.Action.ORGANIZATION_DEACTIVATED
     else:
         action = audit.Action.ORGANIZATION_UPDATED
@@ -104,7 +97,7 @@ def organization_update(
         target=organization,
         organization=organization,
         request=request,
-        data={"before": before, "after": changed},
+        data={"changed": changed},
     )
     return organization
 

@@ -17,7 +17,7 @@ from core.errors import NotFound, ValidationFailed
 from core.roles import Role
 
 from . import permissions, services, uploads
-from .bases import ScopedViewSet, django_validation_as_api
+from .bases import ScopedViewSet
 from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
@@ -68,14 +68,6 @@ class OrganizationViewSet(ScopedViewSet):
     filterset_class = OrganizationFilter
     serializer_class = OrganizationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
         permissions.check_organization_write(request.user)
@@ -228,28 +220,19 @@ class DocumentViewSet(ScopedViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
 
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
     def create(self, request):
         uploads.guard_upload(request._request)  # before the body is parsed
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = self._owner(request.user, data.get("owner"))
-        with django_validation_as_api():
-            document = services.document_create(
-                owner=owner,
-                upload=data["file"],
-                title=data.get("title", ""),
-                actor=request.user,
-                request=request,
-            )
+        document = services.document_create(
+            owner=owner,
+            upload=data["file"],
+            title=data.get("title", ""),
+            actor=request.user,
+            request=request,
+        )
         return Response(
             DocumentSerializer(document).data, status=status.HTTP_201_CREATED
         )

@@ -21,7 +21,6 @@ from .. import (
     policy,
     registration,
     token_services,
-    tokens,
 )
 from ..auth_serializers import (
     BackupCodesSerializer,
@@ -304,18 +303,12 @@ class TotpConfirmView(APIView):
     def post(self, request):
         data = _valid(CodeSerializer, request)
         session = policy.current_session(request)
-        codes = mfa.totp_confirm(
+        codes, issued = mfa.totp_confirm_reissuing(
             user=request.user,
             code=data["code"],
             request=request._request,
             spare_session=session,
-        )
-        issued = tokens.issue_tokens(
-            request.user,
-            mfa=True,
-            session_started=session,
             family=request.auth.payload.get("fam"),  # the same session continues
-            request=request._request,
         )
         return Response({"backup_codes": codes, **_pair(issued)})
 

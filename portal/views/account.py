@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
@@ -116,7 +115,7 @@ def password_change_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             return _refused(request, form, exc, "new_password", password_form=form)
         else:
             update_session_auth_hash(request, request.user)
@@ -149,7 +148,7 @@ def totp_begin_view(request):
             password=form.cleaned_data["password"],
             request=request,
         )
-    except (ApiError, ValidationError) as exc:
+    except ApiError as exc:
         return _refused(request, form, exc, "password", totp_form=form)
     request.session[ENROLMENT_KEY] = {
         "secret": enrolment["secret"],
@@ -177,7 +176,7 @@ def totp_confirm_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             request.session.pop(ENROLMENT_KEY, None)
@@ -217,7 +216,7 @@ def mfa_disable_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(request, "Two-factor authentication is off.")
@@ -238,7 +237,7 @@ def backup_codes_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(
@@ -263,7 +262,7 @@ def email_change_view(request):
             new_email=form.cleaned_data["new_email"],
             request=request,
         )
-    except (ApiError, ValidationError) as exc:
+    except ApiError as exc:
         return _refused(request, form, exc, "new_email", email_form=form)
     messages.success(
         request,

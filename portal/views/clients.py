@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_POST
@@ -67,7 +66,7 @@ def client_invite_view(request):
                 actor=signed_in_user(request),
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "email")
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")

@@ -15,7 +15,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth import logout as auth_logout
-from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -97,7 +96,7 @@ def signup_view(request, token):
         )
     except RateLimited as exc:
         return rate_limited_page(request, "portal/signup.html", context, exc)
-    except (ApiError, ValidationError) as exc:
+    except ApiError as exc:
         details = getattr(exc, "details", None) or {}
         if "invitation" in details:  # used or revoked meanwhile
             return link_invalid(
@@ -146,7 +145,7 @@ def register_view(request):
         )
     except RateLimited as exc:
         return rate_limited_page(request, "portal/register.html", context, exc)
-    except (ApiError, ValidationError) as exc:
+    except ApiError as exc:
         add_service_errors(_as_password_form(form, exc), exc, "new_password")
         return _form_page(request, "portal/register.html", context)
     # The same page whether the address was new or already had an account.
@@ -220,7 +219,7 @@ def password_reset_confirm_view(request, uid, token):
             token=token,
             new_password=form.cleaned_data["new_password"],
         )
-    except (ApiError, ValidationError) as exc:
+    except ApiError as exc:
         add_service_errors(form, exc, "new_password")
         return _form_page(request, "portal/password_reset_confirm.html", context)
     if request.user.is_authenticated:

@@ -1,7 +1,6 @@
 """TOTP enrolment, confirmation, disabling and backup codes (README "Identity"). Codes are computed
 with pyotp, an implementation independent of django-otp."""
 
-import time
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pyotp
@@ -21,11 +20,9 @@ STEP = 30
 
 
 @pytest.fixture
-def frozen(monkeypatch):
-    """Freeze the verifier's clock in the middle of a 30 s step; returns that instant."""
-    now = (int(time.time()) // STEP) * STEP + 15.0
-    monkeypatch.setattr(mfa, "_now", lambda: now)
-    return now
+def frozen(totp_clock):
+    """The verifier's clock frozen in the middle of a 30 s step; returns that instant."""
+    return totp_clock.now
 
 
 @pytest.fixture
@@ -114,6 +111,30 @@ def test_confirm_returns_ten_hashed_backup_codes_and_fresh_tokens(
         format="json",
     )
     assert login.json()["mfa_required"] is True and "access" not in login.json()
+
+
+def test_the_fresh_pair_is_issued_in_the_confirming_transaction(
+    make_user, auth_client, frozen, monkeypatch
+):
+    """No confirmed device (and no revocation, no audit event) without its pair."""
+    from django.db import OperationalError
+
+    from accounts import tokens
+
+    user = make_user()
+    client = auth_client(user)
+    secret = _begin(client)["secret"]
+
+    def outage(*args, **kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(tokens, "issue_tokens", outage)
+    response = _confirm(client, pyotp.TOTP(secret).at(frozen))
+    assert_error(response, 503, "service_unavailable")
+    assert not TOTPDevice.objects.filter(confirmed=True).exists()
+    assert not StaticToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="mfa.enabled").exists()
+    assert client.get("/api/auth/me").status_code == 200  # not revoked
 
 
 def test_confirm_with_a_wrong_code(make_user, auth_client, frozen):

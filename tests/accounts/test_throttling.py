@@ -6,6 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.conftest import DEFAULT_PASSWORD, assert_error
+from tests.support.login import api_login
 
 pytestmark = pytest.mark.django_db
 
@@ -33,13 +34,7 @@ def rates(settings):
 
 
 def _login(email, password=DEFAULT_PASSWORD, ip="203.0.113.7", **extra):
-    return APIClient().post(
-        "/api/auth/login",
-        {"email": email, "password": password},
-        format="json",
-        REMOTE_ADDR=ip,
-        **extra,
-    )
+    return api_login(email, password, REMOTE_ADDR=ip, **extra)
 
 
 def _assert_limited(response):

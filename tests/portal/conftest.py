@@ -52,20 +52,22 @@ def make_document(db):
 
 
 def totp_code(user, *, offset_steps=0):
-    """The current (or a neighbouring) RFC 6238 code of the user's TOTP device."""
+    """The current (or a neighbouring) RFC 6238 code of the user's TOTP device, at the
+    verifier's clock (frozen by ``totp_clock``)."""
     import base64
-    import time
 
     import pyotp
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from accounts import mfa
+
     device = TOTPDevice.objects.filter(user=user).order_by("-id").first()
     totp = pyotp.TOTP(base64.b32encode(device.bin_key).decode())
-    return totp.at(time.time() + 30 * offset_steps)
+    return totp.at(mfa.now() + 30 * offset_steps)
 
 
 @pytest.fixture
-def mfa_user(make_user):
+def mfa_user(make_user, totp_clock):
     """mfa_user(role) → (user, backup codes): TOTP confirmed through accounts.mfa."""
     from accounts import mfa
 

@@ -7,7 +7,6 @@ phone widths land in artifacts/screenshots/ (kept out of git).
 """
 
 import re
-import socket
 import threading
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from django.db import connections
 from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
 from tests.portal.conftest import PDF_BYTES, totp_code
+from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
@@ -43,17 +43,6 @@ pytestmark = [
         "(apt-get install chromium; .ci/extra-setup installs it in CI)",
     ),
 ]
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port in 18700-18899")
 
 
 def _ensure_role_groups():
@@ -91,7 +80,7 @@ def server():
     from pytest_django.live_server_helper import LiveServer
 
     _ensure_role_groups()
-    live = LiveServer(f"127.0.0.1:{_free_port()}")
+    live = LiveServer(f"127.0.0.1:{free_port(PORTS)}")
     yield live
     # Let request threads of the (closed) browser's connections finish before the
     # server stops sharing its database connection with them.

@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
+
+__all__ = ["free_port"]  # imported from here by the server tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,12 +36,6 @@ def clone_head(tmp_path: Path) -> Path:
     if sys.prefix != sys.base_prefix:  # running in a virtualenv: reuse it
         (clone / ".venv").symlink_to(sys.prefix)
     return clone
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, *, headers=None, timeout=10.0):

@@ -266,6 +266,9 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 # Absolute lifetime of a refresh-token family, counted from the password login.
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
+# How long a process reuses the token state it read from the cache (accounts.revocation):
+# a revocation reaches every process within this time.
+XENX_REVOCATION_MEMO_SECONDS = 0.5
 
 # --- OTP ----------------------------------------------------------------------------
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "XenX")
@@ -274,7 +277,6 @@ OTP_TOTP_TOLERANCE = 1
 # --- Rate limits (django-ratelimit on the shared cache) --------------------------------
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATELIMIT_VIEW = "core.errors.ratelimited_view"
 XENX_RATE_LIMIT_DEFAULTS = {
     "anonymous": "60/m",
     "client": "120/m",
@@ -288,6 +290,8 @@ XENX_RATE_LIMITS = {**XENX_RATE_LIMIT_DEFAULTS, **env_json_object("XENX_RATE_LIM
 
 # --- XenX platform ----------------------------------------------------------------
 XENX_SELF_REGISTRATION = env_bool("XENX_SELF_REGISTRATION", True)
+# How long an invitation stays usable.
+XENX_INVITATION_DAYS = 7
 XENX_TRUSTED_PROXIES = env_list("XENX_TRUSTED_PROXIES", [])
 XENX_MAX_UPLOAD_BYTES = env_int("XENX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 XENX_GATEWAY_MAX_BODY_BYTES = env_int("XENX_GATEWAY_MAX_BODY_BYTES", 100 * 1024 * 1024)

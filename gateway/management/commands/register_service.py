@@ -1,17 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ValidationFailed, details_text
 from core.roles import Role
 from gateway.services import service_register
 from gateway.validators import RATE_KEYS, parse_rate
-
-
-def _format_errors(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 class Command(BaseCommand):
@@ -127,9 +120,9 @@ class Command(BaseCommand):
                 fields[field] = options[option]
         try:
             service, created = service_register(name=name, urls=urls, **fields)
-        except ValidationError as exc:
+        except ValidationFailed as exc:
             raise CommandError(
-                f"Service {name!r} not saved: {_format_errors(exc)}"
+                f"Service {name!r} not saved: {details_text(exc)}"
             ) from None
         verb = "Created" if created else "Updated"
         self.stdout.write(
