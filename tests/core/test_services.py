@@ -111,15 +111,19 @@ def test_the_form_adapter_puts_each_detail_beside_its_field():
 
 def _admin_form(model_admin, request, service, **changes):
     """The Django admin's change form of ``service``, bound to its values and
-    ``changes`` (JSON fields as the admin's text)."""
+    ``changes`` (roles as checkboxes, one rate field per role, the media types as the
+    admin's JSON text)."""
     import json
 
     from django.forms.models import model_to_dict
 
+    from gateway.admin import RATE_FIELDS
+
     form_class = model_admin.get_form(request, service, change=True)
     data = {**model_to_dict(service), **changes}
-    for name in ("allowed_roles", "rate_limits", "allowed_content_types"):
-        data[name] = json.dumps(data[name])
+    data["allowed_content_types"] = json.dumps(data["allowed_content_types"])
+    limits = data.pop("rate_limits") or {}
+    data.update({f: limits.get(key, "") for f, key in RATE_FIELDS.items()})
     data = {k: v for k, v in data.items() if v is not None and v is not False}
     form = form_class(data, instance=service)
     assert form.is_valid(), form.errors
