@@ -45,6 +45,15 @@ ELSEWHERE = {
     "session-end": "test_sessions",
     "authorize": "tests/accounts/oidc/test_code_flow",
     "end-session": "tests/accounts/oidc/test_real_clients",
+    "signup": "test_lifecycle",
+    "register": "test_lifecycle",
+    "verify-email": "test_lifecycle",
+    "password-reset": "test_lifecycle",
+    "password-reset-confirm": "test_lifecycle",
+    "email-change": "test_lifecycle",
+    "email-confirm": "test_lifecycle",
+    "invitation-resend": "test_lifecycle",
+    "invitation-revoke": "test_lifecycle",
 }
 
 
