@@ -24,10 +24,11 @@ from tests.portal.conftest import totp_code
 from tests.portal.test_browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
+    PORTS,
     _ensure_role_groups,
-    _free_port,
 )
 from tests.signing_keys import use_signing_keys
+from tests.support.ports import free_port
 
 RP = "https://rp.example.com"
 _sessions: list = []
@@ -62,7 +63,7 @@ pytestmark = [
 def server():
     from pytest_django.live_server_helper import LiveServer
 
-    live = LiveServer(f"127.0.0.1:{_free_port()}")
+    live = LiveServer(f"127.0.0.1:{free_port(PORTS)}")
     yield live
     _join_request_threads()
     live.stop()
