@@ -15,14 +15,13 @@ The shared cache down: 503 ``service_unavailable`` (fail closed, the README, unl
 
 from __future__ import annotations
 
-import ipaddress
 from types import SimpleNamespace
 
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
 from core.errors import RateLimited, ServiceUnavailable
-from core.net import client_ip
+from core.net import counted_address
 
 FALLBACK = {
     "register_ip": "login_ip",
@@ -83,19 +82,10 @@ def fail(request, name: str, value: str) -> None:
 
 
 def ip_of(request) -> str:
-    """The client address to count: IPv4 as is, IPv6 by its /64 (one subscriber
-    usually holds a whole /64, so single addresses would be free to rotate)."""
+    """The client address to count (``core.net.counted_address``: IPv6 by its /64)."""
     if request is None:
         return "0.0.0.0"  # noqa: S104
-    ip = client_ip(request)
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 6:
-        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
-        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
-    return ip
+    return counted_address(request)
 
 
 def account_key(email: str) -> str:

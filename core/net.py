@@ -91,6 +91,25 @@ def client_ip(request) -> str:
     return ip
 
 
+def counted_address(request) -> str:
+    """The client address that limits count (the login throttles and the gateway's
+    anonymous limit alike): IPv4 as is, IPv6 by its /64 (``RATELIMIT_IPV6_MASK``), since
+    one subscriber usually holds a whole /64 and could rotate single addresses."""
+    return _counted(client_ip(request))
+
+
+@lru_cache(maxsize=4096)  # an anonymous call asks about the same few addresses
+def _counted(ip: str) -> str:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
+    return ip
+
+
 def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     """Make ``sock`` blocking with its send and receive timeouts kept by the kernel
     (SO_SNDTIMEO / SO_RCVTIMEO): a call that waits longer raises ``BlockingIOError``.
