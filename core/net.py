@@ -120,12 +120,21 @@ def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     twice per call (Redis, the upstream), so the polls were a measured share of it.
     ``None``: no timeout (one set before is cleared)."""
     sock.settimeout(None)
+    value = _timeval(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def receive_timeout(sock: socket.socket, seconds: float) -> None:
+    """Only the kernel's receive timeout of ``sock`` (see ``kernel_timeouts``)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+
+
+def _timeval(seconds: float | None) -> bytes:
     if seconds is None:
         whole = micro = 0  # a zero timeval means "wait forever"
     else:
         # At least 1 µs (zero would be forever); microseconds below 1,000,000 (the
         # kernel refuses more with EDOM: 0.9999999 s rounds up to 1 s, not 0 s + 10⁶ µs).
         whole, micro = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
-    value = struct.pack("ll", whole, micro)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    return struct.pack("ll", whole, micro)
