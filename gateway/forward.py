@@ -11,7 +11,7 @@ from core.errors import MalformedRequest, error_response
 from core.net import forwarded_chain
 
 from . import assertions, metrics, state
-from .body import BodyTooLarge, ClientBodyError
+from .body import BodyTooLarge, ClientBodyError, client_stalled
 from .headers import client_headers, sandbox
 from .relay import relay
 from .upstream import RequestRejected, UpstreamError, consumed, pool_for
@@ -131,6 +131,10 @@ def forward(request, svc, identity, rest, query, body, length, health):
         except RequestRejected:
             raise MalformedRequest("A header holds a control character.") from None
         except UpstreamError as failure:
+            if client_stalled(body, failure):  # the client's fault, not the instance's
+                raise MalformedRequest(
+                    "The body came too slowly for the upstream."
+                ) from None
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
             state.record_failure(inst.id, trial=inst is trial)
