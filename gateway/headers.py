@@ -1,5 +1,5 @@
 """Which of the client's request headers reach an upstream, and what a proxied answer
-a browser would run is wrapped in (README "Gateway", "Headers").
+a browser would run is wrapped in (README "Gateway").
 
 Request headers are an allowlist: the end-to-end headers clients send to an HTTP API
 (what Kong and Envoy users expect to pass) plus the names a service lists in its own
