@@ -134,7 +134,7 @@ def node(tmp_path_factory):
     )
     try:
         wait_until_serving(
-            f"http://127.0.0.1:{port}/health/live", proc, log, timeout=60
+            f"http://127.0.0.1:{port}/health/live", proc, log, timeout=120
         )
         yield port, upstreams
     finally:
