@@ -20,7 +20,7 @@ from core.roles import Role
 from gateway import prober, probes, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
-from tests.gateway.wire import WireUpstream, header_fields
+from tests.support.upstream import FakeUpstream, header_fields
 from tests.xenx.servers import ROOT
 
 
@@ -287,7 +287,7 @@ def _gzip_bomb(inflated: int) -> bytes:
 @pytest.fixture
 def probed(make_service, test_servers):
     def make(answer):
-        up = test_servers(WireUpstream, answer)
+        up = test_servers(FakeUpstream, answer)
         service = make_service("svc", [up.url], health_check_path="/health")
         return up, service, service.instances.get()
 

@@ -22,7 +22,8 @@ import time
 
 import pytest
 
-from tests.gateway.wire import WireUpstream, header_fields, send_raw
+from tests.gateway.wire import send_raw
+from tests.support.upstream import FakeUpstream, header_fields
 from tests.xenx.servers import (
     ROOT,
     free_port,
@@ -121,8 +122,8 @@ def node(tmp_path_factory):
     )
     upstreams = {
         "stall": BodyTimeoutUpstream(),
-        "chunky": WireUpstream(),
-        "heads": WireUpstream(),
+        "chunky": FakeUpstream(),
+        "heads": FakeUpstream(),
     }
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)

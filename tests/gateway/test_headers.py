@@ -13,7 +13,7 @@ from core.roles import Role
 from gateway.headers import DEFAULT_FORWARDED
 from gateway.models import Service
 from tests.conftest import assert_error
-from tests.gateway.wire import WireUpstream, header_fields
+from tests.support.upstream import FakeUpstream, header_fields
 
 # Headers a client may send that back ends, or the frameworks and proxies in front of
 # them, read as a path override or as an identity (the finding).
@@ -43,7 +43,7 @@ def meta(name):
 
 @pytest.fixture
 def wire(test_servers):
-    return functools.partial(test_servers, WireUpstream)
+    return functools.partial(test_servers, FakeUpstream)
 
 
 def sent_headers(up):

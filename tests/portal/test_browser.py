@@ -326,14 +326,14 @@ def test_a_back_ends_page_cannot_read_the_portal(server, browser, make_user):
     origin, no script) unless the service ``serves_pages``; the second service shows
     what the script reads without the sandbox."""
     from gateway.services import service_create
-    from tests.gateway.wire import WireUpstream
+    from tests.support.upstream import FakeUpstream
 
     staff = make_user(Role.STAFF)
     answer = (
         b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
         b"Content-Length: %d\r\n\r\n%b" % (len(EVIL_PAGE), EVIL_PAGE)
     )
-    upstream = WireUpstream(answer)
+    upstream = FakeUpstream(answer)
     try:
         service_create(name="pages", instances=[upstream.url], public=True)
         service_create(
