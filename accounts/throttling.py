@@ -15,7 +15,6 @@ policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 
 from __future__ import annotations
 
-import ipaddress
 from types import SimpleNamespace
 
 from django.conf import settings
@@ -23,7 +22,7 @@ from django.core.cache import caches
 from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
 from core.errors import RateLimited, ServiceUnavailable
-from core.net import client_ip
+from core.net import counted_address
 
 from . import metrics
 
@@ -110,19 +109,10 @@ def fail(request, name: str, value: str) -> None:
 
 
 def ip_of(request) -> str:
-    """The client address to count: IPv4 as is, IPv6 by its /64 (one subscriber
-    usually holds a whole /64, so single addresses would be free to rotate)."""
+    """The client address to count (``core.net.counted_address``: IPv6 by its /64)."""
     if request is None:
         return "0.0.0.0"  # noqa: S104
-    ip = client_ip(request)
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 6:
-        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
-        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
-    return ip
+    return counted_address(request)
 
 
 def account_key(email: str) -> str:

@@ -27,7 +27,6 @@ from . import assertions
 
 RATE_NAME = "app"  # the XENX_RATE_LIMITS / service rate_limits entry for machines
 CLIENT_HEADER = "X-Client-Id"
-CLIENT_META = "HTTP_X_CLIENT_ID"
 _assertions = Memo(10_000, name="machine assertions")
 
 

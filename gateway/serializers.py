@@ -39,6 +39,8 @@ class ServiceSerializer(serializers.ModelSerializer):
             "forward_authorization",
             "ca_bundle",
             "sign_identity",
+            "forward_headers",
+            "serves_pages",
             "created_at",
             "updated_at",
         ]

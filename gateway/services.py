@@ -28,6 +28,8 @@ SERVICE_FIELDS = (
     "forward_authorization",
     "ca_bundle",
     "sign_identity",
+    "forward_headers",
+    "serves_pages",
 )
 DEMO_SERVICE = "demo"
 

@@ -105,10 +105,12 @@ def check_settings(app_configs, **kwargs):
             errors.append(
                 _error(f"{name} = {value!r} must be at least 1.", "", "xenx.E004")
             )
-    # XENX_CLIENT_TIMEOUT bounds each read and write of a client's connection
-    # (xenx/worker.py); the connect timeout, each connection to an upstream.
+    # XENX_CLIENT_TIMEOUT bounds each read and write of a client's connection and
+    # XENX_CLIENT_REQUEST_TIMEOUT the reading of a whole request (xenx/worker.py); the
+    # connect timeout, each connection to an upstream.
     for name, default, most in (
         ("XENX_CLIENT_TIMEOUT", 30, 3600),
+        ("XENX_CLIENT_REQUEST_TIMEOUT", 300, 3600),
         ("XENX_GATEWAY_CONNECT_TIMEOUT", 3, 300),
     ):
         seconds = getattr(settings, name, default)

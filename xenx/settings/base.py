@@ -408,6 +408,9 @@ LOGGING["loggers"]["xenx.access.gateway"] = {
 # or body trickling in, an answer not read) before XenX's gunicorn worker drops it
 # (xenx/worker.py); the gateway's upstream timeouts are the services' own.
 XENX_CLIENT_TIMEOUT = env_float("XENX_CLIENT_TIMEOUT", 30.0)
+# Seconds a client has to send a whole request, head and body, however steadily it
+# trickles (XENX_CLIENT_TIMEOUT still bounds each read): Node.js's requestTimeout, 300 s.
+XENX_CLIENT_REQUEST_TIMEOUT = env_float("XENX_CLIENT_REQUEST_TIMEOUT", 300.0)
 # Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
 XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 # Seconds between active health checks made by each serving process (gateway/prober.py);
