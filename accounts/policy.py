@@ -88,40 +88,39 @@ def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
     """Verify an access token and its revocation state; raise an ApiError if refused
     (401 codes first, then 403 ``mfa_required``). The API door lets a member of an
     ``mfa_required`` organization reach the enrolment endpoints; no other door does."""
-    payload = decode_access_token(raw)
-    try:
-        user_id = int(payload["user_id"])
-        jti = str(payload["jti"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    user_state, org_state, denied = revocation.fetch_states(
-        user_id,
-        payload.get("org"),
-        jti,
-        payload.get("fam"),  # fam: the session
-    )
-    if user_state is None or not user_state.is_active:
+    claims = decode_access_token(raw)
+    return judge(claims, revocation.records(claims), door=door, path=path)
+
+
+def judge(
+    claims: dict, records: revocation.TokenRecords, *, door: Door, path: str = ""
+) -> Identity:
+    """The verdict on verified ``claims`` (``decode_access_token``) from the records
+    ``revocation.records`` gathered for them: no I/O. Every door's token check ends
+    here; the gateway hands it the records read in its own round trip."""
+    user = records.user
+    if user is None or not user.is_active:
         raise TokenRevoked()
-    if org_state is not None and not org_state.is_active:
+    org = records.org
+    if org is not None and not org.is_active:
         raise TokenRevoked()
-    if denied or revocation.is_revoked(
-        payload, user_state.revoked_before, user_state.spared_session
+    if records.denied or revocation.is_revoked(
+        claims, user.revoked_before, user.spared_session
     ):
         raise TokenRevoked()
-    mfa = bool(payload.get("mfa"))
-    mfa_pending = bool(org_state and org_state.mfa_required and not mfa)
-    identity = Identity(
-        user_id=user_id,
-        email=str(payload.get("email", "")),
-        role=user_state.role,
-        org_id=user_state.org_id,
-        mfa=mfa,
-        mfa_pending=mfa_pending,
-        payload=payload,
-    )
+    mfa = bool(claims.get("mfa"))
+    mfa_pending = bool(org and org.mfa_required and not mfa)
     if mfa_pending and not (door == Door.API and path.startswith(MFA_EXEMPT_PREFIXES)):
         raise MfaRequired()
-    return identity
+    return Identity(
+        user_id=user.user_id,
+        email=str(claims.get("email", "")),
+        role=user.role,
+        org_id=user.org_id,
+        mfa=mfa,
+        mfa_pending=mfa_pending,
+        payload=claims,
+    )
 
 
 # --- browser sessions (portal, admin) ----------------------------------------------

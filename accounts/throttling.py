@@ -9,8 +9,8 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, the README, unless
-``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+The shared cache down: the one fail-open rule (``core.cache.fail_open``): 503
+``service_unavailable``, unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from types import SimpleNamespace
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from core.errors import RateLimited, ServiceUnavailable
+from core.cache import CACHE_ERRORS, fail_open
+from core.errors import RateLimited
 from core.net import client_ip
 
 FALLBACK = {
@@ -51,10 +52,9 @@ def _usage(request, name: str, value: str, *, increment: bool):
             rate=rate_for(name),
             increment=increment,
         )
-    except Exception as exc:  # the shared cache is down
-        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
-            return None
-        raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+    except CACHE_ERRORS as exc:  # the shared cache is down
+        fail_open(exc, "Rate limiting is unavailable.")
+        return None
 
 
 def _raise(usage) -> None:

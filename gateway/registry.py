@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 
-from . import state
+from . import breaker, state
 from .models import Service
 from .validators import parse_rate
 
@@ -110,9 +110,7 @@ def build_snapshot() -> dict[str, ServiceSnap]:
         instances = tuple(
             _instance_snap(i, ca_bundle) for i in svc.instances.all() if i.enabled
         )
-        health_keys = tuple(state.open_key(i.id) for i in instances) + tuple(
-            state.fail_key(i.id) for i in instances
-        )
+        health_keys = breaker.keys(i.id for i in instances)
         services[svc.name] = ServiceSnap(
             id=svc.id,
             name=svc.name,

@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from core import cache as core_cache
+from core.cache import CACHE_ERRORS
 from gateway import state
 
 
@@ -77,7 +78,7 @@ def test_refused_connection_fails_fast_afterwards(raw_to, settings):
     port = probe.getsockname()[1]
     probe.close()  # nothing listens there now
     raw_to(port)
-    with pytest.raises(state.CACHE_ERRORS):
+    with pytest.raises(CACHE_ERRORS):
         state.pipeline((("INCR", "k"),))
     assert core_cache.failing_fast()
     with pytest.raises(ConnectionError, match="failing fast"):
