@@ -48,7 +48,7 @@ def test_health_degraded_and_down_services_never_make_it_down(
 
 def test_health_down_when_cache_fails(db, api, monkeypatch):
     monkeypatch.setattr(
-        "gateway.views.monitoring.check_cache",
+        "core.health.check_cache",
         lambda: {"status": "down", "latency_ms": 1.0},
     )
     resp = api.get("/health")
