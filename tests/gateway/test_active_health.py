@@ -110,7 +110,7 @@ PROBER = """
 import sys, time
 import django
 django.setup()
-from gateway import health
+from gateway import prober
 assert prober.start()
 print("started", flush=True)
 time.sleep(float(sys.argv[1]))
