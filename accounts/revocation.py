@@ -128,7 +128,7 @@ def keys_for(claims: Mapping) -> tuple[str, ...]:
 
 
 def memo_seconds() -> float:
-    return getattr(settings, "XENX_REVOCATION_MEMO_SECONDS", 0.5)
+    return settings.XENX_REVOCATION_MEMO_SECONDS
 
 
 def clear_memo() -> None:

@@ -288,6 +288,9 @@ XENX_WORKERS = env_int("WEB_CONCURRENCY", 1)
 XENX_CACHE_FAIL_FAST_SECONDS = float(env_str("XENX_CACHE_FAIL_FAST_SECONDS", "1"))
 # Redis down: refuse (fail closed) unless this is switched on.
 XENX_FAIL_OPEN_WITHOUT_CACHE = env_bool("XENX_FAIL_OPEN_WITHOUT_CACHE", False)
+# Seconds a process memoises the token revocation records it read (accounts/revocation.py);
+# 0 reads them for every call.
+XENX_REVOCATION_MEMO_SECONDS = env_float("XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
 # Uploaded files are read into memory up to this size; documents stream to disk above it.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
