@@ -60,35 +60,47 @@ class Circuit:
     failures: int | None
 
 
-def circuits(instances, values) -> tuple[Circuit, ...]:
-    """The circuits of ``instances`` from the values the round trip read for
-    ``keys(...)`` (None when they could not be read: closed, as far as this call
-    knows)."""
-    count = len(instances)
-    if not values:
-        return tuple(Circuit(inst, None, None) for inst in instances)
+def closed(instances) -> tuple[Circuit, ...]:
+    """Every instance's circuit closed, no failure counted: what a call reads when
+    nothing failed. The registry snapshot keeps it per service (``ServiceSnap.closed``),
+    so such a call builds no ``Circuit``."""
+    return tuple(Circuit(inst, None, None) for inst in instances)
+
+
+def circuits(closed_: tuple[Circuit, ...], values) -> tuple[Circuit, ...]:
+    """The circuits of the instances of ``closed_`` from the values the round trip read
+    for ``keys(...)`` (None when they could not be read: closed, as far as this call
+    knows); ``closed_`` itself when no instance has a value."""
+    if not values or values.count(None) == len(values):
+        return closed_
+    count = len(closed_)
     return tuple(
-        Circuit(inst, values[i], values[count + i]) for i, inst in enumerate(instances)
+        Circuit(c.instance, values[i], values[count + i]) for i, c in enumerate(closed_)
     )
 
 
-def choose(circuits_, hold_seconds: float) -> tuple[list, object]:
+def choose(circuits_, hold_seconds: float) -> tuple[list, object, tuple]:
     """(instances whose circuit is closed, a half-open instance whose single trial this
-    call won, or None)."""
-    now = now_ms()
-    healthy, half_open = [], []
+    call won or None, the ids of the instances with failures counted)."""
+    now = None
+    healthy, half_open, failing = [], [], ()
     for circuit in circuits_:
+        if circuit.failures:
+            failing += (circuit.instance.id,)
         if circuit.open_until is None:
             healthy.append(circuit.instance)
-        elif circuit.open_until <= now:
+            continue
+        if now is None:
+            now = now_ms()
+        if circuit.open_until <= now:
             half_open.append(circuit.instance)
     for inst in half_open:
         try:
             if try_trial(inst.id, hold_seconds):
-                return healthy, inst
+                return healthy, inst, failing
         except CACHE_ERRORS:
             break
-    return healthy, None
+    return healthy, None, failing
 
 
 def try_trial(instance_id: int, hold_seconds: float) -> bool:

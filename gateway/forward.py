@@ -136,13 +136,12 @@ def forward(call):
     trial it won), retry as the service allows, and relay the answer; raise 503 with
     no instance left, 502 or 504 when they failed."""
     request, svc = call.request, call.service
-    healthy, trial = breaker.choose(call.circuits, svc.timeout)
+    healthy, trial, failing = breaker.choose(call.circuits, svc.timeout)
     if not healthy and trial is None:
         raise ServiceUnavailable(
             f"No healthy instance of service {svc.name!r}.",
             headers={"Retry-After": str(breaker.OPEN_SECONDS)},
         )
-    failing = {c.instance.id for c in call.circuits if c.failures}
     body, length = call.body, call.length
     headers = _upstream_headers(request, svc, call.identity, length)
     method = request.method

@@ -161,7 +161,7 @@ def round_trip(call: Call) -> None:
         if limit is not None:
             call.used = used
             call.limit_headers = headers_for(limit, used)
-    call.circuits = breaker.circuits(svc.instances, health)
+    call.circuits = breaker.circuits(svc.closed, health)
 
 
 def judge_token(call: Call) -> None:

@@ -53,6 +53,7 @@ class ServiceSnap:
     health_check_path: str
     instances: tuple  # enabled instances only
     health_keys: tuple = ()
+    closed: tuple = ()  # every instance's circuit closed (gateway.breaker.closed)
     sign_identity: bool = False
     _current: dict = field(default_factory=dict)  # smooth WRR state per instance
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -128,6 +129,7 @@ def build_snapshot() -> dict[str, ServiceSnap]:
             health_check_path=svc.health_check_path,
             instances=instances,
             health_keys=health_keys,
+            closed=breaker.closed(instances),
             sign_identity=svc.sign_identity,
         )
     return services

@@ -211,6 +211,7 @@ def prepare_xenx(
 # The reference's cache key prefix: it shares the bench's Redis db (flushed at the
 # start) and keeps its rate-limit counts, revocation records and breaker state apart.
 REFERENCE_CACHE_PREFIX = "xenx-reference"
+VERSION_KEY = "gw:registry:version"  # gateway.state.VERSION_KEY (not imported: bench)
 
 
 def start_reference(procs, tmp: Path, rev: str, env: dict, base_port: int) -> dict:
@@ -233,6 +234,14 @@ def start_reference(procs, tmp: Path, rev: str, env: dict, base_port: int) -> di
     run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
         what="git worktree add (reference)")  # fmt: skip
     ref_env = dict(env, XENX_CACHE_PREFIX=REFERENCE_CACHE_PREFIX)
+    # The registry version the set-up wrote under XenX's prefix, copied under the
+    # reference's: each call's round trip then reads (and parses) one in both.
+    version = run(["redis-cli", "-u", REDIS_URL, "GET", f"xenx:1:{VERSION_KEY}"],
+                  what="read the registry version").strip()  # fmt: skip
+    if version:
+        run(["redis-cli", "-u", REDIS_URL, "SET",
+             f"{REFERENCE_CACHE_PREFIX}:1:{VERSION_KEY}", version],
+            what="the reference's registry version")  # fmt: skip
     start_gunicorn(procs, tmp, "xenx-reference", base_port + 5,
                    "xenx.wsgi:application", env=ref_env, cwd=path)  # fmt: skip
     ref_env["BENCH_CHECKOUT"] = str(path)  # where --percall imports it from
