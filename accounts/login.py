@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from auditlog import audit
 from core.errors import InvalidCredentials, InvalidMfaCode, InvalidToken
 
-from . import mfa, revocation, throttling, tokens
+from . import metrics, mfa, revocation, throttling, tokens
 from .selectors import user_has_confirmed_totp
 
 MFA_METHODS = ["totp", "backup_code"]
@@ -31,6 +31,11 @@ MFA_METHODS = ["totp", "backup_code"]
 # mfa_token and the portal's half-done login alike).
 MFA_MAX_FAILURES = 5
 SESSION_BACKEND = "accounts.backends.EmailBackend"
+# Said for every address alike (the counter is per email, known or not).
+LOCKED_MESSAGE = (
+    "Too many failed sign-ins for this account. It is locked: try again in {wait}, "
+    "reset your password, or ask your administrator to unlock it."
+)
 
 
 def _channel(data: dict, channel: str) -> dict:
@@ -46,7 +51,7 @@ def login_check_password(*, request, email, password, channel: str = "api"):
     user or organization: the same ``InvalidCredentials``."""
     email = throttling.account_key(email)
     throttling.hit(request, "login_ip", throttling.ip_of(request))
-    throttling.check(request, "login_account", email)
+    throttling.check(request, "login_account", email, LOCKED_MESSAGE)
     user = authenticate(request, email=email, password=password)
     if user is None:
         throttling.fail(request, "login_account", email)
@@ -59,6 +64,7 @@ def login_check_password(*, request, email, password, channel: str = "api"):
                 {"email": email[:254], "reason": "invalid_credentials"}, channel
             ),
         )
+        metrics.count("login", "failure")
         raise InvalidCredentials()
     return user
 
@@ -72,6 +78,7 @@ def login_check_code_throttle(*, request, user) -> None:
 
 def login_code_failed(*, request, user, failures: int, channel: str = "api") -> None:
     throttling.fail(request, "mfa_account", str(user.pk))
+    metrics.count("mfa", "failure")
     audit.record(
         audit.Action.MFA_FAILED,
         actor=user,
@@ -90,7 +97,9 @@ def _touch_last_login(user) -> None:
 def login_succeeded(*, request, user, mfa_used: bool, channel: str = "api") -> None:
     """``last_login`` and the audit events of a finished login (call in a transaction)."""
     _touch_last_login(user)
+    metrics.count("login", "success")
     if mfa_used:
+        metrics.count("mfa", "success")
         audit.record(
             audit.Action.MFA_USED,
             actor=user,

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from auditlog import audit
 from core.errors import InvalidToken, TokenRevoked, ValidationFailed
 
-from . import revocation, sessions, tokens
+from . import metrics, revocation, sessions, tokens
 
 logger = logging.getLogger("xenx.auth")
 
@@ -54,9 +54,11 @@ def _reuse_detected(*, user_id, jti, request) -> None:
             request=request,
             data={"jti": jti},
         )
+    metrics.count("refresh_reuse")
     logger.warning("refresh token reuse detected", extra={"user_id": user.pk})
 
 
+@metrics.counted("refresh")
 def token_refresh(*, request, refresh) -> dict:
     """Rotate: the presented refresh token is blacklisted and a new pair issued.
 
@@ -120,7 +122,10 @@ def token_refresh(*, request, refresh) -> dict:
 
 
 def logout(*, request, user, identity, refresh) -> None:
-    """Revoke the given refresh token and the access token of this request."""
+    """End the session of ``refresh`` (its whole refresh family: its refresh token and
+    every access token it issued are refused everywhere within the memo window, as
+    ``sessions.session_end`` does for a session ended by id) and denylist the access
+    token of this request. The user's other sessions live."""
     try:
         payload = tokens.decode_refresh_token(refresh)
     except InvalidToken:
@@ -131,6 +136,7 @@ def logout(*, request, user, identity, refresh) -> None:
         raise ValidationFailed(
             details={"refresh": ["This refresh token belongs to another session."]}
         )
+    family = sessions.family_id(payload.get(sessions.FAMILY_CLAIM))
     with transaction.atomic():
         outstanding, _ = OutstandingToken.objects.get_or_create(
             jti=str(payload["jti"]),
@@ -142,6 +148,8 @@ def logout(*, request, user, identity, refresh) -> None:
             },
         )
         BlacklistedToken.objects.get_or_create(token=outstanding)
+        if family is not None:
+            sessions.session_end_family(user=user, family=family)
         audit.record(audit.Action.LOGOUT, actor=user, target=user, request=request)
     access = identity.payload
     revocation.deny_access_token(str(access["jti"]), float(access["exp"]))

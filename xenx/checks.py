@@ -36,7 +36,7 @@ def check_shared_cache(app_configs, **kwargs):
     """
     if not _cache_is_process_local():
         return []
-    if getattr(settings, "XENX_WORKERS", 1) > 1:
+    if settings.XENX_WORKERS > 1:
         return [
             Error(
                 "The default cache is process-local but WEB_CONCURRENCY says "
@@ -45,7 +45,7 @@ def check_shared_cache(app_configs, **kwargs):
                 id="xenx.E001",
             )
         ]
-    if getattr(settings, "XENX_ENVIRONMENT", "development") != "production":
+    if settings.XENX_ENVIRONMENT != "production":
         return []
     return [
         Warning(
@@ -137,7 +137,7 @@ def check_settings(app_configs, **kwargs):
         errors.append(
             _error("XENX_METRICS_TOKEN must be printable ASCII.", "", "xenx.E006")
         )
-    bundle = getattr(settings, "XENX_GATEWAY_CA_BUNDLE", None)
+    bundle = settings.XENX_GATEWAY_CA_BUNDLE
     if bundle:
         try:
             ssl.create_default_context(cafile=bundle)

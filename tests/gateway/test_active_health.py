@@ -190,8 +190,9 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
     assert messages == [
         ("WARNING", "health checks skipped: cache down"),
         ("INFO", "instance healthy"),  # logged on change only
-        ("WARNING", "instance UNHEALTHY"),
+        ("WARNING", f"instance {prober.UNHEALTHY}"),
     ]
+    assert "--health-path" in prober.UNHEALTHY  # says what to change
 
 
 def test_a_lone_check_runs_inline_and_several_in_parallel(monkeypatch):

@@ -1,7 +1,8 @@
-"""README "Settings" and the system checks."""
+"""README "Settings (environment)" and the system checks."""
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 
@@ -138,3 +139,52 @@ def test_production_without_redis_warns_on_plain_check():
         },
     )
     assert "xenx.W001" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"XENX_ADDR": "127.0.0.1:9123"}, "http://127.0.0.1:9123"),
+        ({"XENX_ADDR": "[::1]:9123"}, "http://[::1]:9123"),
+        ({"XENX_ADDR": "0.0.0.0:80"}, f"http://{socket.gethostname()}:80"),
+        (
+            {"XENX_ADDR": "0.0.0.0:80", "XENX_PUBLIC_URL": "https://id.example"},
+            "https://id.example",
+        ),
+    ],
+)
+def test_the_public_url_defaults_to_the_address_served(monkeypatch, env, expected):
+    from xenx.settings.env import public_url
+
+    monkeypatch.delenv("XENX_ADDR", raising=False)
+    monkeypatch.delenv("XENX_PUBLIC_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert public_url() == expected
+
+
+def test_every_xenx_setting_the_code_reads_is_declared_in_the_settings():
+    """Declared once in xenx/settings/base.py, so a reader needs no default of its own."""
+    import re
+
+    from tests.xenx.servers import ROOT
+
+    declared = set(
+        re.findall(
+            r"^(XENX_[A-Z0-9_]+) =", (ROOT / "xenx/settings/base.py").read_text(), re.M
+        )
+    )
+    read = {}
+    for app in ("accounts", "auditlog", "core", "gateway", "organizations", "portal"):
+        for path in (ROOT / app).rglob("*.py"):
+            text = path.read_text()
+            for name in re.findall(r"""settings,\s*["'](XENX_[A-Z0-9_]+)""", text):
+                read.setdefault(name, path.name)
+            for name in re.findall(r"settings\.(XENX_[A-Z0-9_]+)", text):
+                read.setdefault(name, path.name)
+    assert len(read) > 20
+    undeclared = sorted(
+        f"{name} ({where})" for name, where in read.items() if name not in declared
+    )
+    assert not undeclared, f"read but declared nowhere: {undeclared}"

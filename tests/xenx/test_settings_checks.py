@@ -2,13 +2,13 @@
 server from starting: nothing is ever silently unlimited (issue 10 item 7)."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from xenx.checks import check_rate_limits, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,12 +83,6 @@ def test_manage_py_check_fails(variable, value):
     assert variable in result.stderr
 
 
-def _port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
@@ -98,7 +92,7 @@ def _port():
     ],
 )
 def test_server_refuses_to_start(command):
-    address = f"127.0.0.1:{_port()}"
+    address = f"127.0.0.1:{free_port()}"
     result = subprocess.run(
         [sys.executable, *command, address],
         cwd=ROOT,

@@ -5,21 +5,12 @@ forever (README "Deployment"); here they are dropped after a second, a stalled J
 is a 400 (never a 500) and a page's stalled form never a 500 either."""
 
 import json
-import os
 import socket
-import sys
 import time
 
 import pytest
 
-from tests.xenx.servers import (
-    ROOT,
-    free_port,
-    http_get,
-    start_in_session,
-    stop_session,
-    wait_until_serving,
-)
+from tests.xenx.servers import http_get, xenx_gunicorn
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 1.0
@@ -28,30 +19,8 @@ TIMEOUT = 1.0
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("worker")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="xenx.settings.test",
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",  # no query is made here
-        XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="2",
-        XENX_CLIENT_TIMEOUT=str(TIMEOUT),
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp / "gunicorn.log"
-    proc = start_in_session(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/health/live", proc, log, timeout=60)
-        yield port, log
-    finally:
-        assert stop_session(proc) == []
+    with xenx_gunicorn(tmp, XENX_CLIENT_TIMEOUT=str(TIMEOUT)) as served:
+        yield served
 
 
 def _half_sent(port, data: bytes) -> socket.socket:

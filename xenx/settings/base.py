@@ -6,7 +6,15 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_json_object, env_list, env_str
+from .env import (
+    env_bool,
+    env_float,
+    env_int,
+    env_json_object,
+    env_list,
+    env_str,
+    public_url,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 XENX_ENVIRONMENT = "development"  # overridden by production.py and test.py
@@ -23,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its collectstatic (one run at a time) replaces Django's.
+    "xenx",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -32,7 +42,6 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "xenx",
     "auditlog",
     "organizations",
     "accounts",
@@ -179,9 +188,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: documents are downloaded through the API
 
 # --- Email (Django's own settings, from the environment) ----------------------------
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
-)
+# Default: each mail in a file under EMAIL_FILE_PATH and one log line naming it (never
+# a body in the log stream: core/mail_backends.py).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "core.mail_backends.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
@@ -192,7 +201,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
 # Password reset mails are sent after the answer, on a thread (core.emails).
 XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
-XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
+# Links in mails and the tokens' issuer: by default the address served (XENX_ADDR).
+XENX_PUBLIC_URL = public_url()
 
 # --- REST framework ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -256,6 +266,9 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 # Absolute lifetime of a refresh-token family, counted from the password login.
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
+# How long a process reuses the token state it read from the cache (accounts.revocation):
+# a revocation reaches every process within this time; 0 reads it for every call.
+XENX_REVOCATION_MEMO_SECONDS = env_float("XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
 # --- OTP ----------------------------------------------------------------------------
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "XenX")
@@ -264,7 +277,6 @@ OTP_TOTP_TOLERANCE = 1
 # --- Rate limits (django-ratelimit on the shared cache) --------------------------------
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATELIMIT_VIEW = "core.errors.ratelimited_view"
 XENX_RATE_LIMIT_DEFAULTS = {
     "anonymous": "60/m",
     "client": "120/m",
@@ -278,6 +290,8 @@ XENX_RATE_LIMITS = {**XENX_RATE_LIMIT_DEFAULTS, **env_json_object("XENX_RATE_LIM
 
 # --- XenX platform ----------------------------------------------------------------
 XENX_SELF_REGISTRATION = env_bool("XENX_SELF_REGISTRATION", True)
+# How long an invitation stays usable.
+XENX_INVITATION_DAYS = 7
 XENX_TRUSTED_PROXIES = env_list("XENX_TRUSTED_PROXIES", [])
 XENX_MAX_UPLOAD_BYTES = env_int("XENX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 XENX_GATEWAY_MAX_BODY_BYTES = env_int("XENX_GATEWAY_MAX_BODY_BYTES", 100 * 1024 * 1024)
@@ -288,9 +302,6 @@ XENX_WORKERS = env_int("WEB_CONCURRENCY", 1)
 XENX_CACHE_FAIL_FAST_SECONDS = float(env_str("XENX_CACHE_FAIL_FAST_SECONDS", "1"))
 # Redis down: refuse (fail closed) unless this is switched on.
 XENX_FAIL_OPEN_WITHOUT_CACHE = env_bool("XENX_FAIL_OPEN_WITHOUT_CACHE", False)
-# Seconds a process memoises the token revocation records it read (accounts/revocation.py);
-# 0 reads them for every call.
-XENX_REVOCATION_MEMO_SECONDS = env_float("XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
 # Uploaded files are read into memory up to this size; documents stream to disk above it.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
@@ -302,7 +313,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {"()": "core.logging.TextFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -313,6 +327,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG only, the bare message) printed each of
+        # its records a second time, unformatted: the root's handler alone.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"level": "ERROR", "handlers": [], "propagate": True},
         # runserver's own request lines repeat the access log (xenx.access): dropped.
         "django.server": {"handlers": ["null"], "propagate": False},

@@ -1,17 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ValidationFailed, details_text
 from core.roles import Role
 from gateway.services import service_register
 from gateway.validators import RATE_KEYS, parse_rate
-
-
-def _format_errors(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 class Command(BaseCommand):
@@ -53,7 +46,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retries", type=int, help="Extra tries on another instance."
         )
-        parser.add_argument("--health-path", help="Path polled by check_services.")
+        parser.add_argument(
+            "--health-path",
+            help="Path the gateway's health checks GET on each instance (default "
+            "/health for a new service); an instance that does not answer 2xx or 3xx "
+            "there is taken out of service. '/' suits an upstream with no health "
+            "endpoint.",
+        )
         parser.add_argument("--description", help="Free text.")
         parser.add_argument(
             "--ca-bundle",
@@ -121,9 +120,9 @@ class Command(BaseCommand):
                 fields[field] = options[option]
         try:
             service, created = service_register(name=name, urls=urls, **fields)
-        except ValidationError as exc:
+        except ValidationFailed as exc:
             raise CommandError(
-                f"Service {name!r} not saved: {_format_errors(exc)}"
+                f"Service {name!r} not saved: {details_text(exc)}"
             ) from None
         verb = "Created" if created else "Updated"
         self.stdout.write(
@@ -131,4 +130,9 @@ class Command(BaseCommand):
                 f"{verb} service {service.name} with {len(urls)} instance(s): "
                 + ", ".join(urls)
             )
+        )
+        self.stdout.write(
+            f"Health checks GET {urls[0].rstrip('/')}{service.health_check_path} (and "
+            "the same path on each instance): an instance that does not answer 2xx "
+            "or 3xx there is taken out of service (--health-path sets the path)."
         )
