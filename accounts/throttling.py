@@ -9,8 +9,8 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, README "Failure
-policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+The shared cache down: the one fail-open rule (``core.cache.fail_open``): 503
+``service_unavailable``, unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
-from core.errors import RateLimited, ServiceUnavailable
+from core.cache import CACHE_ERRORS, fail_open
+from core.errors import RateLimited
 from core.net import counted_address
 
 from . import metrics
@@ -53,10 +54,9 @@ def _usage(request, name: str, value: str, *, increment: bool):
             rate=rate_for(name),
             increment=increment,
         )
-    except Exception as exc:  # the shared cache is down
-        if settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
-            return None
-        raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+    except CACHE_ERRORS as exc:  # the shared cache is down
+        fail_open(exc, "Rate limiting is unavailable.")
+        return None
 
 
 def wait_in_words(seconds: int) -> str:
@@ -133,9 +133,8 @@ def reset(name: str, value: str) -> None:
         caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")].delete(
             _counter_key(name, value)
         )
-    except Exception as exc:  # the shared cache is down
-        if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
-            raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+    except CACHE_ERRORS as exc:  # the shared cache is down
+        fail_open(exc, "Rate limiting is unavailable.")
 
 
 def reset_account_lock(user) -> None:

@@ -1,5 +1,6 @@
-"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy``'s
-``token_identity``, the one check every door uses.
+"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy.judge``'s
+verdict, the one every door uses (through ``token_identity``, or the gateway's pipeline
+with the records it read itself).
 
 Three token types share the signing key and are told apart by ``token_type``:
 ``access`` (15 min), ``refresh`` (7 days, rotated, in SimpleJWT's outstanding/blacklist

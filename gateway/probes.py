@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import urllib3
 from django.conf import settings
 
-from . import state
+from . import breaker
 from .models import Service
 
 MAX_CHECK_TIMEOUT = 5.0
@@ -57,9 +57,9 @@ def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str
     except urllib3.exceptions.HTTPError as exc:
         ok, detail = False, type(exc).__name__
     if ok:
-        state.record_success(instance.id)
+        breaker.record_success(instance.id)
     else:
-        state.mark_down(instance.id, down_seconds)
+        breaker.mark_down(instance.id, down_seconds)
     return ok, detail
 
 

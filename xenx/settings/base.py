@@ -268,8 +268,8 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
 # How long a process reuses the token state it read from the cache (accounts.revocation):
-# a revocation reaches every process within this time.
-XENX_REVOCATION_MEMO_SECONDS = 0.5
+# a revocation reaches every process within this time; 0 reads it for every call.
+XENX_REVOCATION_MEMO_SECONDS = env_float("XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
 # --- OpenID provider (django-oauth-toolkit; accounts/oidc/, README "Sign in with XenX") --
 # Applications are XenX's own model (organization, enabled, allowed services); access
