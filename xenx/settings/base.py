@@ -46,6 +46,8 @@ MIDDLEWARE = [
     "core.middleware.AccessLogMiddleware",
     "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A JSON body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 before it is read.
+    "core.middleware.BodyLimitMiddleware",
     # Static files (admin, portal, Swagger UI) from the application server itself.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
