@@ -34,6 +34,9 @@ FALLBACK = {
     "password_change_account": "login_account",
 }
 
+# Every name XENX_RATE_LIMITS may hold for these throttles (README "Identity").
+NAMES = frozenset({"login_ip", "login_account", *FALLBACK})
+
 
 def rate_for(name: str) -> str:
     rates = settings.XENX_RATE_LIMITS

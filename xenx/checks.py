@@ -1,21 +1,24 @@
 """System checks for configuration mistakes that would only show in production."""
 
 import ipaddress
-import re
 import ssl
 from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 
-from core.roles import Role
+from accounts import throttling
+from core import rates
+from gateway.validators import RATE_KEYS
+
+# Every name XENX_RATE_LIMITS may hold: the gateway's roles and "anonymous", and the
+# identity endpoints' throttles (their optional names included).
+RATE_LIMIT_NAMES = frozenset(RATE_KEYS) | throttling.NAMES
 
 # Checks of XENX_* settings: run by every ``manage.py check`` and ``runserver``, and by
 # xenx/wsgi.py before a worker serves anything (gunicorn refuses to start on an error).
 SETTINGS_TAG = "xenx_settings"
 
-# django-ratelimit's own parser is lenient ("10/x" silently means 10/s); be strict here.
-RATE_RE = re.compile(r"^\d+/\d*[smhd]$")
 
 _PROCESS_LOCAL = (
     "django.core.cache.backends.locmem.LocMemCache",
@@ -66,20 +69,23 @@ def check_rate_limits(app_configs, **kwargs):
     """Every XENX_RATE_LIMITS entry is a known name with a rate like ``60/m``: a bad
     one must never leave a role silently unlimited."""
     errors = []
-    known = set(settings.XENX_RATE_LIMIT_DEFAULTS) | {r.value for r in Role}
+    known = RATE_LIMIT_NAMES | set(settings.XENX_RATE_LIMIT_DEFAULTS)
     for name, rate in settings.XENX_RATE_LIMITS.items():
-        if not isinstance(rate, str) or not RATE_RE.match(rate):
+        try:
+            rates.parse_rate(rate)
+        except rates.InvalidRate as exc:
             errors.append(
                 _error(
-                    f"XENX_RATE_LIMITS[{name!r}] = {rate!r} is not a rate like '60/m'.",
+                    f"XENX_RATE_LIMITS[{name[:40]!r}]: {exc}",
                     "Use N/s, N/m, N/h, N/d, optionally with a multiplier: 10/15m.",
                     "xenx.E002",
                 )
             )
-        elif name not in known:
+            continue
+        if name not in known:
             errors.append(
                 _error(
-                    f"XENX_RATE_LIMITS names {name!r}, which no limit uses.",
+                    f"XENX_RATE_LIMITS names {name[:40]!r}, which no limit uses.",
                     f"Names: {', '.join(sorted(known))}.",
                     "xenx.E003",
                 )
