@@ -53,19 +53,29 @@ def apply_forwarded_proto(meta) -> None:
 
 
 class RequestIdMiddleware:
-    """Keep a well-formed incoming X-Request-ID, otherwise make one; echo it back."""
+    """Keep a well-formed incoming X-Request-ID, otherwise make one; echo it back.
+
+    It also opens and closes the request's log context (core.request_context): a
+    worker thread serves one request after another, and a value left from the last
+    one (its user id) would be logged as this one's. The gateway's WSGI path runs
+    this middleware too (gateway/wsgi.py).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
+        request_id = (
+            incoming if REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
+        )
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        user_token = user_id_var.set(None)
         try:
             response = self.get_response(request)
         finally:
+            user_id_var.reset(user_token)
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
