@@ -9,8 +9,9 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, the README, unless
-``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+The shared cache down (``core.errors.CACHE_OUTAGES``: Redis's errors, nothing else, so a
+bug is never taken for an outage): 503 ``service_unavailable`` (fail closed, the
+README), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 from django.conf import settings
 from django_ratelimit.core import get_usage
 
-from core.errors import RateLimited, ServiceUnavailable
+from core.errors import CACHE_OUTAGES, RateLimited, ServiceUnavailable
 from core.net import client_ip
 
 FALLBACK = {
@@ -54,7 +55,7 @@ def _usage(request, name: str, value: str, *, increment: bool):
             rate=rate_for(name),
             increment=increment,
         )
-    except Exception as exc:  # the shared cache is down
+    except CACHE_OUTAGES as exc:  # the shared cache is down (any other error is a bug)
         if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
             return None
         raise ServiceUnavailable("Rate limiting is unavailable.") from exc

@@ -10,6 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import urllib3
 from django.conf import settings
 
+from core.memo import Memo
+
 from . import state
 from .models import Service
 
@@ -17,7 +19,8 @@ MAX_CHECK_TIMEOUT = 5.0
 
 MAX_PARALLEL_CHECKS = 16
 
-_managers: dict[str, urllib3.PoolManager] = {}
+# One pool manager per CA bundle in use (a service's own, or the default).
+_managers = Memo(64, name="probe pool managers")
 
 
 def _http(service) -> urllib3.PoolManager:
@@ -28,7 +31,7 @@ def _http(service) -> urllib3.PoolManager:
         manager = urllib3.PoolManager(
             num_pools=64, maxsize=2, retries=False, ca_certs=cafile or None
         )
-        _managers[cafile] = manager
+        _managers.set(cafile, manager)
     return manager
 
 
