@@ -2,6 +2,9 @@
 ``gunicorn -c gunicorn.conf.py xenx.wsgi``). Everything comes from the environment:
 
 - ``XENX_ADDR`` (default ``127.0.0.1:8000``): address to bind, ``host:port``.
+
+Every system check runs here, in gunicorn's master, before anything is bound: a bad
+setting (``XENX_ADDR`` included) is one line on stderr and exit status 1.
 - ``WEB_CONCURRENCY``: worker processes. Default 1 with the embedded local-memory
   cache (state must stay in one process), the number of CPUs with ``REDIS_URL``. More
   than one without ``REDIS_URL`` is refused here (and is Django's check ``xenx.E001``).
@@ -54,6 +57,25 @@ _made_metrics_dir = None
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _made_metrics_dir = tempfile.mkdtemp(prefix="xenx-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+
+def _refuse_bad_settings():
+    """Every system check, once, here in the master and before anything is bound or
+    forked (xenx/startup.py): a bad setting is one line on stderr and exit status 1.
+    Refused in a worker instead, it would end in a traceback per worker, and gunicorn
+    restarts workers. Runs after the environment above is final (Django reads it)."""
+    # The repository holds this file; --chdir and --pythonpath apply only later.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from xenx import startup  # not at the top: needs the path set on the line above
+
+    refusal = startup.refusal()
+    if refusal:
+        if _made_metrics_dir:
+            shutil.rmtree(_made_metrics_dir, ignore_errors=True)
+        sys.exit(refusal)
+
+
+_refuse_bad_settings()
 
 # One JSON line per event: gunicorn's own messages use the formatter of XenX's logs
 # (wherever --error-logfile sends them); requests are logged once, by XenX's access log

@@ -1,6 +1,8 @@
 """System checks for configuration mistakes that would only show in production."""
 
 import ipaddress
+import os
+import re
 import ssl
 from urllib.parse import urlsplit
 
@@ -10,6 +12,7 @@ from django.core.checks import Error, Tags, Warning, register
 from accounts import throttling
 from core import rates
 from gateway.validators import RATE_KEYS
+from xenx.settings import env
 
 # Every name XENX_RATE_LIMITS may hold: the gateway's roles and "anonymous", and the
 # identity endpoints' throttles (their optional names included).
@@ -93,36 +96,52 @@ def check_rate_limits(app_configs, **kwargs):
     return errors
 
 
-_POSITIVE_INTS = (
-    "XENX_MAX_UPLOAD_BYTES",
-    "XENX_GATEWAY_MAX_BODY_BYTES",
-    "XENX_GATEWAY_POOL_SIZE",
-    "XENX_SESSION_MAX_DAYS",
+# Every numeric XENX_* setting: (name, lowest, highest, what it counts). A bound of
+# None is open; a float low bound is exclusive (a timeout of 0 s is no timeout).
+_RANGES = (
+    ("XENX_ACCESS_TOKEN_MINUTES", 1, 24 * 60, "minutes"),
+    ("XENX_REFRESH_TOKEN_DAYS", 1, 365, "days"),
+    ("XENX_SESSION_MAX_DAYS", 1, 3650, "days"),
+    ("XENX_MAX_UPLOAD_BYTES", 1, None, "bytes"),
+    ("XENX_GATEWAY_MAX_BODY_BYTES", 1, None, "bytes"),
+    ("DATA_UPLOAD_MAX_MEMORY_SIZE", 1, None, "bytes"),
+    ("XENX_GATEWAY_POOL_SIZE", 1, 1024, "connections"),
+    ("XENX_WORKERS", 1, 1024, "worker processes (WEB_CONCURRENCY)"),
+    ("XENX_HEALTH_CHECK_INTERVAL", 0, 86400, "seconds (0: off)"),
+    ("XENX_DEMO_PORT", 1, 65535, "a TCP port"),
+    ("XENX_CACHE_FAIL_FAST_SECONDS", 0, 60, "seconds"),
+    ("XENX_CLIENT_TIMEOUT", 0.0, 3600, "seconds"),
+    ("XENX_GATEWAY_CONNECT_TIMEOUT", 0.0, 300, "seconds"),
 )
+
+
+def _in_range(value, low, high) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if value != value or value in (float("inf"), float("-inf")):  # NaN, infinity
+        return False
+    above = value > low if isinstance(low, float) else value >= low
+    return above and (high is None or value <= high)
+
+
+def _range_text(low, high, unit: str) -> str:
+    lowest = f"above {low:g}" if isinstance(low, float) else f"at least {low}"
+    return f"{lowest}{'' if high is None else f' and at most {high}'} {unit}"
 
 
 @register(SETTINGS_TAG)
 def check_settings(app_configs, **kwargs):
     """The other XENX_* settings: values a typo would turn into something unintended."""
     errors = []
-    for name in _POSITIVE_INTS:
-        value = getattr(settings, name, 1)
-        if not isinstance(value, int) or value < 1:
-            errors.append(
-                _error(f"{name} = {value!r} must be at least 1.", "", "xenx.E004")
-            )
-    # XENX_CLIENT_TIMEOUT bounds each read and write of a client's connection
-    # (xenx/worker.py); the connect timeout, each connection to an upstream.
-    for name, default, most in (
-        ("XENX_CLIENT_TIMEOUT", 30, 3600),
-        ("XENX_GATEWAY_CONNECT_TIMEOUT", 3, 300),
-    ):
-        seconds = getattr(settings, name, default)
-        if not isinstance(seconds, int | float) or not 0 < seconds <= most:
+    for name, low, high, unit in _RANGES:
+        if not hasattr(settings, name):
+            continue
+        value = getattr(settings, name)
+        if not _in_range(value, low, high):
             errors.append(
                 _error(
-                    f"{name} = {seconds!r} must be a number of seconds above 0 and at "
-                    f"most {most}.",
+                    f"{name} = {value!r} is out of range: it must be "
+                    f"{_range_text(low, high, unit)}.",
                     "",
                     "xenx.E004",
                 )
@@ -166,3 +185,68 @@ def check_settings(app_configs, **kwargs):
             )
         )
     return errors
+
+
+# An address gunicorn binds: host:port (an IPv6 host in brackets), or unix:/a/path.
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def address_problem(value: str) -> str | None:
+    """Why ``value`` is not an address to listen on, or None."""
+    if value.startswith("unix:"):
+        return None if value[5:].startswith("/") else "a unix socket needs a path"
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isascii() or not port.isdigit() or len(port) > 5:
+        return "it is not host:port"
+    if not 1 <= int(port) <= 65535:
+        return "the port is not 1-65535"
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return "the IPv6 address is malformed"
+        return None
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        labels = host.split(".")
+        if not host or len(host) > 253 or not all(map(_HOST_LABEL.fullmatch, labels)):
+            return "the host is not an address or a host name"
+    return None
+
+
+@register(SETTINGS_TAG)
+def check_address(app_configs, **kwargs):
+    """XENX_ADDR, which gunicorn binds: refused here, once, instead of by a worker
+    that would be restarted forever."""
+    value = settings.XENX_ADDR
+    problem = address_problem(value) if isinstance(value, str) else "not a string"
+    if problem is None:
+        return []
+    return [
+        _error(
+            f"XENX_ADDR = {value[:60]!r} cannot be listened on: {problem}.",
+            "Give host:port, e.g. 127.0.0.1:8000 or [::1]:8000.",
+            "xenx.E012",
+        )
+    ]
+
+
+@register(SETTINGS_TAG)
+def check_environment_names(app_configs, **kwargs):
+    """An XENX_* variable no setting reads is a typo (XENX_RATE_LIMIT for
+    XENX_RATE_LIMITS): the intended setting would silently keep its default."""
+    unknown = sorted(
+        name
+        for name in os.environ
+        if name.startswith("XENX_") and name not in env.DECLARED
+    )
+    return [
+        _error(
+            f"The environment sets {name[:60]}, which is not an XenX setting.",
+            'Check its spelling against README "Settings (environment)".',
+            "xenx.E009",
+        )
+        for name in unknown
+    ]
