@@ -2,9 +2,6 @@
 ``gunicorn -c gunicorn.conf.py xenx.wsgi``). Everything comes from the environment:
 
 - ``XENX_ADDR`` (default ``127.0.0.1:8000``): address to bind, ``host:port``.
-
-Every system check runs here, in gunicorn's master, before anything is bound: a bad
-setting (``XENX_ADDR`` included) is one line on stderr and exit status 1.
 - ``WEB_CONCURRENCY``: worker processes. Default 1 with the embedded local-memory
   cache (state must stay in one process), the number of CPUs with ``REDIS_URL``. More
   than one without ``REDIS_URL`` is refused here (and is Django's check ``xenx.E001``).
@@ -18,10 +15,16 @@ setting (``XENX_ADDR`` included) is one line on stderr and exit status 1.
 
 Each worker also starts the gateway's active health checks (``gateway.prober``) once it
 has loaded the application.
+
+Every system check runs once, here in gunicorn's master, before anything is bound or
+forked (``xenx/startup.py``): a bad setting, ``XENX_ADDR`` included, is one line on
+stderr and exit status 1.
 """
 
+import errno
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from pathlib import Path
@@ -45,7 +48,15 @@ worker_class = "xenx.worker.ThreadWorker"
 # Python's socket.sendfile (static files, document downloads) waits out the kernel's
 # send timeout in a poll of its own, with no deadline: plain writes keep the deadline.
 sendfile = False
-reuse_port = True
+# Several servers on one address (SO_REUSEPORT: a new master binds while the old one
+# drains) only with Redis. With the process-local cache each would keep its own
+# revocations, limits and health, and a token logged out on one would pass on the
+# other: without REDIS_URL a second server on an address in use is refused
+# (on_starting).
+reuse_port = _shared_cache
+# gunicorn's control socket (gunicornc) is off: its default path is one per user
+# (~/.gunicorn/gunicorn.ctl), so each node started on a host took the last one's over.
+control_socket_disable = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT") or 30)
 graceful_timeout = 30
 keepalive = 5
@@ -85,26 +96,62 @@ _refuse_bad_settings()
 accesslog = None
 
 
-class JsonLogger(Logger):
+class XenxLogger(Logger):
+    """gunicorn's messages in the format of XenX's own logs: JSON lines under
+    production settings, readable lines in development."""
+
     def setup(self, cfg):
         super().setup(cfg)
-        from core.logging import JsonFormatter  # not at the top: gunicorn reads this
-        # file before the application's path is importable (--chdir, --pythonpath)
+        # not at the top: gunicorn reads this file before the application's path is
+        # importable (--chdir, --pythonpath)
+        from core.logging import formatter_for
 
+        formatter = formatter_for(os.environ.get("DJANGO_SETTINGS_MODULE", ""))
         for handler in self.error_log.handlers:
-            handler.setFormatter(JsonFormatter())
+            handler.setFormatter(formatter)
 
 
-logger_class = JsonLogger
+logger_class = XenxLogger
+
+
+def _address_in_use(address: str) -> bool:
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn
+            probe.bind((host, int(port)))
+    except OSError as exc:
+        return exc.errno == errno.EADDRINUSE
+    except ValueError:  # not host:port: gunicorn says what is wrong with it
+        return False
+    return False
 
 
 def on_starting(server):
+    if not reuse_port:  # one line and exit 1, not five retries and a traceback
+        for address in bind:
+            if _address_in_use(address):
+                server.log.error(
+                    "%s is in use (another server?): stop it or set another "
+                    "XENX_ADDR; several servers on one address need REDIS_URL.",
+                    address,
+                )
+                sys.exit(1)
     metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if metrics_dir:  # counters of a previous run must not be summed into this one
         path = Path(metrics_dir)
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
+
+
+def when_ready(server):
+    from xenx.settings.env import public_url  # as XenxLogger: not at the top
+
+    # gunicorn's own "Listening at:" line is blank when each worker binds (reuse_port)
+    server.log.info("Serving http://%s (public URL %s)", ",".join(bind), public_url())
 
 
 def post_worker_init(worker):

@@ -23,7 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from auditlog import audit
 from core.errors import InvalidCredentials, InvalidMfaCode, InvalidToken
 
-from . import mfa, revocation, throttling, tokens
+from . import metrics, mfa, revocation, throttling, tokens
 from .selectors import user_has_confirmed_totp
 
 MFA_METHODS = ["totp", "backup_code"]
@@ -59,6 +59,7 @@ def login_check_password(*, request, email, password, channel: str = "api"):
                 {"email": email[:254], "reason": "invalid_credentials"}, channel
             ),
         )
+        metrics.count("login", "failure")
         raise InvalidCredentials()
     return user
 
@@ -72,6 +73,7 @@ def login_check_code_throttle(*, request, user) -> None:
 
 def login_code_failed(*, request, user, failures: int, channel: str = "api") -> None:
     throttling.fail(request, "mfa_account", str(user.pk))
+    metrics.count("mfa", "failure")
     audit.record(
         audit.Action.MFA_FAILED,
         actor=user,
@@ -90,7 +92,9 @@ def _touch_last_login(user) -> None:
 def login_succeeded(*, request, user, mfa_used: bool, channel: str = "api") -> None:
     """``last_login`` and the audit events of a finished login (call in a transaction)."""
     _touch_last_login(user)
+    metrics.count("login", "success")
     if mfa_used:
+        metrics.count("mfa", "success")
         audit.record(
             audit.Action.MFA_USED,
             actor=user,

@@ -66,7 +66,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     USERNAME_FIELD = "email"
     EMAIL_FIELD = "email"
-    REQUIRED_FIELDS = ["first_name", "last_name"]
+    # Names are optional (blank): createsuperuser asks only the email and password, and
+    # --noinput needs only DJANGO_SUPERUSER_EMAIL and DJANGO_SUPERUSER_PASSWORD.
+    REQUIRED_FIELDS: list[str] = []
 
     class Meta:
         ordering = ["id"]

@@ -25,6 +25,8 @@ from django_ratelimit.core import get_usage
 from core.errors import CACHE_OUTAGES, RateLimited, ServiceUnavailable
 from core.net import client_ip
 
+from . import metrics
+
 FALLBACK = {
     "register_ip": "login_ip",
     "register_account": "login_account",
@@ -61,7 +63,9 @@ def _usage(request, name: str, value: str, *, increment: bool):
         raise ServiceUnavailable("Rate limiting is unavailable.") from exc
 
 
-def _raise(usage) -> None:
+def _raise(usage, name: str) -> None:
+    if name in metrics.LOCKOUT_OF:
+        metrics.count(metrics.LOCKOUT_OF[name], "lockout")
     raise RateLimited(retry_after=max(1, int(usage.get("time_left") or 1)))
 
 
@@ -69,7 +73,7 @@ def hit(request, name: str, value: str) -> None:
     """Count one attempt and refuse it (429) when over the limit."""
     usage = _usage(request, name, value, increment=True)
     if usage is not None and usage["should_limit"]:
-        _raise(usage)
+        _raise(usage, name)
 
 
 def check(request, name: str, value: str) -> None:
@@ -78,7 +82,7 @@ def check(request, name: str, value: str) -> None:
     if usage is not None and (
         usage["should_limit"] or usage["count"] >= usage["limit"]
     ):
-        _raise(usage)
+        _raise(usage, name)
 
 
 def fail(request, name: str, value: str) -> None:

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.utils import datetime_from_epoch
 from auditlog import audit
 from core.errors import InvalidToken, TokenRevoked, ValidationFailed
 
-from . import revocation, sessions, tokens
+from . import metrics, revocation, sessions, tokens
 
 logger = logging.getLogger("xenx.auth")
 
@@ -54,9 +54,11 @@ def _reuse_detected(*, user_id, jti, request) -> None:
             request=request,
             data={"jti": jti},
         )
+    metrics.count("refresh_reuse")
     logger.warning("refresh token reuse detected", extra={"user_id": user.pk})
 
 
+@metrics.counted("refresh")
 def token_refresh(*, request, refresh) -> dict:
     """Rotate: the presented refresh token is blacklisted and a new pair issued.
 

@@ -1,4 +1,5 @@
-"""JSON-lines logging carrying the request id."""
+"""Logging carrying the request id: one JSON object per line in production (and tests),
+one readable line per record in development."""
 
 import json
 import logging
@@ -24,6 +25,14 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _extras(record) -> dict:
+    return {
+        key: value
+        for key, value in vars(record).items()
+        if key not in _STANDARD and not key.startswith("_")
+    }
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record):
         entry = {
@@ -34,9 +43,37 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = value
+        entry.update(_extras(record))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``15:04:05.123 INFO xenx.access GET /health 200 … request_id=…``: the record's
+    fields that are set, on one line (control characters escaped, so a client's input
+    cannot start a line of its own); a traceback follows, indented."""
+
+    def format(self, record):
+        when = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        parts = [when, f"{record.levelname:<7}", record.name, record.getMessage()]
+        parts += [
+            f"{key}={value}"
+            for key, value in _extras(record).items()
+            if isinstance(value, str | int | float) and value != ""  # not objects
+        ]
+        line = " ".join(str(p) for p in parts).translate(_ESCAPES)
+        if record.exc_info:
+            trace = self.formatException(record.exc_info)
+            line += "\n" + "\n".join("    " + t for t in trace.splitlines())
+        return line
+
+
+_ESCAPES = {n: f"\\x{n:02x}" for n in (*range(32), 127) if n != 9}
+
+
+def formatter_for(settings_module: str) -> logging.Formatter:
+    """The format of the settings named: readable lines in development only."""
+    if settings_module.endswith(".development") or not settings_module:
+        return TextFormatter()
+    return JsonFormatter()

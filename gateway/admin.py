@@ -1,8 +1,86 @@
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from core.roles import Role
+
 from . import selectors, services
 from .models import Service, ServiceInstance
+from .validators import parse_rate
+
+# The service form's rate-limit fields: one per role, then anonymous callers.
+RATE_FIELDS = {f"rate_limit_{key}": key for key in [*Role.values, "anonymous"]}
+
+
+class _ServiceFormBase(forms.ModelForm):
+    """Roles as checkboxes and one rate field per role (each with its own error),
+    instead of the model's JSON fields."""
+
+    allowed_roles = forms.MultipleChoiceField(
+        choices=Role.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Roles allowed to call, exact (an admin is not implied); none "
+        "ticked: every authenticated role.",
+    )
+
+    class Meta:
+        model = Service
+        fields = (  # every editable field but rate_limits (the rate fields below)
+            "name",
+            "description",
+            "enabled",
+            "public",
+            "allowed_roles",
+            "health_check_path",
+            "timeout_seconds",
+            "retries",
+            "max_body_bytes",
+            "allowed_content_types",
+            "forward_authorization",
+            "sign_identity",
+            "ca_bundle",
+        )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        limits = self.instance.rate_limits or {}
+        for field, key in RATE_FIELDS.items():
+            self.fields[field].initial = limits.get(key, "")
+
+    def clean(self):
+        cleaned = super().clean()
+        limits = {}
+        for field, key in RATE_FIELDS.items():
+            rate = (cleaned.get(field) or "").strip()
+            if not rate:
+                continue
+            try:
+                parse_rate(rate)
+            except ValidationError as exc:
+                self.add_error(field, exc)
+                continue
+            limits[key] = rate
+        self.instance.rate_limits = limits
+        return cleaned
+
+
+def _rate_field(key: str) -> forms.CharField:
+    who = "anonymous callers (per address)" if key == "anonymous" else f"role {key}"
+    return forms.CharField(
+        required=False,
+        max_length=32,
+        label=f"Rate limit: {key}",
+        help_text=f"Calls of {who}, e.g. 60/m or 10/15m; empty: the "
+        "XENX_RATE_LIMITS default.",
+    )
+
+
+ServiceAdminForm = type(
+    "ServiceAdminForm",
+    (_ServiceFormBase,),
+    {field: _rate_field(key) for field, key in RATE_FIELDS.items()},
+)
 
 
 class ServiceInstanceInline(admin.TabularInline):
@@ -28,6 +106,30 @@ class ServiceAdmin(admin.ModelAdmin):
     search_fields = ("name", "description")
     inlines = [ServiceInstanceInline]
     readonly_fields = ("created_at", "updated_at")
+    form = ServiceAdminForm
+    fieldsets = (
+        (
+            None,
+            {"fields": ("name", "description", "enabled", "public", "allowed_roles")},
+        ),
+        ("Rate limits", {"fields": tuple(RATE_FIELDS)}),
+        (
+            "Upstream calls",
+            {
+                "fields": (
+                    "health_check_path",
+                    "timeout_seconds",
+                    "retries",
+                    "max_body_bytes",
+                    "allowed_content_types",
+                    "forward_authorization",
+                    "sign_identity",
+                    "ca_bundle",
+                )
+            },
+        ),
+        ("Times", {"fields": ("created_at", "updated_at")}),
+    )
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("instances")

@@ -1,4 +1,7 @@
-"""Prometheus metrics of the gateway (README "Gateway" (health)).
+"""Prometheus metrics of the gateway, and ``/metrics``'s text (README "Gateway",
+metrics table): the gateway's counters, the identity counters of ``accounts.metrics``
+and, computed at each scrape from the registry and the shared health state, each
+instance's health.
 
 With several gunicorn workers set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory,
 cleared at deploy): prometheus_client then keeps each worker's counters in memory-mapped
@@ -18,8 +21,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.core import GaugeMetricFamily
 
+import accounts.metrics  # noqa: F401  (its counters are in the text /metrics serves)
 from core.memo import Memo
+
+from . import selectors
 
 MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -79,9 +86,36 @@ def observe(service: str, method: str, status: int, seconds: float) -> None:
     children[1].observe(seconds)
 
 
+class InstanceHealth:
+    """``xenx_gateway_instance_healthy``: read at each scrape from the registry and the
+    health state every worker and node shares (as ``/health`` reads it)."""
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "xenx_gateway_instance_healthy",
+            "1 while an enabled instance (label upstream: its URL) of an enabled service "
+            "takes calls (its circuit closed or half-open), else 0.",
+            labels=["service", "upstream"],
+        )
+        services = [s for s in selectors.service_list() if s.enabled]
+        instances = [i for s in services for i in s.instances.all() if i.enabled]
+        healthy = selectors.instance_health(instances)
+        for service in services:
+            for instance in service.instances.all():
+                if instance.enabled:
+                    family.add_metric(
+                        [service.name, instance.url], float(healthy[instance.id])
+                    )
+        yield family
+
+
 def render() -> tuple[bytes, str]:
     if MULTIPROCESS:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        counters = generate_latest(registry)
+    else:
+        counters = generate_latest()
+    health = CollectorRegistry()
+    health.register(InstanceHealth())
+    return counters + generate_latest(health), CONTENT_TYPE_LATEST

@@ -120,3 +120,17 @@ class ServiceInstance(models.Model):
 
     def __str__(self):
         return self.url
+
+
+class RegistryVersion(models.Model):
+    """One row whose ``version`` moves in the transaction of every registry write.
+
+    With Redis the registry's version lives in the shared cache. With the process-local
+    cache of the default mode, a write made by another process (``register_service``,
+    ``remove_service``) never reaches the server's cache, so the serving process reads
+    this row instead, at most once a second (``gateway.registry``)."""
+
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self):
+        return f"registry version {self.version}"

@@ -71,6 +71,14 @@ def probe_round(interval: int) -> list[tuple[str, str, bool, str]]:
     return check_all(down_seconds=down_seconds(interval), claim=claim)
 
 
+# Why an instance left the service, for an operator whose upstream has no /health.
+UNHEALTHY = (
+    "UNHEALTHY: out of service until its health check path (the service's "
+    "health_check_path, default /health) answers 2xx or 3xx; set the path with "
+    "register_service NAME URL --health-path PATH or in Django admin"
+)
+
+
 def _loop(interval: int) -> None:
     verdicts: dict[str, bool] = {}
     while True:
@@ -93,7 +101,7 @@ def _loop(interval: int) -> None:
                 logger.log(
                     logging.INFO if ok else logging.WARNING,
                     "instance %s",
-                    "healthy" if ok else "UNHEALTHY",
+                    "healthy" if ok else UNHEALTHY,
                     extra={"service": service, "instance": url, "detail": detail},
                 )
             verdicts[url] = ok

@@ -5,6 +5,12 @@ cache changes (a save or delete anywhere bumps it). The version is read at most 
 ``CHECK_SECONDS`` on its own, and for free on every proxied call, inside the pipelined
 round trip that counts the rate limit, so a change shows on every worker and node
 within about a second without a database query per call.
+
+With a process-local cache (the default mode: no ``REDIS_URL``) that version never
+leaves the process that wrote it, so a management command run beside the server would
+never reach it. There the snapshot is also checked against the database's version row
+(``RegistryVersion``, moved in the transaction of every write): one primary-key read at
+most every ``DB_CHECK_SECONDS`` per process, never with a shared cache.
 """
 
 from __future__ import annotations
@@ -17,12 +23,30 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError
+from django.db.models import F
 
-from . import state
-from .models import Service
+from . import prober, state
+from .models import RegistryVersion, Service
 from .validators import parse_rate
 
 CHECK_SECONDS = 0.5
+DB_CHECK_SECONDS = 1.0
+_ROW = 1  # the primary key of the one RegistryVersion row
+
+
+def bump_database_version() -> None:
+    """Move the database's registry version, in the caller's transaction (called for
+    every registry write): what processes with a process-local cache watch."""
+    if not RegistryVersion.objects.filter(pk=_ROW).update(version=F("version") + 1):
+        RegistryVersion.objects.get_or_create(pk=_ROW, defaults={"version": 1})
+
+
+def database_version() -> int | None:
+    return (
+        RegistryVersion.objects.filter(pk=_ROW)
+        .values_list("version", flat=True)
+        .first()
+    )
 
 
 @dataclass(slots=True, eq=False)
@@ -143,15 +167,43 @@ class Registry:
         self._stale = True
         self._retry_at = 0.0  # after a failed reload: not before this
         self._lock = threading.Lock()
+        # Process-local cache only (decided at the first refresh): the database's
+        # version row, and when it was last read.
+        self._watch_database = not prober.cache_is_shared()
+        self._db_seen: int | None = None  # the version row as last read
+        self._db_checked = 0.0
+        self._db_lock = threading.Lock()
 
     def get(self, name: str) -> ServiceSnap | None:
-        """The service named ``name`` as of at most ~``CHECK_SECONDS`` ago."""
+        """The service named ``name`` as of at most ~``CHECK_SECONDS`` ago (about
+        ``DB_CHECK_SECONDS`` for writes of other processes with a process-local
+        cache)."""
         now = time.monotonic()
+        if self._watch_database and now - self._db_checked > DB_CHECK_SECONDS:
+            self._check_database(now)
         if (
             self._stale or now - self._checked > CHECK_SECONDS
         ) and now >= self._retry_at:
             self._refresh()
         return self._services.get(name)
+
+    def _check_database(self, now: float) -> None:
+        # One thread reads the row; the others serve the snapshot meanwhile.
+        if not self._db_lock.acquire(blocking=False):
+            return
+        try:
+            if now - self._db_checked <= DB_CHECK_SECONDS:
+                return
+            self._db_checked = now
+            try:
+                version = database_version()
+            except DatabaseError:  # the snapshot serves on (README "Failure policy")
+                return
+            if version != self._db_seen:
+                self._db_seen = version
+                self._stale = True
+        finally:
+            self._db_lock.release()
 
     def observe_version(self, version: int | None) -> None:
         """A version read on the hot path's round trip: reload on the next call if it
@@ -170,6 +222,8 @@ class Registry:
             self._stale = True
             self._checked = 0.0
             self._retry_at = 0.0
+            self._db_seen = None
+            self._db_checked = 0.0
 
     def _refresh(self) -> None:
         with self._lock:
@@ -185,6 +239,12 @@ class Registry:
                 if self._services is not None:
                     self._checked = now
                     return
+            if self._services is None:
+                self._watch_database = not prober.cache_is_shared()
+                if self._watch_database:  # read before the build: never newer
+                    self._db_checked = now
+                    self._db_seen = database_version()
+            db_seen = self._db_seen  # a newer one seen during the build: build again
             if self._services is None or self._stale or version != self._version:
                 try:
                     self._services = build_snapshot()
@@ -196,7 +256,7 @@ class Registry:
                     self._retry_at = now + CHECK_SECONDS
                     return
                 self._version = version
-            self._stale = False
+            self._stale = self._db_seen != db_seen
             self._checked = now
 
 

@@ -110,7 +110,7 @@ PROBER = """
 import sys, time
 import django
 django.setup()
-from gateway import health
+from gateway import prober
 assert prober.start()
 print("started", flush=True)
 time.sleep(float(sys.argv[1]))
@@ -190,8 +190,9 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
     assert messages == [
         ("WARNING", "health checks skipped: cache down"),
         ("INFO", "instance healthy"),  # logged on change only
-        ("WARNING", "instance UNHEALTHY"),
+        ("WARNING", f"instance {prober.UNHEALTHY}"),
     ]
+    assert "--health-path" in prober.UNHEALTHY  # says what to change
 
 
 def test_a_lone_check_runs_inline_and_several_in_parallel(monkeypatch):

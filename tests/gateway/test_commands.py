@@ -14,6 +14,7 @@ from auditlog.models import AuditEvent
 from gateway import prober, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
+from tests.xenx.servers import manage
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,14 +88,7 @@ def test_register_bad_arguments(db, args, message):
 
 def _manage(*args):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "xenx.settings.test"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-    )
+    return manage(env, *args, timeout=60)
 
 
 def test_usage_error_exit_status_without_traceback():

@@ -8,6 +8,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from core.roles import Role
+from gateway import registry as registry_module
 
 
 @pytest.fixture
@@ -28,8 +29,11 @@ def count_round_trips(monkeypatch):
 
 @pytest.mark.parametrize("public", [True, False])
 def test_steady_state_no_query(
-    make_service, upstream, auth_client, make_user, api, public
+    make_service, upstream, auth_client, make_user, api, public, monkeypatch
 ):
+    # With a process-local cache the registry also reads the database's version row
+    # once a second (tests/gateway/test_registry_versions.py): not within this test.
+    monkeypatch.setattr(registry_module, "DB_CHECK_SECONDS", 3600)
     make_service("svc", [upstream.url], public=public)
     caller = api if public else auth_client(make_user(Role.CLIENT))
     assert caller.get("/api/svc/x").status_code == 200  # warms the snapshot

@@ -259,3 +259,62 @@ def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
     page.click("text=I saved them")
     page.wait_for_selector("text=Signing in asks for a code")
     context.close()
+
+
+def _sign_in(page, server, user, next_url="/portal/"):
+    page.goto(f"{server.url}/portal/login?next={next_url}")
+    page.fill("input[name=email]", user.email)
+    page.fill("input[name=password]", DEFAULT_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{server.url}{next_url}")
+
+
+def _sessions_with_long_agents(user, count=3):
+    from accounts.models import UserSession
+    from accounts.tokens import issue_tokens
+
+    for n in range(count):
+        issue_tokens(user, mfa=False)
+    UserSession.objects.filter(user=user, kind="api").update(
+        last_ip="2001:db8:85a3::8a2e:370:7334",
+        last_user_agent="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+        "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    )
+
+
+def test_session_lists_read_at_phone_width(server, browser, make_user):
+    """The admin's sessions list and the portal's: at 375 px nothing is cut (no
+    sideways scrolling of the page or of the admin's table) and each portal row keeps
+    its labels."""
+    admin = make_user(Role.ADMIN, first_name="Ada", last_name="Admin")
+    client = make_user(Role.CLIENT, first_name="Quinn", last_name="Client")
+    _sessions_with_long_agents(admin)
+    _sessions_with_long_agents(client)
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+
+    _sign_in(page, server, admin, "/admin/")
+    page.goto(f"{server.url}/admin/accounts/usersession/")
+    assert page.locator("#result_list tbody tr").count() >= 4
+    _shoot(page, "admin-sessions")
+    page.set_viewport_size({"width": 375, "height": 812})
+    table = page.evaluate(
+        "(() => { const r = document.querySelector('#changelist .results');"
+        " return [r.scrollWidth, r.clientWidth]; })()"
+    )
+    assert table[0] <= table[1], f"the sessions table is cut at 375 px: {table}"
+    context.close()
+
+    context = browser.new_context(viewport={"width": 375, "height": 812})
+    page = context.new_page()
+    _sign_in(page, server, client)
+    page.goto(f"{server.url}/portal/account")
+    rows = page.locator("#sessions tbody tr")
+    assert rows.count() >= 4
+    labels = rows.first.evaluate(
+        "row => [...row.querySelectorAll('td')].map("
+        "td => getComputedStyle(td, '::before').content)"
+    )
+    assert labels[:4] == ['"Since"', '"Last used"', '"From"', '"Second factor"']
+    _shoot(page, "portal-sessions")
+    context.close()

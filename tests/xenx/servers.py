@@ -6,15 +6,33 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def clone_head(tmp_path: Path) -> Path:
+    """A fresh clone of the committed HEAD (what a newcomer gets) in ``tmp_path``,
+    with the test run's virtualenv as its ``.venv``; skips without git."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("needs git and a git checkout")
+    clone = tmp_path / "xenx"
+    subprocess.run(
+        ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120
+    )
+    if sys.prefix != sys.base_prefix:  # running in a virtualenv: reuse it
+        (clone / ".venv").symlink_to(sys.prefix)
+    return clone
 
 
 def free_port() -> int:
@@ -89,12 +107,28 @@ def stop_session(proc: subprocess.Popen, *, timeout=30.0) -> list[int]:
     return left
 
 
+# A development log line (core.logging.TextFormatter): time, level, logger, message.
+READABLE_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} [A-Z]+ +[\w.]+ \S")
+
 ASSET_RE = re.compile(r"""(?:href|src)=["']([^"']+)["']""")
 
 
 def static_assets(html: str) -> list[str]:
     """The /static/ URLs a page references (stylesheets, scripts, icons)."""
     return sorted({url for url in ASSET_RE.findall(html) if "/static/" in url})
+
+
+def manage(env, *args: str, timeout=120, cwd=ROOT) -> subprocess.CompletedProcess:
+    """``python manage.py ARGS`` in the checkout ``cwd``, with this interpreter and
+    ``env``."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def start_scripts_run(cwd, env, log: Path) -> subprocess.Popen:

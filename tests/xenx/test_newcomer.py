@@ -10,16 +10,13 @@ the tests (a symlinked ``.venv``: ``scripts/_venv.sh`` installs only what change
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.xenx.servers import (
-    ROOT,
+    READABLE_LOG_LINE,
+    clone_head,
     free_port,
     http_get,
     start_scripts_run,
@@ -30,18 +27,6 @@ from tests.xenx.servers import (
 
 pytestmark = [pytest.mark.slow]
 PASSWORD_LINE = re.compile(r"^\s*(\w+)\s+(\S+@\S+)\s+password: (\S+)\s*$", re.M)
-
-
-def _clone(tmp_path: Path) -> Path:
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("needs git and a git checkout")
-    clone = tmp_path / "xenx"
-    subprocess.run(
-        ["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120
-    )
-    if sys.prefix != sys.base_prefix:  # running in a virtualenv: reuse it
-        (clone / ".venv").symlink_to(sys.prefix)
-    return clone
 
 
 def _post_json(url, payload):
@@ -56,7 +41,7 @@ def _post_json(url, payload):
 
 
 def test_clone_run_login_call_the_demo_service_read_the_docs(tmp_path):
-    clone = _clone(tmp_path)
+    clone = clone_head(tmp_path)
     port = free_port()
     demo_port = free_port()
     while demo_port == port:
@@ -115,11 +100,12 @@ def test_clone_run_login_call_the_demo_service_read_the_docs(tmp_path):
     finally:
         left = stop_session(proc)
     assert not left, f"processes left running: {left}"
-    # one line per event: after the demo data, everything logged is one JSON object
+    # one readable line per event (development): after the demo data, everything
+    # logged is a line of XenX's format
     served = log.read_text().split("Demo data ready.", 1)[1]
     for line in served.splitlines():
         if line.strip() and not line.startswith("demo upstream:"):
-            assert json.loads(line), line
+            assert READABLE_LOG_LINE.match(line), line
     for closed in (port, demo_port):  # the server and the demo upstream are gone
         with pytest.raises(OSError):
             http_get(f"http://127.0.0.1:{closed}/health", timeout=2)

@@ -83,7 +83,8 @@ def _gunicorn_conf(**env):
 
 def test_gunicorn_conf_defaults_to_one_worker_without_redis():
     proc = _gunicorn_conf()
-    assert proc.stdout.split() == ["1", "8", "127.0.0.1:8000", "True", "-", "1"]
+    # reuse_port off: a second server on the address is refused (on_starting)
+    assert proc.stdout.split() == ["1", "8", "127.0.0.1:8000", "False", "-", "1"]
 
 
 def test_gunicorn_conf_refuses_workers_without_redis():

@@ -2,6 +2,7 @@
 
 import os
 import secrets
+import socket
 import subprocess
 import sys
 
@@ -138,3 +139,26 @@ def test_production_without_redis_warns_on_plain_check():
         },
     )
     assert "xenx.W001" in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"XENX_ADDR": "127.0.0.1:9123"}, "http://127.0.0.1:9123"),
+        ({"XENX_ADDR": "[::1]:9123"}, "http://[::1]:9123"),
+        ({"XENX_ADDR": "0.0.0.0:80"}, f"http://{socket.gethostname()}:80"),
+        (
+            {"XENX_ADDR": "0.0.0.0:80", "XENX_PUBLIC_URL": "https://id.example"},
+            "https://id.example",
+        ),
+    ],
+)
+def test_the_public_url_defaults_to_the_address_served(monkeypatch, env, expected):
+    from xenx.settings.env import public_url
+
+    monkeypatch.delenv("XENX_ADDR", raising=False)
+    monkeypatch.delenv("XENX_PUBLIC_URL", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert public_url() == expected

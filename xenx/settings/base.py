@@ -13,6 +13,8 @@ from .env import (
     env_json_object,
     env_list,
     env_str,
+    public_url,
+    served_address,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -30,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # Before staticfiles: its collectstatic (one run at a time) replaces Django's.
+    "xenx",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt",
@@ -39,7 +43,6 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_static",
     "drf_spectacular",
     "drf_spectacular_sidecar",
-    "xenx",
     "auditlog",
     "organizations",
     "accounts",
@@ -189,9 +192,9 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(BASE_DIR / "media")))
 MEDIA_URL = "media/"  # never served publicly: documents are downloaded through the API
 
 # --- Email (Django's own settings, from the environment) ----------------------------
-EMAIL_BACKEND = env_str(
-    "EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"
-)
+# Default: each mail in a file under EMAIL_FILE_PATH and one log line naming it (never
+# a body in the log stream: core/mail_backends.py).
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "core.mail_backends.EmailBackend")
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(BASE_DIR / "sent-emails"))
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
@@ -202,7 +205,8 @@ EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "XenX <no-reply@xenx.local>")
 # Password reset mails are sent after the answer, on a thread (core.emails).
 XENX_EMAIL_IN_BACKGROUND = env_bool("XENX_EMAIL_IN_BACKGROUND", True)
-XENX_PUBLIC_URL = env_str("XENX_PUBLIC_URL", "http://127.0.0.1:8000")
+# Links in mails and the tokens' issuer: by default the address served (XENX_ADDR).
+XENX_PUBLIC_URL = public_url()
 
 # --- REST framework ---------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -309,7 +313,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"request_id": {"()": "core.logging.RequestIdFilter"}},
-    "formatters": {"json": {"()": "core.logging.JsonFormatter"}},
+    "formatters": {
+        "json": {"()": "core.logging.JsonFormatter"},
+        "text": {"()": "core.logging.TextFormatter"},
+    },
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
@@ -320,6 +327,9 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's own console handler (DEBUG only, the bare message) printed each of
+        # its records a second time, unformatted: the root's handler alone.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
         "django.request": {"level": "ERROR", "handlers": [], "propagate": True},
         # runserver's own request lines repeat the access log (xenx.access): dropped.
         "django.server": {"handlers": ["null"], "propagate": False},
@@ -355,4 +365,4 @@ XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 # with a shared cache one process per interval probes each instance. 0: off.
 XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)
 # Where gunicorn listens (gunicorn.conf.py reads it; checked here, xenx.E012).
-XENX_ADDR = env_str("XENX_ADDR") or "127.0.0.1:8000"
+XENX_ADDR = served_address()

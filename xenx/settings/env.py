@@ -8,6 +8,7 @@ that no reader asked for is a typo, refused by the system check ``xenx.E009``.
 
 import json
 import os
+import socket
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -83,3 +84,25 @@ def env_json_object(name: str) -> dict:
     if not isinstance(value, dict):
         raise ImproperlyConfigured(f"{name} must be a JSON object, got {type(value)}")
     return value
+
+
+DEFAULT_ADDR = "127.0.0.1:8000"
+_WILDCARD_HOSTS = {"", "0.0.0.0", "[::]", "::"}  # noqa: S104 (names, not binds)
+
+
+def served_address() -> str:
+    """``XENX_ADDR``, the ``host:port`` gunicorn.conf.py binds."""
+    return env_str("XENX_ADDR") or DEFAULT_ADDR
+
+
+def public_url() -> str:
+    """``XENX_PUBLIC_URL``, by default the address served (a wildcard host is named by
+    the machine's host name): the links in mails and the tokens' issuer then point
+    at the server that made them."""
+    configured = env_str("XENX_PUBLIC_URL")
+    if configured is not None:
+        return configured
+    host, _, port = served_address().rpartition(":")
+    if host in _WILDCARD_HOSTS:
+        host = socket.gethostname()
+    return f"http://{host}:{port}"

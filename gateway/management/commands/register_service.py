@@ -53,7 +53,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--retries", type=int, help="Extra tries on another instance."
         )
-        parser.add_argument("--health-path", help="Path polled by check_services.")
+        parser.add_argument(
+            "--health-path",
+            help="Path the gateway's health checks GET on each instance (default "
+            "/health for a new service); an instance that does not answer 2xx or 3xx "
+            "there is taken out of service. '/' suits an upstream with no health "
+            "endpoint.",
+        )
         parser.add_argument("--description", help="Free text.")
         parser.add_argument(
             "--ca-bundle",
@@ -131,4 +137,9 @@ class Command(BaseCommand):
                 f"{verb} service {service.name} with {len(urls)} instance(s): "
                 + ", ".join(urls)
             )
+        )
+        self.stdout.write(
+            f"Health checks GET {urls[0].rstrip('/')}{service.health_check_path} (and "
+            "the same path on each instance): an instance that does not answer 2xx "
+            "or 3xx there is taken out of service (--health-path sets the path)."
         )

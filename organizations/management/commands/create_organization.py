@@ -6,7 +6,10 @@ from organizations.services import organization_create
 
 
 class Command(BaseCommand):
-    help = "Create an organization (a tenant). Prints its id and slug."
+    help = (
+        "Create an organization (a tenant). Prints its id and slug. A name or slug "
+        "already taken is refused."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("name", help="Display name, e.g. 'Acme Tax LLP'.")
@@ -23,6 +26,12 @@ class Command(BaseCommand):
         name = name.strip()
         if not name:
             raise CommandError("The organization name must not be empty.")
+        same = Organization.objects.filter(name__iexact=name).first()
+        if same is not None:
+            raise CommandError(
+                f"An organization named {same.name!r} already exists "
+                f"(id {same.pk}, slug {same.slug})."
+            )
         if slug is not None:
             if not slug or slugify(slug) != slug:
                 raise CommandError(
