@@ -5,8 +5,9 @@ the ``XENX_*`` ones: a signing key that cannot be used is an error of the securi
 checks) and returns the one line that says why the server must not start, or None.
 A malformed value refused while the settings load (``ImproperlyConfigured``) is that
 line too, never a traceback. gunicorn.conf.py asks once, in gunicorn's master, before
-any worker starts (a refused worker would be restarted forever); xenx/wsgi.py asks in
-any other WSGI server, and skips what this process has already passed.
+any worker starts (a refused worker would be restarted forever), in a forked child so
+that gunicorn's master never loads Django; xenx/wsgi.py asks in any other WSGI server,
+and skips what this process, or the gunicorn master that forked it, has passed.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from django.core.checks import run_checks
 from django.core.exceptions import ImproperlyConfigured
 
 DEFAULT_SETTINGS = "xenx.settings.development"
+# Set by gunicorn.conf.py to its master's pid once the checks passed there: a worker
+# (a child of that master) need not run them again.
+CHECKED_BY = "XENX_STARTUP_CHECKED_BY"
 _passed = False
 
 
@@ -28,7 +32,7 @@ def one_line(text: str) -> str:
 def refusal() -> str | None:
     """None when every check passes; else the one line that refuses to start."""
     global _passed
-    if _passed:
+    if _passed or os.environ.get(CHECKED_BY) == str(os.getppid()):
         return None
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", DEFAULT_SETTINGS)
     try:

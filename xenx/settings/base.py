@@ -7,6 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
+    declare,
     env_bool,
     env_float,
     env_int,
@@ -366,3 +367,5 @@ XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)
 # Where gunicorn listens (gunicorn.conf.py reads it; checked here, xenx.E012).
 XENX_ADDR = served_address()
+# Set by gunicorn.conf.py for its workers once the start checks passed (xenx/startup.py).
+declare("XENX_STARTUP_CHECKED_BY")
