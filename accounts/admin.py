@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied
 from django.db.models import Exists, OuterRef
 from django.shortcuts import redirect
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -36,9 +36,9 @@ class MfaFilter(admin.SimpleListFilter):
 
 
 def role_change_errors(actor, user, cleaned: dict) -> dict:
-    """What ``actor`` may not do to ``user`` (README "Organizations, users and documents"), as form errors by field: only
-    an admin grants the admin role or puts a user in, out of, or into another
-    organization. The service's policy (organizations.permissions) is checked too."""
+    """What ``actor`` may not do to ``user`` (README "Organizations, users and
+    documents"), as form errors by field: only an admin grants the admin role or puts a
+    user in, out of, or into another organization. The service's policy (organizations.permissions) is checked too."""
     if is_platform_admin(actor):
         return {}
     errors = {}
@@ -103,7 +103,7 @@ class SetPasswordForm(AdminPasswordChangeForm):
 @admin.register(User)
 class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     """Users. Staff see and change their own organization only; is_active changes only
-    through the audited actions (deactivate, activate), MFA resets likewise."""
+    through the audited actions (deactivate, activate), MFA resets and unlocks likewise."""
 
     ordering = ["email"]
     list_display = [
@@ -118,7 +118,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     list_filter = ["role", ("organization", OrgRelatedFilter), "is_active", MfaFilter]
     search_fields = ["email", "first_name", "last_name"]
     readonly_fields = ["is_active", "last_login", "date_joined"]
-    actions = ["deactivate_users", "activate_users", "reset_mfa"]
+    actions = ["deactivate_users", "activate_users", "reset_mfa", "unlock_users"]
     fieldsets = [
         (None, {"fields": ["email", "password"]}),
         ("Profile", {"fields": ["first_name", "last_name", "email_verified"]}),
@@ -246,7 +246,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
         for user in queryset:  # already scoped by get_queryset
             try:
                 service(user=user, actor=request.user, request=request)
-            except (ApiError, ValidationError, PermissionDenied) as exc:
+            except (ApiError, PermissionDenied) as exc:
                 refused.append(f"{user.email} ({getattr(exc, 'message', exc)})")
             else:
                 count += 1
@@ -268,6 +268,12 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
     @admin.action(description="Reset MFA of selected users", permissions=["change"])
     def reset_mfa(self, request, queryset):
         self._run_service(request, queryset, "user_reset_mfa", "MFA reset")
+
+    @admin.action(
+        description="Unlock selected users (failed sign-ins)", permissions=["change"]
+    )
+    def unlock_users(self, request, queryset):
+        self._run_service(request, queryset, "user_unlock", "Unlocked")
 
 
 @admin.register(AuditEvent)

@@ -78,6 +78,16 @@ class PasswordResetConfirmSerializer(serializers.Serializer):
     new_password = serializers.CharField(max_length=256, trim_whitespace=False)
 
 
+class PasswordSerializer(serializers.Serializer):
+    password = serializers.CharField(
+        max_length=256, trim_whitespace=False, help_text="The current password."
+    )
+
+
+class EmailChangeSerializer(PasswordSerializer):
+    new_email = serializers.EmailField(max_length=254)
+
+
 class CodeSerializer(serializers.Serializer):
     code = serializers.CharField(max_length=64)
 
@@ -95,8 +105,9 @@ class BackupCodesSerializer(serializers.Serializer):
 
 
 class TotpConfirmResponseSerializer(BackupCodesSerializer):
-    """Backup codes, plus a fresh token pair: confirming revokes every earlier token,
-    including the one used for this request."""
+    """Backup codes, plus a fresh token pair of the same session with ``mfa: true``
+    (this session has just shown the password and a code); the token used for this
+    request keeps working with its own claims, every other session's are revoked."""
 
     access = serializers.CharField()
     refresh = serializers.CharField()

@@ -23,6 +23,8 @@ urlpatterns = [
         v.PasswordResetConfirmView.as_view(),
         name="auth-password-reset-confirm",
     ),
+    path("email/change", v.EmailChangeView.as_view(), name="auth-email-change"),
+    path("email/confirm", v.EmailConfirmView.as_view(), name="auth-email-confirm"),
     path("mfa/totp", v.TotpView.as_view(), name="auth-mfa-totp"),
     path("mfa/totp/confirm", v.TotpConfirmView.as_view(), name="auth-mfa-totp-confirm"),
     path("mfa/backup-codes", v.BackupCodesView.as_view(), name="auth-mfa-backup-codes"),

@@ -84,7 +84,7 @@ def is_asymmetric(alg: str | None = None) -> bool:
 
 
 def keys_dir() -> Path | None:
-    raw = getattr(settings, "XENX_SIGNING_KEYS_DIR", None)
+    raw = settings.XENX_SIGNING_KEYS_DIR
     return Path(raw) if raw else None
 
 
@@ -95,7 +95,7 @@ def max_token_seconds() -> float:
     return max(
         api_settings.ACCESS_TOKEN_LIFETIME.total_seconds(),
         api_settings.REFRESH_TOKEN_LIFETIME.total_seconds(),
-        float(getattr(settings, "XENX_MFA_TOKEN_SECONDS", 300)),
+        float(settings.XENX_MFA_TOKEN_SECONDS),
         float(ASSERTION_SECONDS),
     )
 
@@ -276,7 +276,7 @@ class KeyRing:
 
     def load(self, *, force: bool = False) -> tuple:
         now = time.monotonic()
-        raw = getattr(settings, "XENX_SIGNING_KEYS_DIR", None)
+        raw = settings.XENX_SIGNING_KEYS_DIR
         if not force and raw == self._raw and now - self._checked < RESCAN_SECONDS:
             return self._keys
         with self._lock:

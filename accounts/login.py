@@ -31,6 +31,11 @@ MFA_METHODS = ["totp", "backup_code"]
 # mfa_token and the portal's half-done login alike).
 MFA_MAX_FAILURES = 5
 SESSION_BACKEND = "accounts.backends.EmailBackend"
+# Said for every address alike (the counter is per email, known or not).
+LOCKED_MESSAGE = (
+    "Too many failed sign-ins for this account. It is locked: try again in {wait}, "
+    "reset your password, or ask your administrator to unlock it."
+)
 
 
 def _channel(data: dict, channel: str) -> dict:
@@ -46,7 +51,7 @@ def login_check_password(*, request, email, password, channel: str = "api"):
     user or organization: the same ``InvalidCredentials``."""
     email = throttling.account_key(email)
     throttling.hit(request, "login_ip", throttling.ip_of(request))
-    throttling.check(request, "login_account", email)
+    throttling.check(request, "login_account", email, LOCKED_MESSAGE)
     user = authenticate(request, email=email, password=password)
     if user is None:
         throttling.fail(request, "login_account", email)

@@ -33,7 +33,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from auditlog import audit
 from core.errors import Forbidden, InvalidMfaCode, ValidationFailed
 
-from . import revocation, throttling
+from . import revocation, throttling, tokens
+from .notices import Notice, security_notice
+from .passwords import check_current_password
 from .selectors import user_has_confirmed_totp
 
 BACKUP_CODE_COUNT = 10
@@ -47,7 +49,8 @@ STATIC_DEVICE_NAME = "Backup codes"
 # --- helpers ------------------------------------------------------------------------
 
 
-def _now() -> float:
+def now() -> float:
+    """The verifier's clock (the tests freeze it: tests/support/totp.py)."""
     return time.time()
 
 
@@ -96,7 +99,7 @@ def _verify_totp_device(device: TOTPDevice, code: str) -> bool:
     if not allowed:
         return False
     totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
-    totp.time = _now()
+    totp.time = now()
     if totp.verify(int(code), tolerance=1, min_t=device.last_t + 1):
         device.last_t = totp.t()
         device.throttle_reset(commit=False)
@@ -181,10 +184,20 @@ def _check_code_or_fail(*, user, code, request, status: int) -> None:
 # --- writes -------------------------------------------------------------------------
 
 
-@transaction.atomic
-def totp_begin_enrolment(*, user) -> dict:
+def totp_begin_enrolment(*, user, password, request=None) -> dict:
     """Start (or restart) enrolment: a new unconfirmed device replaces an earlier
-    unconfirmed one. Refused while a confirmed device exists (disable it first)."""
+    unconfirmed one. The current ``password`` is required (400 on ``password``,
+    throttled per account): a stolen access token or an unattended browser alone must
+    not enrol someone else's authenticator. Refused while a confirmed device exists
+    (disable it first)."""
+    check_current_password(
+        user=user, password=password, request=request, field="password"
+    )
+    return _begin_enrolment(user=user)
+
+
+@transaction.atomic
+def _begin_enrolment(*, user) -> dict:
     if user_has_confirmed_totp(user):
         raise ValidationFailed(
             "Two-factor authentication is already enabled.",
@@ -211,7 +224,30 @@ def totp_confirm(
 ) -> list[str]:
     """Confirm the pending device with a current code; returns the 10 backup codes.
     Every *other* token and session of the user is revoked (the login now needs MFA);
-    the confirming session ``spare_session`` keeps working (README "Identity")."""
+    the confirming session ``spare_session`` keeps working (README "Identity: login,
+    MFA, tokens, audit log")."""
+    codes, _ = _totp_confirm(
+        user=user, code=code, request=request, spare_session=spare_session
+    )
+    return codes
+
+
+def totp_confirm_reissuing(
+    *, user, code, request=None, spare_session: float, family: str | None
+) -> tuple[list[str], dict]:
+    """``totp_confirm`` for an API session: also a fresh pair of the confirming session
+    (``mfa: true``, the same ``family``), issued in the confirming transaction so the
+    device, the revocation and the pair commit together or not at all."""
+    return _totp_confirm(
+        user=user,
+        code=code,
+        request=request,
+        spare_session=spare_session,
+        reissue={"family": family},
+    )
+
+
+def _totp_confirm(*, user, code, request, spare_session, reissue=None):
     code = _normalize(code)
     key = str(user.pk)
     throttling.check(request, "mfa_account", key)
@@ -245,8 +281,18 @@ def totp_confirm(
         codes = _store_backup_codes(user)
         revocation.revoke_user_tokens(user, spare_session=spare_session)
         audit.record(audit.Action.MFA_ENABLED, actor=user, target=user, request=request)
+        security_notice(user=user, notice=Notice.MFA_ENABLED, request=request)
+        issued = None
+        if reissue is not None:
+            issued = tokens.issue_tokens(
+                user,
+                mfa=True,
+                session_started=spare_session,
+                family=reissue["family"],
+                request=request,
+            )
     user._xenx_mfa_enabled = True
-    return codes
+    return codes, issued
 
 
 def mfa_disable(*, user, code, request=None) -> None:
@@ -267,6 +313,7 @@ def mfa_disable(*, user, code, request=None) -> None:
         audit.record(
             audit.Action.MFA_DISABLED, actor=user, target=user, request=request
         )
+        security_notice(user=user, notice=Notice.MFA_DISABLED, request=request)
     user._xenx_mfa_enabled = False
 
 
@@ -286,4 +333,5 @@ def backup_codes_regenerate(*, user, code, request=None) -> list[str]:
             target=user,
             request=request,
         )
+        security_notice(user=user, notice=Notice.BACKUP_CODES_REPLACED, request=request)
     return codes

@@ -127,10 +127,6 @@ class User(AbstractBaseUser, PermissionsMixin):
             self.groups.remove(*[g for g in groups if g.id in current])
             self.groups.add(*wanted)
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == Role.ADMIN
-
 
 class UserSession(models.Model):
     """A signed-in session the user can see and end (accounts/sessions.py): one API

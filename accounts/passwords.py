@@ -16,6 +16,7 @@ from core.errors import Forbidden, ValidationFailed
 from organizations import permissions
 
 from . import throttling, tokens
+from .notices import Notice, security_notice
 from .selectors import user_from_uid, user_uid
 from .token_services import revoke_everything
 
@@ -25,6 +26,20 @@ def _validate_new_password(password, user, field: str) -> None:
         validate_password(password, user)
     except DjangoValidationError as exc:
         raise ValidationFailed(details={field: list(exc.messages)}) from None
+
+
+def check_current_password(*, user, password, request=None, field: str) -> None:
+    """The one check of "your current password" before a sensitive action (password
+    change, TOTP enrolment, email change): failures are throttled per account with
+    ``password_change_account`` (429 once reached, right password or not) and answer
+    400 ``validation_error`` on ``field``."""
+    account = str(user.pk)
+    throttling.check(request, "password_change_account", account)
+    if not isinstance(password, str) or not user.check_password(password):
+        throttling.fail(request, "password_change_account", account)
+        raise ValidationFailed(
+            details={field: ["The current password is not correct."]}
+        )
 
 
 def password_change(
@@ -41,13 +56,9 @@ def password_change(
     revoked too); a browser session passes ``spare_session``, keeps working and gets
     None. Failed old passwords are throttled per account like logins. Every door (API,
     portal, Django admin's password page) calls this."""
-    account = str(user.pk)
-    throttling.check(request, "password_change_account", account)
-    if not user.check_password(old_password or ""):
-        throttling.fail(request, "password_change_account", account)
-        raise ValidationFailed(
-            details={"old_password": ["The current password is not correct."]}
-        )
+    check_current_password(
+        user=user, password=old_password, request=request, field="old_password"
+    )
     _validate_new_password(new_password, user, "new_password")
     with transaction.atomic():
         user.set_password(new_password)
@@ -61,6 +72,7 @@ def password_change(
         audit.record(
             audit.Action.PASSWORD_CHANGED, actor=user, target=user, request=request
         )
+        security_notice(user=user, notice=Notice.PASSWORD_CHANGED, request=request)
     return issued
 
 
@@ -86,6 +98,8 @@ def password_set(*, user, password, actor, request=None) -> None:
             request=request,
             data={"channel": "admin"},
         )
+        if password is not None:
+            security_notice(user=user, notice=Notice.PASSWORD_RESET, request=request)
 
 
 def password_reset_request(*, request, email) -> None:
@@ -123,20 +137,29 @@ def password_reset_request(*, request, email) -> None:
     )
 
 
-def password_reset_confirm(*, request, uid, token, new_password) -> None:
-    """Set a new password with a reset token (single use: the token is bound to the
-    password hash) and revoke every token of the user."""
-    bad = ValidationFailed(
-        details={"token": ["This reset link is invalid or has already been used."]}
-    )
+def password_reset_link_user(*, uid, token):
+    """The user a reset link is for while it can still be used, else None (the
+    portal shows the form only for a usable link; nothing is spent)."""
     user = user_from_uid(uid)
     if user is None or not user.is_active or not isinstance(token, str):
-        raise bad
-    if not default_token_generator.check_token(user, token):
-        raise bad
+        return None
+    return user if default_token_generator.check_token(user, token) else None
+
+
+def password_reset_confirm(*, request, uid, token, new_password) -> None:
+    """Set a new password with a reset token (single use: the token is bound to the
+    password hash), revoke every token of the user and lift a login lockout (the
+    mailed link proved the address)."""
+    user = password_reset_link_user(uid=uid, token=token)
+    if user is None:
+        raise ValidationFailed(
+            details={"token": ["This reset link is invalid or has already been used."]}
+        )
     _validate_new_password(new_password, user, "new_password")
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
         revoke_everything(user)
         audit.record(audit.Action.PASSWORD_RESET, target=user, request=request)
+        throttling.reset_account_lock(user)
+        security_notice(user=user, notice=Notice.PASSWORD_RESET, request=request)

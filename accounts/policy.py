@@ -1,4 +1,5 @@
-"""May this session act now? The one answer for every door (README "Identity" "every door").
+"""May this session act now? The one answer for every door (README "Identity: login,
+MFA, tokens, audit log" (One policy, every door)).
 
 Doors: the JSON API (DRF), the gateway (proxied calls, ``/metrics``), the portal and
 Django admin. Tokens (API, gateway) and browser sessions (portal, admin) are judged by

@@ -22,10 +22,12 @@ def user_uid(user) -> str:
 
 def user_from_uid(uid):
     """The user of an emailed link's ``uid``, or None."""
-    if not isinstance(uid, str):
+    if not isinstance(uid, str) or len(uid) > 64:
         return None
     try:
         pk = int(force_str(urlsafe_base64_decode(uid)))
     except (TypeError, ValueError, OverflowError, UnicodeDecodeError):
+        return None
+    if not 0 < pk < 2**63:  # a database integer, or no such user
         return None
     return get_user_model().objects.filter(pk=pk).first()

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from auditlog import audit
+from core.errors import ValidationFailed
 from core.roles import Role
+from core.services import field_diff, full_clean, model_update
 from organizations import permissions
 from organizations.services import invitation_accept
 
-from . import revocation
+from . import revocation, throttling
+from .notices import Notice, security_notice
+
+
+def _check_role(role) -> None:
+    if role not in Role.values:
+        raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
 
 
 @transaction.atomic
@@ -31,12 +39,11 @@ def user_create(
     actor=None,
     request=None,
 ):
-    """Create a user; raises django ValidationError on bad data (email, role, password)
-    and Forbidden when ``actor`` may not create this role in this organization."""
+    """Create a user; raises ValidationFailed on bad data (email, role, password) and
+    Forbidden when ``actor`` may not create this role in this organization."""
 
     User = get_user_model()
-    if role not in Role.values:
-        raise ValidationError({"role": f"Unknown role {role!r}."})
+    _check_role(role)
     permissions.check_user_create(
         actor, role=role, organization_id=getattr(organization, "pk", None)
     )
@@ -51,10 +58,10 @@ def user_create(
     if password:
         try:
             validate_password(password, user)
-        except ValidationError as exc:
-            raise ValidationError({"password": exc.messages}) from None
+        except DjangoValidationError as exc:
+            raise ValidationFailed(details={"password": list(exc.messages)}) from None
     user.set_password(password or None)
-    user.full_clean(exclude=["password"])
+    full_clean(user, exclude=["password"])
     user.save()
     audit.record(
         audit.Action.USER_CREATED,
@@ -66,7 +73,7 @@ def user_create(
     return user
 
 
-# --- User management (README "Organizations, users and documents") -------------------------------------------------------
+# --- User management (README "Organizations, users and documents") ---------------
 # Role rules live in organizations.permissions; visibility (404) is the caller's job
 # through organizations.scoping.visible.
 
@@ -98,65 +105,49 @@ def user_update(*, user, actor=None, request=None, **changes):
     unknown = set(changes) - set(USER_UPDATE_FIELDS)
     if unknown:
         raise ValueError(f"Not updatable user fields: {sorted(unknown)}")
-    if "role" in changes and changes["role"] not in Role.values:
-        raise ValidationError({"role": f"Unknown role {changes['role']!r}."})
-    changed = {}
-    for field, value in changes.items():
-        if field == "organization":
-            new_id = getattr(value, "pk", None)
-            if new_id != user.organization_id:
-                changed["organization_id"] = new_id
-        elif getattr(user, field) != value:
-            changed[field] = value
-    permissions.check_user_update(actor, user, changes=changed)
-    is_active = changed.pop("is_active", None)
-    if is_active is not None:
+    if "role" in changes:
+        _check_role(changes["role"])
+    diff = field_diff(instance=user, data=changes)
+    permissions.check_user_update(
+        actor,
+        user,
+        changes={_attname(user, f): after for f, (_, after) in diff.items()},
+    )
+    if "is_active" in diff:
         # The same checks and audit as the dedicated endpoints.
-        (user_activate if is_active else user_deactivate)(
+        (user_activate if changes["is_active"] else user_deactivate)(
             user=user, actor=actor, request=request
         )
-    if not changed:
-        return user
-    before = {field: getattr(user, field) for field in changed}
-    for field, value in changed.items():
-        setattr(user, field, value)
-    user.full_clean(exclude=["password"])
-    fields = [*changed, "is_staff", "is_superuser"]
-    security = {"role", "organization_id"} & set(changed)
-    if security:
+    wanted = {field: changes[field] for field in diff if field != "is_active"}
+    also_save = ["is_staff", "is_superuser"]  # User.save derives them from the role
+    if {"role", "organization", "email"} & set(wanted):
+        # Their claims are stale (an address may be given to someone else): refused
+        # from now on, saved with the change.
         revocation.revoke_user_tokens(user, save=False)
-        fields.extend(revocation.REVOCATION_FIELDS)
-    user.save(update_fields=fields)
-    if "role" in changed:
-        audit.record(
-            audit.Action.USER_ROLE_CHANGED,
-            actor=actor,
-            target=user,
-            request=request,
-            data={"from": before["role"], "to": user.role},
-        )
-    other = set(changed) - {"role"}
-    if other:
-        audit.record(
-            audit.Action.USER_UPDATED,
-            actor=actor,
-            target=user,
-            request=request,
-            data={
-                "fields": sorted(other),
-                **(
-                    {
-                        "organization": {
-                            "from": before["organization_id"],
-                            "to": user.organization_id,
-                        }
-                    }
-                    if "organization_id" in other
-                    else {}
-                ),
-            },
-        )
+        also_save.extend(revocation.REVOCATION_FIELDS)
+    changed = model_update(
+        instance=user, data=wanted, clean_exclude=["password"], also_save=also_save
+    )
+    # A role change is its own event (what an auditor looks for); the rest one more.
+    role_changed = {"role": changed.pop("role")} if "role" in changed else {}
+    for action, fields in (
+        (audit.Action.USER_ROLE_CHANGED, role_changed),
+        (audit.Action.USER_UPDATED, changed),
+    ):
+        if fields:
+            audit.record(
+                action,
+                actor=actor,
+                target=user,
+                request=request,
+                data={"changed": fields},
+            )
     return user
+
+
+def _attname(user, field: str) -> str:
+    """``organization`` → ``organization_id``: the name the permission rules use."""
+    return user._meta.get_field(field).attname
 
 
 @transaction.atomic
@@ -205,6 +196,19 @@ def user_reset_mfa(*, user, actor=None, request=None):
         request=request,
         data={"totp_devices": totp, "static_devices": static},
     )
+    if totp:
+        security_notice(user=user, notice=Notice.MFA_DISABLED, request=request)
+    return user
+
+
+@transaction.atomic
+def user_unlock(*, user, actor=None, request=None):
+    """Lift a login lockout (failed passwords and second-factor codes): admins, and
+    staff of the user's organization; audited ``user.unlocked``."""
+
+    permissions.check_user_admin_action(actor, user)
+    throttling.reset_account_lock(user)
+    audit.record(audit.Action.USER_UNLOCKED, actor=actor, target=user, request=request)
     return user
 
 

@@ -1,4 +1,4 @@
-"""Sessions a user can see and end (README "Identity" "Sessions").
+"""Sessions a user can see and end (README "Tokens, keys and sessions" (Sessions)).
 
 An API session is one refresh-token family: the password login creates it (a new
 ``fam`` claim, copied into every refresh and access token of the family), each refresh
@@ -107,6 +107,25 @@ def session_record_refresh(
         last_ip=ip,
         last_user_agent=agent,
     )
+
+
+def family_id(family) -> uuid.UUID | None:
+    """A ``fam`` claim as a session id (None when absent or malformed)."""
+    try:
+        return uuid.UUID(str(family)) if family else None
+    except ValueError:
+        return None
+
+
+def session_end_family(*, user, family: uuid.UUID) -> None:
+    """Logout: end the API session ``family`` of ``user`` (call in the logout's
+    transaction, which audits it as ``logout``). Its access tokens are refused like
+    those of a session ended by id, even when its row is missing or already hidden
+    from the list (a rotated refresh token was presented)."""
+    UserSession.objects.filter(user=user, family=family, ended_at__isnull=True).update(
+        ended_at=timezone.now()
+    )
+    revocation.end_family(family.hex)
 
 
 def family_is_ended(family) -> bool:

@@ -10,20 +10,20 @@ the documented ones; the other endpoints may be tuned with their own names and f
 to the login rates.
 
 The shared cache down (``core.errors.CACHE_OUTAGES``: Redis's errors, nothing else, so a
-bug is never taken for an outage): 503 ``service_unavailable`` (fail closed, the
-README), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+bug is never taken for an outage): 503 ``service_unavailable`` (fail closed, README
+"Failure policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from types import SimpleNamespace
 
 from django.conf import settings
-from django_ratelimit.core import get_usage
+from django.core.cache import caches
+from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
 from core.errors import CACHE_OUTAGES, RateLimited, ServiceUnavailable
-from core.net import client_ip
+from core.net import counted_address
 
 from . import metrics
 
@@ -58,15 +58,36 @@ def _usage(request, name: str, value: str, *, increment: bool):
             increment=increment,
         )
     except CACHE_OUTAGES as exc:  # the shared cache is down (any other error is a bug)
-        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+        if settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
             return None
         raise ServiceUnavailable("Rate limiting is unavailable.") from exc
 
 
-def _raise(usage, name: str) -> None:
+def wait_in_words(seconds: int) -> str:
+    """ "42 seconds", "1 minute", "7 minutes": how long a lockout still lasts."""
+    seconds = max(1, int(seconds))
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = -(-seconds // 60)  # rounded up: never tell someone to come back early
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
+
+
+class AccountLocked(RateLimited):
+    """A per-account limit of failures was reached (a lockout, not a flood): the
+    portal shows its lockout page with ``wait`` in words."""
+
+    def __init__(self, *, wait: int, message: str):
+        self.wait = wait
+        super().__init__(retry_after=wait, message=message)
+
+
+def _raise(usage, name: str, message: str | None = None) -> None:
     if name in metrics.LOCKOUT_OF:
         metrics.count(metrics.LOCKOUT_OF[name], "lockout")
-    raise RateLimited(retry_after=max(1, int(usage.get("time_left") or 1)))
+    wait = max(1, int(usage.get("time_left") or 1))
+    if message:
+        raise AccountLocked(wait=wait, message=message.format(wait=wait_in_words(wait)))
+    raise RateLimited(retry_after=wait)
 
 
 def hit(request, name: str, value: str) -> None:
@@ -76,13 +97,14 @@ def hit(request, name: str, value: str) -> None:
         _raise(usage, name)
 
 
-def check(request, name: str, value: str) -> None:
-    """Refuse (429) when the failures already counted reached the limit."""
+def check(request, name: str, value: str, message: str | None = None) -> None:
+    """Refuse (429) when the failures already counted reached the limit; ``message``
+    may say how long with ``{wait}`` (the real remaining wait, also ``Retry-After``)."""
     usage = _usage(request, name, value, increment=False)
     if usage is not None and (
         usage["should_limit"] or usage["count"] >= usage["limit"]
     ):
-        _raise(usage, name)
+        _raise(usage, name, message)
 
 
 def fail(request, name: str, value: str) -> None:
@@ -91,20 +113,46 @@ def fail(request, name: str, value: str) -> None:
 
 
 def ip_of(request) -> str:
-    """The client address to count: IPv4 as is, IPv6 by its /64 (one subscriber
-    usually holds a whole /64, so single addresses would be free to rotate)."""
+    """The client address to count (``core.net.counted_address``: IPv6 by its /64)."""
     if request is None:
         return "0.0.0.0"  # noqa: S104
-    ip = client_ip(request)
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return ip
-    if address.version == 6:
-        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
-        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
-    return ip
+    return counted_address(request)
 
 
 def account_key(email: str) -> str:
     return (email or "").strip().lower()
+
+
+def _counter_key(name: str, value: str) -> str:
+    """django-ratelimit's cache key of the current window of counter ``name``."""
+    rate = rate_for(name)
+    _count, period = _split_rate(rate)
+    window = _get_window(value, period)
+    return _make_cache_key(f"xenx.{name}", window, rate, value, get_usage.ALL)
+
+
+def reset(name: str, value: str) -> None:
+    """Forget the attempts counted on ``value`` by counter ``name`` (this window)."""
+    try:
+        caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")].delete(
+            _counter_key(name, value)
+        )
+    except Exception as exc:  # the shared cache is down
+        if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
+            raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+
+
+def reset_account_lock(user) -> None:
+    """Lift the lockout of an account: its failed logins (``login_account``, by email)
+    and failed second-factor codes (``mfa_account``, by id). A completed password
+    reset and ``accounts.services.user_unlock`` call this."""
+    reset("login_account", account_key(user.email))
+    reset("mfa_account", str(user.pk))
+
+
+def account_lock_seconds(user) -> int:
+    """Seconds until the account may try a password again (0: not locked)."""
+    usage = _usage(None, "login_account", account_key(user.email), increment=False)
+    if usage is None or usage["count"] < usage["limit"]:
+        return 0
+    return max(1, int(usage.get("time_left") or 1))

@@ -122,7 +122,10 @@ def token_refresh(*, request, refresh) -> dict:
 
 
 def logout(*, request, user, identity, refresh) -> None:
-    """Revoke the given refresh token and the access token of this request."""
+    """End the session of ``refresh`` (its whole refresh family: its refresh token and
+    every access token it issued are refused everywhere within the memo window, as
+    ``sessions.session_end`` does for a session ended by id) and denylist the access
+    token of this request. The user's other sessions live."""
     try:
         payload = tokens.decode_refresh_token(refresh)
     except InvalidToken:
@@ -133,6 +136,7 @@ def logout(*, request, user, identity, refresh) -> None:
         raise ValidationFailed(
             details={"refresh": ["This refresh token belongs to another session."]}
         )
+    family = sessions.family_id(payload.get(sessions.FAMILY_CLAIM))
     with transaction.atomic():
         outstanding, _ = OutstandingToken.objects.get_or_create(
             jti=str(payload["jti"]),
@@ -144,6 +148,8 @@ def logout(*, request, user, identity, refresh) -> None:
             },
         )
         BlacklistedToken.objects.get_or_create(token=outstanding)
+        if family is not None:
+            sessions.session_end_family(user=user, family=family)
         audit.record(audit.Action.LOGOUT, actor=user, target=user, request=request)
     access = identity.payload
     revocation.deny_access_token(str(access["jti"]), float(access["exp"]))

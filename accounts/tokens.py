@@ -59,11 +59,11 @@ class MfaToken(Token):
 
     _token_backend = signing.token_backend
     token_type = "mfa"
-    lifetime = timedelta(seconds=getattr(settings, "XENX_MFA_TOKEN_SECONDS", 300))
+    lifetime = timedelta(seconds=settings.XENX_MFA_TOKEN_SECONDS)
 
 
 def session_max_seconds() -> int:
-    return int(getattr(settings, "XENX_SESSION_MAX_DAYS", 30)) * 86400
+    return int(settings.XENX_SESSION_MAX_DAYS) * 86400
 
 
 def _user_claims(user, *, mfa: bool) -> dict:

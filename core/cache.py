@@ -75,9 +75,7 @@ def record_outage() -> None:
     """Skip Redis in this process for ``XENX_CACHE_FAIL_FAST_SECONDS`` (also called by
     the gateway's raw pipeline, which does not go through django-redis's client)."""
     global _down_until
-    _down_until = time.monotonic() + getattr(
-        settings, "XENX_CACHE_FAIL_FAST_SECONDS", 1.0
-    )
+    _down_until = time.monotonic() + settings.XENX_CACHE_FAIL_FAST_SECONDS
 
 
 def _guarded(method):

@@ -1,5 +1,6 @@
 """Templated emails: ``templates/emails/{template}_subject.txt``, ``.txt`` and ``.html``
-through Django's email backend. Every app sends its mails here."""
+through Django's email backend. Every mail of the platform (email verification,
+password reset, invitations) is sent here."""
 
 from __future__ import annotations
 

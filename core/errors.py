@@ -17,7 +17,8 @@ from rest_framework_simplejwt.exceptions import InvalidToken as JwtInvalidToken
 
 logger = logging.getLogger("core.errors")
 
-# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README "Gateway" (health)).
+# What an outage of PostgreSQL or Redis raises: answered 503, never 500 (README
+# "Failure policy").
 DATABASE_OUTAGES: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 try:
     from django_redis.exceptions import ConnectionInterrupted
@@ -66,6 +67,17 @@ class ApiError(Exception):
 
 class ValidationFailed(ApiError):
     status, code, message = 400, "validation_error", "Invalid input."
+
+
+def details_text(exc: ApiError) -> str:
+    """The error on one line ("field: message; ..."), for a management command."""
+    if not exc.details:
+        return exc.message
+    parts = []
+    for field, msgs in exc.details.items():
+        text = msgs if isinstance(msgs, str) else " ".join(map(str, msgs))
+        parts.append(text if field == "non_field_errors" else f"{field}: {text}")
+    return "; ".join(parts)
 
 
 class MalformedRequest(ApiError):
@@ -309,8 +321,3 @@ def drf_exception_handler(exc, context):
     django_request = getattr(request, "_request", request)
     # DRF must not re-handle our response; its 401s get their challenge there too.
     return response_for_exception(django_request, exc)
-
-
-def ratelimited_view(request, exception=None):
-    """django-ratelimit's RATELIMIT_VIEW: the 429 error body."""
-    return error_response(request, 429, "rate_limited", headers={"Retry-After": "60"})

@@ -1,4 +1,5 @@
-"""Liveness and readiness (README "Gateway" (health)). The aggregate /health lives in the gateway."""
+"""Liveness and readiness (README "Gateway" (health)). The aggregate /health lives in
+the gateway."""
 
 import time
 

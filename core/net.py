@@ -91,6 +91,25 @@ def client_ip(request) -> str:
     return ip
 
 
+def counted_address(request) -> str:
+    """The client address that limits count (the login throttles and the gateway's
+    anonymous limit alike): IPv4 as is, IPv6 by its /64 (``RATELIMIT_IPV6_MASK``), since
+    one subscriber usually holds a whole /64 and could rotate single addresses."""
+    return _counted(client_ip(request))
+
+
+@lru_cache(maxsize=4096)  # an anonymous call asks about the same few addresses
+def _counted(ip: str) -> str:
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if address.version == 6:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return str(ipaddress.ip_network(f"{ip}/{mask}", strict=False).network_address)
+    return ip
+
+
 def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     """Make ``sock`` blocking with its send and receive timeouts kept by the kernel
     (SO_SNDTIMEO / SO_RCVTIMEO): a call that waits longer raises ``BlockingIOError``.
@@ -101,12 +120,21 @@ def kernel_timeouts(sock: socket.socket, seconds: float | None) -> None:
     twice per call (Redis, the upstream), so the polls were a measured share of it.
     ``None``: no timeout (one set before is cleared)."""
     sock.settimeout(None)
+    value = _timeval(seconds)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+
+
+def receive_timeout(sock: socket.socket, seconds: float) -> None:
+    """Only the kernel's receive timeout of ``sock`` (see ``kernel_timeouts``)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(seconds))
+
+
+def _timeval(seconds: float | None) -> bytes:
     if seconds is None:
         whole = micro = 0  # a zero timeval means "wait forever"
     else:
         # At least 1 µs (zero would be forever); microseconds below 1,000,000 (the
         # kernel refuses more with EDOM: 0.9999999 s rounds up to 1 s, not 0 s + 10⁶ µs).
         whole, micro = divmod(max(round(seconds * 1_000_000), 1), 1_000_000)
-    value = struct.pack("ll", whole, micro)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+    return struct.pack("ll", whole, micro)

@@ -1,7 +1,8 @@
 from django import forms
 from django.contrib import admin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 
+from core.errors import Forbidden
 from core.roles import Role
 
 from . import selectors, services
@@ -61,6 +62,8 @@ class _ServiceFormBase(forms.ModelForm):
                 self.add_error(field, exc)
                 continue
             limits[key] = rate
+        # One value for the service: save_model hands it to services.service_update.
+        cleaned["rate_limits"] = limits
         self.instance.rate_limits = limits
         return cleaned
 
@@ -159,19 +162,32 @@ class ServiceAdmin(admin.ModelAdmin):
         return request.user.is_active and request.user.is_staff
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        services.audit.record(
-            services.audit.Action.SERVICE_UPDATED
-            if change
-            else services.audit.Action.SERVICE_CREATED,
-            actor=request.user,
-            target=obj,
-            request=request,
-            data={"changed": form.changed_data, "via": "admin"},
-        )
+        """Through ``services`` (its actor check and audit event), like the API; the
+        instances follow in the inline formset. The form validated the fields."""
+        changed = set(form.changed_data)
+        if changed & set(RATE_FIELDS):  # the per-role fields are one model field
+            changed.add("rate_limits")
+        fields = {
+            f: form.cleaned_data[f] for f in changed if f in services.SERVICE_FIELDS
+        }
+        try:
+            if change:
+                services.service_update(
+                    service=Service.objects.get(pk=obj.pk),
+                    actor=request.user,
+                    request=request,
+                    **fields,
+                )
+                return
+            created = services.service_create(
+                name=obj.name, actor=request.user, request=request, **fields
+            )
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc
+        obj.pk, obj._state.adding = created.pk, False
 
     def delete_model(self, request, obj):
         try:
             services.service_delete(service=obj, actor=request.user, request=request)
-        except ValidationError:  # pragma: no cover
-            raise
+        except Forbidden as exc:
+            raise PermissionDenied(exc.message) from exc

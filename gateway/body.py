@@ -3,12 +3,25 @@ when small, streamed when large."""
 
 from __future__ import annotations
 
+import time
+
+from gunicorn.http.errors import ParseException
+
 from core.errors import MalformedRequest, PayloadTooLarge, UnsupportedMediaType
 
 from . import content
 
 SMALL_BODY = 64 * 1024  # request bodies up to this are read at once (replayable)
 CHUNK = 64 * 1024
+# What reading the client's body raises when the client is at fault: the connection
+# broke or stalled past XENX_CLIENT_TIMEOUT (OSError), or its chunked framing is
+# broken (gunicorn's ParseException: a bad chunk size, a missing CRLF, ...).
+CLIENT_READ_ERRORS = (OSError, ParseException)
+# Upstreams give up on a request body that stops arriving (nginx's
+# client_body_timeout, a WSGI server's worker timeout): once the gateway has waited
+# this long in all for the client's body while streaming it, an upstream that closes
+# or resets the connection may be answering the client's stall.
+CLIENT_STALL_SECONDS = 1.0
 
 
 class BodyTooLarge(Exception):
@@ -30,12 +43,16 @@ class _StreamedBody:
         if prefix and length is not None:
             self.remaining = length - len(prefix)
         self.read_bytes = 0
+        self.waited = 0.0  # seconds spent waiting for the client's bytes
 
     def _read(self, size: int) -> bytes:
+        started = time.monotonic()
         try:
             return self.stream.read(size)
-        except OSError as exc:  # the client went away or stalled past the timeout
+        except CLIENT_READ_ERRORS as exc:  # gone, stalled past the timeout, misframed
             raise ClientBodyError() from exc
+        finally:
+            self.waited += time.monotonic() - started
 
     def __iter__(self):
         if self.prefix:
@@ -64,8 +81,20 @@ def _read_ahead(stream, size: int) -> bytes:
     ``read(n)`` waits for ``n`` bytes or the end)."""
     try:
         return stream.read(size)
-    except OSError as exc:  # the client went away or stalled past the timeout
+    except CLIENT_READ_ERRORS as exc:  # gone, stalled past the timeout, misframed
         raise ClientBodyError() from exc
+
+
+def client_stalled(body, failure) -> bool:
+    """Whether an upstream's failure may be the client's doing, and must then never
+    count against the instance (README "Gateway"): the upstream closed, reset or broke
+    off the exchange (not a timeout of its own) while the gateway streamed a body the
+    client was slow to send."""
+    return (
+        isinstance(body, _StreamedBody)
+        and not failure.timeout
+        and body.waited >= CLIENT_STALL_SECONDS
+    )
 
 
 def request_body(request, svc):

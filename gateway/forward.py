@@ -11,59 +11,15 @@ from core.errors import MalformedRequest, error_response
 from core.net import forwarded_chain
 
 from . import assertions, metrics, state
-from .body import BodyTooLarge, ClientBodyError
+from .body import BodyTooLarge, ClientBodyError, client_stalled
+from .headers import client_headers, sandbox
 from .relay import relay
 from .upstream import RequestRejected, UpstreamError, consumed, pool_for
 
 logger = logging.getLogger("xenx.gateway")
 
 IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-Id")
-# Request headers never copied from the client: hop-by-hop ones, those the gateway sets
-# itself, and the client's own Host (the upstream gets its own).
-_DROP_META = frozenset(
-    {
-        "HTTP_HOST",
-        # Content-Length / Content-Type come from CONTENT_LENGTH / CONTENT_TYPE; these
-        # two only exist for a client header spelt with underscores (Content_Length),
-        # and would add a second framing header upstream (request smuggling).
-        "HTTP_CONTENT_LENGTH",
-        "HTTP_CONTENT_TYPE",
-        "HTTP_CONNECTION",
-        "HTTP_KEEP_ALIVE",
-        "HTTP_PROXY_AUTHORIZATION",
-        "HTTP_PROXY_AUTHENTICATE",
-        "HTTP_PROXY_CONNECTION",
-        "HTTP_TE",
-        "HTTP_TRAILER",
-        "HTTP_TRAILERS",
-        "HTTP_TRANSFER_ENCODING",
-        "HTTP_UPGRADE",
-        "HTTP_EXPECT",
-        "HTTP_X_FORWARDED_FOR",
-        "HTTP_X_FORWARDED_PROTO",
-        "HTTP_X_FORWARDED_HOST",
-        "HTTP_X_FORWARDED_PORT",
-        "HTTP_X_REAL_IP",
-        "HTTP_FORWARDED",
-        "HTTP_X_REQUEST_ID",
-        "HTTP_X_USER_ID",
-        "HTTP_X_USER_EMAIL",
-        "HTTP_X_USER_ROLE",
-        "HTTP_X_ORGANIZATION_ID",
-        assertions.META_KEY,
-        "HTTP_AUTHORIZATION",
-    }
-)
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
-_header_names: dict[str, str] = {}
-
-
-def _header_name(meta_key: str) -> str:
-    name = _header_names.get(meta_key)
-    if name is None:
-        name = "-".join(p.capitalize() for p in meta_key[5:].split("_"))
-        _header_names[meta_key] = name
-    return name
 
 
 def _upstream_headers(request, svc, identity, length) -> dict:
@@ -76,16 +32,7 @@ def _upstream_headers(request, svc, identity, length) -> dict:
             for t in conn.split(",")
             if t.strip()
         }
-    headers = {}
-    for key, value in meta.items():
-        if key.startswith("HTTP_"):
-            if key in _DROP_META or key in connection_named:
-                continue
-            if key == "HTTP_COOKIE":
-                value = _without_platform_cookies(value)
-                if not value:
-                    continue
-            headers[_header_name(key)] = value
+    headers = client_headers(meta, svc.forwarded_keys, connection_named)
     content_type = meta.get("CONTENT_TYPE")
     if content_type:
         headers["Content-Type"] = content_type
@@ -111,15 +58,6 @@ def _upstream_headers(request, svc, identity, length) -> dict:
                 identity, svc.name, request.request_id
             )
     return headers
-
-
-def _without_platform_cookies(value: str) -> str:
-    """XenX's own session and CSRF cookies stay with XenX."""
-    names = (settings.SESSION_COOKIE_NAME + "=", settings.CSRF_COOKIE_NAME + "=")
-    if not any(n in value for n in names):
-        return value
-    kept = [c for c in value.split(";") if not c.strip().startswith(names)]
-    return ";".join(kept).strip()
 
 
 def _candidates(svc, health) -> tuple[list, object]:
@@ -193,6 +131,10 @@ def forward(request, svc, identity, rest, query, body, length, health):
         except RequestRejected:
             raise MalformedRequest("A header holds a control character.") from None
         except UpstreamError as failure:
+            if client_stalled(body, failure):  # the client's fault, not the instance's
+                raise MalformedRequest(
+                    "The body came too slowly for the upstream."
+                ) from None
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
             state.record_failure(inst.id, trial=inst is trial)
@@ -210,7 +152,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
             continue
         if inst is trial or failures.get(inst.id):
             state.record_success(inst.id)
-        return relay(request, upstream)
+        return sandbox(relay(request, upstream), svc.serves_pages)
     if last is not None and last.timeout:
         return error_response(
             request,

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from . import validators
 from .assertions import validate_sign_identity
+from .headers import validate_forward_headers
 
 
 def _default_list():
@@ -78,6 +79,18 @@ class Service(models.Model):
         validators=[validate_sign_identity],
         help_text="Send X-XenX-Identity, a JWT the service verifies with "
         "/.well-known/jwks.json (needs XENX_JWT_ALGORITHM EdDSA or RS256).",
+    )
+    forward_headers = models.JSONField(
+        default=_default_list,
+        blank=True,
+        validators=[validate_forward_headers],
+        help_text="Request headers forwarded from the client besides the default "
+        'allowlist (README "Gateway"), e.g. ["X-Api-Version", "Idempotency-Key"].',
+    )
+    serves_pages = models.BooleanField(
+        default=False,
+        help_text="Let browsers run this service's HTML, XML and SVG answers on "
+        "XenX's origin (otherwise they get Content-Security-Policy: sandbox).",
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,6 +18,10 @@ from .models import Service
 MAX_CHECK_TIMEOUT = 5.0
 
 MAX_PARALLEL_CHECKS = 16
+# Only the status line counts. The body is never read, let alone decoded: an instance
+# (or whatever answers at its address) could send a gzip bomb or an endless body. The
+# head is bounded by http.client (64 KiB a line, 100 headers).
+PROBE_HEADERS = {"Accept-Encoding": "identity"}
 
 # One pool manager per CA bundle in use (a service's own, or the default).
 _managers = Memo(64, name="probe pool managers")
@@ -40,10 +44,19 @@ def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str
     timeout = min(service.timeout_seconds, MAX_CHECK_TIMEOUT)
     try:
         response = _http(service).request(
-            "GET", url, timeout=urllib3.Timeout(total=timeout), redirect=False
+            "GET",
+            url,
+            headers=PROBE_HEADERS,
+            timeout=urllib3.Timeout(total=timeout),
+            redirect=False,
+            preload_content=False,
+            decode_content=False,
         )
         ok = 200 <= response.status < 400
         detail = f"HTTP {response.status}"
+        # The unread body stays on the connection: close it rather than reuse it.
+        response.close()
+        response.release_conn()
     except urllib3.exceptions.HTTPError as exc:
         ok, detail = False, type(exc).__name__
     if ok:

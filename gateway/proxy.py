@@ -28,7 +28,7 @@ from core.errors import (
     error_response,
     response_for_exception,
 )
-from core.net import client_ip
+from core.net import counted_address
 
 from . import metrics, paths, state
 from .body import request_body
@@ -121,7 +121,7 @@ def _handle(request, service_name, svc):
         limit = None
         if path_error is None:
             limit = limit_for(
-                svc, role=role, user_id=user_id, ip=lambda: client_ip(request)
+                svc, role=role, user_id=user_id, ip=lambda: counted_address(request)
             )
         found = None
         try:

@@ -26,6 +26,7 @@ from django.db import DatabaseError
 from django.db.models import F
 
 from . import prober, state
+from .headers import forwarded_keys
 from .models import RegistryVersion, Service
 from .validators import parse_rate
 
@@ -78,6 +79,9 @@ class ServiceSnap:
     instances: tuple  # enabled instances only
     health_keys: tuple = ()
     sign_identity: bool = False
+    # WSGI key → header name of the client headers forwarded (gateway.headers)
+    forwarded_keys: dict = field(default_factory=forwarded_keys)
+    serves_pages: bool = False
     _current: dict = field(default_factory=dict)  # smooth WRR state per instance
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,6 +159,8 @@ def build_snapshot() -> dict[str, ServiceSnap]:
             instances=instances,
             health_keys=health_keys,
             sign_identity=svc.sign_identity,
+            forwarded_keys=forwarded_keys(tuple(svc.forward_headers or ())),
+            serves_pages=svc.serves_pages,
         )
     return services
 
@@ -251,7 +257,7 @@ class Registry:
                 except DatabaseError:
                     if self._services is None:
                         raise
-                    # PostgreSQL down: keep serving the last snapshot the README,
+                    # PostgreSQL down: keep serving the last snapshot (README
                     # "Failure policy"); try again after a check interval.
                     self._retry_at = now + CHECK_SECONDS
                     return

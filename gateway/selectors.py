@@ -27,7 +27,8 @@ def instance_health(instances) -> dict[int, bool]:
 
 
 def service_health(service: Service, health: dict[int, bool] | None = None) -> dict:
-    """{"status": ok|degraded|down, "healthy_instances", "total_instances"} (README "Gateway" (health))."""
+    """{"status": ok|degraded|down, "healthy_instances", "total_instances"} (README
+    "Gateway" (health))."""
     enabled = [i for i in service.instances.all() if i.enabled]
     if health is None:
         health = instance_health(enabled)

@@ -1,4 +1,3 @@
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from . import validators
@@ -40,6 +39,8 @@ class ServiceSerializer(serializers.ModelSerializer):
             "forward_authorization",
             "ca_bundle",
             "sign_identity",
+            "forward_headers",
+            "serves_pages",
             "created_at",
             "updated_at",
         ]
@@ -55,9 +56,3 @@ class ServiceSerializer(serializers.ModelSerializer):
         if self.instance is not None and value != self.instance.name:
             raise serializers.ValidationError("A service cannot be renamed.")
         return value
-
-
-def as_drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
-    if hasattr(exc, "message_dict"):
-        return serializers.ValidationError(exc.message_dict)
-    return serializers.ValidationError({"non_field_errors": exc.messages})

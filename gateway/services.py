@@ -1,13 +1,16 @@
-"""Writes to the service registry. Each records its audit event in the same
-transaction; every save or delete bumps the registry version (see ``signals``)."""
+"""Writes to the service registry: admins only (``actor=None``: the platform itself,
+e.g. ``register_service``). Each records its audit event in the same transaction;
+every save or delete bumps the registry version (see ``signals``)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from auditlog import audit
+from core.errors import ValidationFailed
+from core.services import full_clean, model_update
+from organizations import permissions
 
 from .models import Service, ServiceInstance
 
@@ -25,6 +28,8 @@ SERVICE_FIELDS = (
     "forward_authorization",
     "ca_bundle",
     "sign_identity",
+    "forward_headers",
+    "serves_pages",
 )
 DEMO_SERVICE = "demo"
 
@@ -37,7 +42,7 @@ def _instance_specs(instances) -> list[dict]:
         spec = {"url": item} if isinstance(item, str) else dict(item)
         url = spec.get("url", "")
         if url in seen:
-            raise ValidationError({"instances": [f"{url} is listed twice."]})
+            raise ValidationFailed(details={"instances": [f"{url} is listed twice."]})
         seen.add(url)
         specs.append(spec)
     return specs
@@ -56,30 +61,39 @@ def _set_instances(service: Service, instances) -> None:
         inst.weight = spec.get("weight", inst.weight or 1)
         inst.enabled = spec.get("enabled", True)
         try:
-            inst.full_clean(exclude=["service"], validate_unique=False)
-        except ValidationError as exc:
-            for field, msgs in exc.message_dict.items():
-                errors[f"instances.{index}.{field}"] = msgs
+            full_clean(inst, exclude=["service"], validate_unique=False)
+        except ValidationFailed as exc:
+            errors.update(
+                {
+                    f"instances.{index}.{field}": msgs
+                    for field, msgs in exc.details.items()
+                }
+            )
             continue
         inst.save()
         wanted.add(inst.url)
     if errors:
-        raise ValidationError(errors)
+        raise ValidationFailed(details=errors)
     for url, inst in existing.items():
         if url not in wanted:
             inst.delete()
+
+
+def _check_write(actor, fields: dict) -> None:
+    permissions.check_service_write(actor)
+    unknown = set(fields) - set(SERVICE_FIELDS)
+    if unknown:
+        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
 
 
 @transaction.atomic
 def service_create(
     *, name: str, instances=(), actor=None, request=None, **fields
 ) -> Service:
-    """Create a service with its instances; raises django ValidationError."""
-    unknown = set(fields) - set(SERVICE_FIELDS)
-    if unknown:
-        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
+    """Create a service with its instances (``ValidationFailed`` on bad data)."""
+    _check_write(actor, fields)
     service = Service(name=name, **fields)
-    service.full_clean()
+    full_clean(service)
     service.save()
     _set_instances(service, instances)
     audit.record(
@@ -97,19 +111,16 @@ def service_update(
     *, service: Service, instances=None, actor=None, request=None, **fields
 ) -> Service:
     """Change only the fields given; ``instances`` (when given) replaces the list."""
-    unknown = set(fields) - set(SERVICE_FIELDS)
-    if unknown:
-        raise TypeError(f"Unknown service fields: {sorted(unknown)}")
-    changed = sorted(k for k, v in fields.items() if getattr(service, k) != v)
-    for key, value in fields.items():
-        setattr(service, key, value)
-    service.full_clean()
-    service.save()
+    _check_write(actor, fields)
+    changed = model_update(instance=service, data=fields, also_save=["updated_at"])
     if instances is not None:
         before = sorted(i.url for i in service.instances.all())
         _set_instances(service, instances)
-        if sorted(i.url for i in service.instances.all()) != before:
-            changed.append("instances")
+        after = sorted(i.url for i in service.instances.all())
+        if after != before:
+            if not changed:  # the service row itself did not change
+                service.save(update_fields=["updated_at"])
+            changed["instances"] = [before, after]
     audit.record(
         audit.Action.SERVICE_UPDATED,
         actor=actor,
@@ -122,6 +133,7 @@ def service_update(
 
 @transaction.atomic
 def service_delete(*, service: Service, actor=None, request=None) -> None:
+    permissions.check_service_write(actor)
     audit.record(
         audit.Action.SERVICE_DELETED,
         actor=actor,

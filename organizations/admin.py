@@ -8,7 +8,7 @@ it is "not found" and the admin redirects to its index).
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 
-from core.errors import Forbidden
+from core.errors import ApiError, Forbidden
 from core.roles import Role
 
 from . import scoping, services
@@ -113,18 +113,51 @@ class InvitationAdmin(ScopedAdminMixin, admin.ModelAdmin):
         "created_at",
         "expires_at",
         "accepted_at",
+        "revoked_at",
     ]
     list_filter = ["role", ("organization", OrgRelatedFilter)]
     search_fields = ["email"]
-    readonly_fields = ["created_by", "created_at", "accepted_at", "accepted_by"]
+    readonly_fields = [
+        "created_by",
+        "created_at",
+        "accepted_at",
+        "accepted_by",
+        "revoked_at",
+    ]
+    actions = ["revoke_invitations"]
 
     # Invitations are made through the audited service (API, portal), which also
-    # creates the token and sends the email; here they can be looked at and revoked.
+    # creates the token and sends the email; here they can be looked at and revoked
+    # (the same audited service), never deleted: the audit trail keeps them.
     def has_add_permission(self, request):
         return False
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Revoke selected invitations", permissions=["view"])
+    def revoke_invitations(self, request, queryset):
+        done, refused = 0, []
+        for invitation in queryset:  # already scoped by get_queryset
+            try:
+                services.invitation_revoke(
+                    invitation=invitation, actor=request.user, request=request
+                )
+            except Forbidden as exc:
+                refused.append(f"{invitation.email} ({exc.message})")
+            except ApiError:
+                refused.append(f"{invitation.email} ({invitation.status})")
+            else:
+                done += 1
+        if done:
+            self.message_user(request, f"Revoked: {done} invitation(s).")
+        if refused:
+            self.message_user(
+                request, f"Not revoked: {', '.join(refused)}.", level="error"
+            )
 
 
 @admin.register(Document)

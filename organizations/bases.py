@@ -1,15 +1,14 @@
-"""The base of every view that serves rows of a model: its queryset IS
-``scoping.visible(request.user, model)``, so a row outside it answers 404 and a new
-view cannot forget the scoping (the isolation matrix checks every route)."""
+"""The base of the API viewsets that serve a model's rows (users, organizations,
+documents): their queryset IS ``scoping.visible(request.user, model)``, so a row outside
+it answers 404 and a new viewset cannot forget the scoping (the isolation matrix checks
+their routes). ``list`` (filtered, paginated) and ``retrieve`` are the same for all. Views of other shapes (the audit events, the portal's pages, Django
+admin) call ``visible`` themselves; a user's own sessions are its own rows."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
-from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import viewsets
+from rest_framework.response import Response
 
-from core.errors import ValidationFailed
 from core.filters import apply_filters
 
 from .scoping import visible
@@ -22,21 +21,16 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def get_queryset(self):
         return visible(self.request.user, self.scoped_model)
 
+    def list(self, request):
+        qs = self.list_filter(self.get_queryset())
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, pk=None):
+        return Response(self.get_serializer(self.get_object()).data)
+
     def list_filter(self, qs):
         """Narrow the visible rows by query parameters (list only)."""
         if self.filterset_class is None:
             return qs
         return apply_filters(self.filterset_class, self.request.query_params, qs)
-
-
-@contextmanager
-def django_validation_as_api():
-    """Model validation errors from services → 400 validation_error with details."""
-    try:
-        yield
-    except DjangoValidationError as exc:
-        if hasattr(exc, "error_dict"):
-            details = {field: list(msgs) for field, msgs in exc.message_dict.items()}
-        else:
-            details = {"non_field_errors": list(exc.messages)}
-        raise ValidationFailed(details=details) from None

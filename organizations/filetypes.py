@@ -1,4 +1,5 @@
-"""Deciding what an uploaded file is from its bytes (README "Organizations, users and documents").
+"""Deciding what an uploaded file is from its bytes (README "Organizations, users and
+documents").
 
 Binary formats by magic number through the ``filetype`` library; XLSX and DOCX, which
 are ZIP containers, by the package's own parts (``[Content_Types].xml`` plus the

@@ -30,7 +30,7 @@ class Organization(models.Model):
 
 
 def invitation_ttl() -> timedelta:
-    return timedelta(days=getattr(settings, "XENX_INVITATION_DAYS", 7))
+    return timedelta(days=settings.XENX_INVITATION_DAYS)
 
 
 def hash_invitation_token(token: str) -> str:
@@ -45,8 +45,10 @@ def new_invitation_token() -> str:
 class Invitation(models.Model):
     """An invitation to join ``organization`` with ``role``, bound to ``email``.
 
-    Single use (``accepted_at``), expires at ``expires_at``. The token itself is shown
-    once (API response and email); only its SHA-256 is stored.
+    Single use (``accepted_at``), expires at ``expires_at``, may be revoked
+    (``revoked_at``) or resent (a new token and expiry: the old link stops working).
+    The token itself is shown once (API response and email); only its SHA-256 is
+    stored.
     """
 
     organization = models.ForeignKey(
@@ -72,6 +74,7 @@ class Invitation(models.Model):
         on_delete=models.SET_NULL,
         related_name="+",
     )
+    revoked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -87,6 +90,18 @@ class Invitation(models.Model):
     @property
     def is_used(self) -> bool:
         return self.accepted_at is not None
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    @property
+    def status(self) -> str:
+        if self.is_used:
+            return "accepted"
+        if self.is_revoked:
+            return "revoked"
+        return "expired" if self.is_expired else "pending"
 
 
 def document_upload_to(instance, filename: str) -> str:

@@ -2,8 +2,8 @@
 (404). Services call these with the acting user; ``actor=None`` means the platform
 itself (management commands, registration) and is not checked.
 
-README "Organizations, users and documents": nobody but an admin creates an admin, changes a role to admin or moves a user
-to another organization; a CPA manages only the clients of its organization; a client
+README "Organizations, users and documents": nobody but an admin creates an admin,
+changes a role to admin or moves a user to another organization; a CPA manages only the clients of its organization; a client
 only itself; staff the non-admin users of its organization. On top of the role rules the
 role's Django permissions (its Group) must grant the action, so an admin can narrow what
 a role may do in Django admin.
@@ -103,6 +103,12 @@ def check_user_admin_action(actor, target) -> None:
 def check_organization_write(actor) -> None:
     if actor is not None and not _is_admin(actor):
         raise Forbidden("Only an administrator can change organizations.")
+
+
+def check_service_write(actor) -> None:
+    """The gateway's service registry: admins write (README "Gateway")."""
+    if actor is not None and not _is_admin(actor):
+        raise Forbidden("Only an administrator can change services.")
 
 
 def check_invitation_create(actor, *, organization, role: str | None) -> None:

@@ -1,4 +1,6 @@
-"""Who may see what: the only place that knows the role rules (README).
+"""Who may see what (404): the one place that knows which rows a role sees (README
+"Organizations, users and documents"). What a role may change (403) is
+``permissions``'.
 
 ``visible(user, Model)`` returns the queryset of ``Model`` rows that ``user`` may see.
 API views, Django admin, foreign-key choices and portal pages all start from it; a row
@@ -7,7 +9,6 @@ outside it answers 404.
 
 from __future__ import annotations
 
-from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db.models import Model, Q, QuerySet
 
@@ -72,10 +73,6 @@ def has_rule(model: type[Model]) -> bool:
         or model is get_user_model()
         or model._meta.label_lower in _HANDLERS
     )
-
-
-def visible_by_label(user, label: str) -> QuerySet:
-    return visible(user, apps.get_model(label))
 
 
 @register("organizations.invitation")

@@ -14,6 +14,8 @@ def invitation_problem(invitation: Invitation, *, email: str) -> str | None:
     """Why ``invitation`` cannot be used by ``email`` now, or None."""
     if invitation.accepted_at is not None:
         return "This invitation has already been used."
+    if invitation.revoked_at is not None:
+        return "This invitation is no longer valid: it was withdrawn."
     if invitation.expires_at <= timezone.now():
         return "This invitation has expired."
     if invitation.email.lower() != (email or "").strip().lower():
@@ -25,14 +27,9 @@ def invitation_problem(invitation: Invitation, *, email: str) -> str | None:
 
 def invitation_get_valid(*, token: str, email: str) -> Invitation:
     """The usable invitation with ``token`` for ``email``; ValidationFailed with
-    details on ``invitation`` when it is unknown, expired, used or for another email."""
-    invitation = (
-        Invitation.objects.select_related("organization")
-        .filter(token_hash=hash_invitation_token(token or ""))
-        .first()
-        if token
-        else None
-    )
+    details on ``invitation`` when it is unknown, expired, used, revoked or for another
+    email."""
+    invitation = invitation_by_token(token)
     if invitation is None:
         message = "This invitation is unknown."
         raise ValidationFailed(message, details={"invitation": [message]})
@@ -40,3 +37,23 @@ def invitation_get_valid(*, token: str, email: str) -> Invitation:
     if problem:
         raise ValidationFailed(problem, details={"invitation": [problem]})
     return invitation
+
+
+def invitation_by_token(token) -> Invitation | None:
+    """The invitation whose link carries ``token`` (any state), or None."""
+    if not isinstance(token, str) or not token or len(token) > 256:
+        return None
+    return (
+        Invitation.objects.select_related("organization")
+        .filter(token_hash=hash_invitation_token(token))
+        .first()
+    )
+
+
+def invitations_pending(queryset):
+    """Of ``queryset`` (already scoped), those that can still be used."""
+    return queryset.filter(
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    )

@@ -74,7 +74,10 @@ class InvitationCreatedSerializer(serializers.ModelSerializer):
 
 
 class InvitationSerializer(serializers.ModelSerializer):
-    status = serializers.SerializerMethodField()
+    status = serializers.SerializerMethodField(
+        help_text="pending, accepted, expired or revoked."
+    )
+    invited_by = serializers.SerializerMethodField(help_text="The inviter's user id.")
 
     class Meta:
         model = Invitation
@@ -84,6 +87,7 @@ class InvitationSerializer(serializers.ModelSerializer):
             "role",
             "organization",
             "status",
+            "invited_by",
             "created_at",
             "expires_at",
             "accepted_at",
@@ -91,9 +95,10 @@ class InvitationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_status(self, invitation) -> str:
-        if invitation.is_used:
-            return "accepted"
-        return "expired" if invitation.is_expired else "pending"
+        return invitation.status
+
+    def get_invited_by(self, invitation) -> int | None:
+        return invitation.created_by_id
 
 
 class DocumentSerializer(serializers.ModelSerializer):

@@ -11,15 +11,15 @@ from functools import partial
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.files.storage import default_storage
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
-from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.text import slugify
 
 from auditlog import audit
+from core.emails import send_templated_email, send_templated_email_later
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.roles import Role
+from core.services import model_update
 
 from . import filetypes, permissions
 from .models import (
@@ -84,18 +84,10 @@ def organization_update(
     unknown = set(changes) - set(ORGANIZATION_FIELDS)
     if unknown:
         raise ValueError(f"Not organization fields: {sorted(unknown)}")
-    changed = {
-        field: value
-        for field, value in changes.items()
-        if getattr(organization, field) != value
-    }
+    changed = model_update(instance=organization, data=changes)
     if not changed:
         return organization
-    before = {field: getattr(organization, field) for field in changed}
-    for field, value in changed.items():
-        setattr(organization, field, value)
-    organization.save(update_fields=list(changed))
-    if changed.get("is_active") is False:
+    if changed.get("is_active") == [True, False]:
         action = audit.Action.ORGANIZATION_DEACTIVATED
     else:
         action = audit.Action.ORGANIZATION_UPDATED
@@ -105,7 +97,7 @@ def organization_update(
         target=organization,
         organization=organization,
         request=request,
-        data={"before": before, "after": changed},
+        data={"changed": changed},
     )
     return organization
 
@@ -122,32 +114,72 @@ def organization_deactivate(
 # --- Invitations -------------------------------------------------------------------
 
 
-def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
+def account_exists_notice(
+    *, user, reason: str, organization: str = "", at_once: bool = False
+) -> None:
+    """Tell the owner of an address that someone tried to create an account for it,
+    invite it or move another account to it: what registration, invitations and
+    email changes do instead of telling the one who asked (no account enumeration).
+    Sent like the mail it stands in for, so the answer takes as long: after the
+    transaction, off the request's thread (``core.emails``), or ``at_once`` in the
+    request, as invitations are."""
     context = {
-        "invitation": invitation,
-        "token": token,
-        "organization": invitation.organization,
-        "role": invitation.get_role_display(),
-        "inviter": inviter,
-        "public_url": settings.XENX_PUBLIC_URL.rstrip("/"),
+        "name": user.get_short_name(),
+        "email": user.email,
+        "reason": reason,
+        "organization": organization,
     }
-    message = EmailMultiAlternatives(
-        subject=f"You are invited to join {invitation.organization.name} on XenX",
-        body=render_to_string("emails/invitation.txt", context),
-        to=[invitation.email],
+    if at_once:
+        send_templated_email(template="account_exists", to=user.email, context=context)
+    else:
+        send_templated_email_later(
+            template="account_exists", to=user.email, context=context
+        )
+
+
+def _send_invitation_email(invitation: Invitation, token: str, inviter) -> None:
+    """The sign-up link to the invited address; for an address that already has an
+    account, a notice to its owner instead (the inviter is not told)."""
+    owner = get_user_model().objects.filter(email__iexact=invitation.email).first()
+    if owner is not None:
+        account_exists_notice(
+            user=owner,
+            reason=f"You were invited to join {invitation.organization.name} on XenX.",
+            organization=invitation.organization.name,
+            at_once=True,  # like the invitation mail (the inviter learns if it failed)
+        )
+        return
+    send_templated_email(
+        template="invitation",
+        to=invitation.email,
+        context={
+            "invitation": invitation,
+            "token": token,
+            "organization": invitation.organization,
+            "role": invitation.get_role_display(),
+            "inviter": inviter,
+        },
     )
-    message.attach_alternative(
-        render_to_string("emails/invitation.html", context), "text/html"
-    )
-    message.send()
+
+
+def _mail(invitation: Invitation, token: str, inviter) -> None:
+    """Send, and record on ``invitation.email_sent`` whether it went out."""
+    try:
+        _send_invitation_email(invitation, token, inviter)
+        invitation.email_sent = True
+    except Exception:  # the invitation stands; the inviter has the token
+        logger.exception("could not send the invitation email %s", invitation.pk)
+        invitation.email_sent = False
 
 
 def invitation_create(
     *, organization: Organization, email: str, role: str, actor=None, request=None
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to ``organization`` with ``role``; returns the invitation and
-    its token (shown once: only its hash is stored) and emails the token.
-    ``invitation.email_sent`` tells whether the email went out."""
+    its token (shown once: only its hash is stored) and emails the sign-up link.
+    ``invitation.email_sent`` tells whether the email went out. An address that
+    already has an account gets the same answer and its owner a notice instead of
+    the link, so an inviter cannot learn who has an account."""
 
     if role not in Role.values:
         raise ValidationFailed(details={"role": [f"Unknown role {role!r}."]})
@@ -156,10 +188,6 @@ def invitation_create(
     if not organization.is_active:
         raise ValidationFailed(
             details={"organization": ["This organization is deactivated."]}
-        )
-    if get_user_model().objects.filter(email__iexact=email).exists():
-        raise ValidationFailed(
-            details={"email": ["This person already has an account."]}
         )
     token = new_invitation_token()
     now = timezone.now()
@@ -181,13 +209,69 @@ def invitation_create(
             request=request,
             data={"email": email, "role": role},
         )
-    try:
-        _send_invitation_email(invitation, token, actor)
-        invitation.email_sent = True
-    except Exception:  # the invitation stands; the inviter has the token
-        logger.exception("could not send the invitation email %s", invitation.pk)
-        invitation.email_sent = False
+    _mail(invitation, token, actor)
     return invitation, token
+
+
+def _pending_locked(invitation: Invitation) -> Invitation:
+    locked = (
+        Invitation.objects.select_for_update(of=("self",))
+        .select_related("organization")
+        .get(pk=invitation.pk)
+    )
+    if locked.is_used or locked.is_revoked:
+        raise ValidationFailed(
+            f"This invitation is {locked.status}.",
+            details={"invitation": [f"This invitation is {locked.status}."]},
+        )
+    return locked
+
+
+def invitation_resend(
+    *, invitation: Invitation, actor=None, request=None
+) -> tuple[Invitation, str]:
+    """A new token and a new expiry for a pending (or expired) invitation, mailed
+    again: the old link stops working. Same rules as inviting (``actor`` may invite
+    this role to this organization); audited ``invitation.resent``."""
+    permissions.check_invitation_create(
+        actor, organization=invitation.organization, role=invitation.role
+    )
+    token = new_invitation_token()
+    with transaction.atomic():
+        locked = _pending_locked(invitation)
+        locked.token_hash = hash_invitation_token(token)
+        locked.expires_at = timezone.now() + invitation_ttl()
+        locked.save(update_fields=["token_hash", "expires_at"])
+        audit.record(
+            audit.Action.INVITATION_RESENT,
+            actor=actor,
+            target=locked,
+            organization=locked.organization,
+            request=request,
+            data={"email": locked.email, "role": locked.role},
+        )
+    _mail(locked, token, actor)
+    return locked, token
+
+
+def invitation_revoke(*, invitation: Invitation, actor=None, request=None) -> None:
+    """Withdraw a pending invitation: its link then shows "no longer valid". Same
+    rules as inviting; audited ``invitation.revoked``."""
+    permissions.check_invitation_create(
+        actor, organization=invitation.organization, role=invitation.role
+    )
+    with transaction.atomic():
+        locked = _pending_locked(invitation)
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        audit.record(
+            audit.Action.INVITATION_REVOKED,
+            actor=actor,
+            target=locked,
+            organization=locked.organization,
+            request=request,
+            data={"email": locked.email, "role": locked.role},
+        )
 
 
 def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitation:

@@ -13,14 +13,15 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from core.roles import Role
 
 from . import permissions, services, uploads
-from .bases import ScopedViewSet, django_validation_as_api
+from .bases import ScopedViewSet
 from .filters import DocumentFilter, OrganizationFilter
 from .models import Document, Invitation, Organization
 from .scoping import visible
+from .selectors import invitations_pending
 from .serializers import (
     DocumentSerializer,
     DocumentUploadSerializer,
@@ -67,14 +68,6 @@ class OrganizationViewSet(ScopedViewSet):
     filterset_class = OrganizationFilter
     serializer_class = OrganizationSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
-
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
 
     def create(self, request):
         permissions.check_organization_write(request.user)
@@ -124,7 +117,9 @@ class OrganizationViewSet(ScopedViewSet):
     def invitations(self, request, pk=None):
         org = self.get_object()
         if request.method == "GET":
-            qs = visible(request.user, Invitation).filter(organization=org)
+            qs = invitations_pending(
+                visible(request.user, Invitation).filter(organization=org)
+            )
             page = self.paginate_queryset(qs)
             data = InvitationSerializer(page, many=True).data
             return self.get_paginated_response(data)
@@ -139,6 +134,56 @@ class OrganizationViewSet(ScopedViewSet):
         )
         data = InvitationCreatedSerializer(invitation, context={"token": token}).data
         return Response(data, status=status.HTTP_201_CREATED)
+
+    def _invitation(self, request, pk, inv) -> Invitation:
+        """The organization (404 outside the caller's scope), then one of its
+        invitations the caller can see (404 otherwise)."""
+        org = self.get_object()
+        invitation = (
+            visible(request.user, Invitation).filter(organization=org, pk=inv).first()
+        )
+        if invitation is None:
+            raise NotFound("No such invitation.")
+        return invitation
+
+    @extend_schema(
+        request=None,
+        responses={200: InvitationCreatedSerializer},
+        description="Mail a pending (or expired) invitation again with a new token "
+        "and expiry; the old link stops working. Same roles as inviting.",
+    )
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path=r"invitations/(?P<inv>[0-9]{1,18})/resend",
+    )
+    def invitation_resend(self, request, pk=None, inv=None):
+        invitation, token = services.invitation_resend(
+            invitation=self._invitation(request, pk, inv),
+            actor=request.user,
+            request=request,
+        )
+        data = InvitationCreatedSerializer(invitation, context={"token": token}).data
+        return Response(data)
+
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        description="Withdraw a pending invitation: its link then says it is no "
+        "longer valid. Same roles as inviting.",
+    )
+    @action(
+        detail=True,
+        methods=["delete"],
+        url_path=r"invitations/(?P<inv>[0-9]{1,18})",
+    )
+    def invitation_revoke(self, request, pk=None, inv=None):
+        services.invitation_revoke(
+            invitation=self._invitation(request, pk, inv),
+            actor=request.user,
+            request=request,
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class AnyRenderer(BaseRenderer):
@@ -175,28 +220,19 @@ class DocumentViewSet(ScopedViewSet):
     http_method_names = ["get", "post", "delete", "head", "options"]
     parser_classes = [MultiPartParser, FormParser]  # uploads are multipart
 
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
     def create(self, request):
         uploads.guard_upload(request._request)  # before the body is parsed
         serializer = DocumentUploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         owner = self._owner(request.user, data.get("owner"))
-        with django_validation_as_api():
-            document = services.document_create(
-                owner=owner,
-                upload=data["file"],
-                title=data.get("title", ""),
-                actor=request.user,
-                request=request,
-            )
+        document = services.document_create(
+            owner=owner,
+            upload=data["file"],
+            title=data.get("title", ""),
+            actor=request.user,
+            request=request,
+        )
         return Response(
             DocumentSerializer(document).data, status=status.HTTP_201_CREATED
         )

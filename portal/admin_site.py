@@ -25,6 +25,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from accounts.passwords import password_change
 from accounts.policy import Door, Verdict, current_session, session_verdict
 from core.errors import RateLimited, ValidationFailed
+from core.forms import add_api_error
 
 from .decorators import signed_in_user, to_enrolment, to_login
 
@@ -51,16 +52,13 @@ class OwnPasswordChangeView(PasswordChangeView):
                 spare_session=current_session(self.request),
             )
         except RateLimited as exc:
-            form.add_error(None, "Too many attempts. Wait a minute and try again.")
+            add_api_error(form, exc)
             response = self.form_invalid(form)
             response.status_code = 429
             response["Retry-After"] = exc.headers.get("Retry-After", "60")
             return response
         except ValidationFailed as exc:
-            for field, errors in (exc.details or {}).items():
-                target = {"new_password": "new_password2"}.get(field, field)
-                for error in errors:
-                    form.add_error(target if target in form.fields else None, error)
+            add_api_error(form, exc, aliases={"new_password": "new_password2"})
             return self.form_invalid(form)
         update_session_auth_hash(self.request, signed_in_user(self.request))
         return HttpResponseRedirect(self.get_success_url())

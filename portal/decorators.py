@@ -66,7 +66,8 @@ def portal_login_required(view=None, *, allow_mfa_pending=False):
 
 def roles_required(*roles):
     """Pages for some roles only. Others get 404, like any object outside their scope
-    (README "Organizations, users and documents": no enumeration), so a client cannot tell a CPA page exists."""
+    (README "Organizations, users and documents": no enumeration), so a client cannot
+    tell a CPA page exists."""
 
     def decorate(fn):
         @wraps(fn)

@@ -40,27 +40,43 @@ class CodeForm(forms.Form):
         return "".join(self.cleaned_data["code"].split())
 
 
+class CurrentPasswordForm(forms.Form):
+    """The current password, asked again before a sensitive change (TOTP enrolment)."""
+
+    password = forms.CharField(
+        label="Current password",
+        strip=False,
+        max_length=256,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+
+class EmailChangeForm(CurrentPasswordForm):
+    new_email = forms.EmailField(max_length=254, label="New email address")
+
+    field_order = ["new_email", "password"]
+
+
 class ProfileForm(forms.Form):
     first_name = forms.CharField(max_length=150, required=False)
     last_name = forms.CharField(max_length=150, required=False)
 
 
-class PasswordChangeForm(forms.Form):
-    old_password = forms.CharField(
-        label="Current password",
+def _password_field(label, autocomplete):
+    return forms.CharField(
+        label=label,
         strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+        max_length=256,
+        widget=forms.PasswordInput(attrs={"autocomplete": autocomplete}),
     )
-    new_password = forms.CharField(
-        label="New password",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
-    new_password_confirm = forms.CharField(
-        label="New password again",
-        strip=False,
-        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-    )
+
+
+class NewPasswordForm(forms.Form):
+    """A new password typed twice; Django's password validators (against ``user``,
+    which may be unsaved) put their messages beside ``new_password``."""
+
+    new_password = _password_field("New password", "new-password")
+    new_password_confirm = _password_field("New password again", "new-password")
 
     def __init__(self, user, *args, **kwargs):
         self.user = user
@@ -80,6 +96,41 @@ class PasswordChangeForm(forms.Form):
             except forms.ValidationError as exc:
                 self.add_error("new_password", exc)
         return cleaned
+
+
+class PasswordChangeForm(NewPasswordForm):
+    old_password = _password_field("Current password", "current-password")
+
+    field_order = ["old_password", "new_password", "new_password_confirm"]
+
+
+class SignUpForm(NewPasswordForm):
+    """Invitation sign-up: the address is the invitation's."""
+
+    first_name = forms.CharField(max_length=150, label="First name")
+    last_name = forms.CharField(max_length=150, label="Last name")
+
+    field_order = ["first_name", "last_name", "new_password", "new_password_confirm"]
+
+
+class RegisterForm(SignUpForm):
+    """Self-registration: the address too."""
+
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
+
+    field_order = ["email", *SignUpForm.field_order]
+
+    def clean(self):
+        self.user.email = self.cleaned_data.get("email", "")
+        return super().clean()
+
+
+class PasswordResetRequestForm(forms.Form):
+    email = forms.EmailField(
+        max_length=254, widget=forms.EmailInput(attrs={"autocomplete": "email"})
+    )
 
 
 class SearchForm(forms.Form):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.apps import apps
 from django.contrib.auth import get_user_model
-from django.utils import timezone
 
 from accounts.filters import UserFilter
 from core.filters import apply_filters
@@ -45,14 +44,19 @@ def dashboard(user) -> dict:
     }
 
 
-def pending_invitations(user, *, limit: int = 10):
-    """Client invitations of ``user``'s scope not yet used and not expired."""
-
+def invitations_of(user):
+    """The invitations ``user`` may see that can still be used (or resent)."""
     Invitation = apps.get_model("organizations", "Invitation")
+    return visible(user, Invitation).filter(
+        accepted_at__isnull=True, revoked_at__isnull=True
+    )
+
+
+def pending_invitations(user, *, limit: int = 20):
+    """Invitations of ``user``'s scope not used nor withdrawn (expired ones too: they
+    can be resent), newest first."""
     return list(
-        visible(user, Invitation)
-        .filter(
-            role=Role.CLIENT, accepted_at__isnull=True, expires_at__gt=timezone.now()
-        )
+        invitations_of(user)
+        .select_related("created_by")
         .order_by("-created_at")[:limit]
     )

@@ -7,16 +7,17 @@ Bearer access token for ``user``.
 
 import factory
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from accounts import revocation
+from accounts import mfa
 from accounts.models import User
-from core import cache as core_cache
 from core.roles import Role
 from organizations.models import Organization
+from tests.support.login import DEFAULT_PASSWORD, api_login
+from tests.support.reset import forget_memos, fresh_process
+from tests.support.totp import TotpClock
 
-DEFAULT_PASSWORD = "correct-horse-battery-staple-42"
+__all__ = ["DEFAULT_PASSWORD"]  # imported from here by the test modules
 
 
 class OrganizationFactory(factory.django.DjangoModelFactory):
@@ -47,13 +48,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(settings):
-    """Every test starts with an empty cache and no per-process revocation memo."""
-    core_cache.reset()
-    cache.clear()
-    revocation.clear_memo()
+def _fresh_process(settings):
+    """Every test starts with an empty cache and no per-process memo (the one reset
+    hook: tests/support/reset.py)."""
+    fresh_process()
     yield
-    revocation.clear_memo()
+    forget_memos()
+
+
+@pytest.fixture
+def totp_clock(monkeypatch):
+    """The TOTP verifier's clock frozen mid-step (tests/support/totp.py)."""
+    clock = TotpClock()
+    monkeypatch.setattr(mfa, "now", clock)
+    return clock
 
 
 @pytest.fixture
@@ -129,23 +137,16 @@ def assert_error(response, status, code):
 
 
 @pytest.fixture
-def enrol_totp():
+def enrol_totp(totp_clock):
     """enrol_totp(user) → (secret, backup_codes): a confirmed TOTP device made through
-    the service functions, with the code computed by pyotp (an independent RFC 6238)."""
-    import time
-
-    import pyotp
-
-    from accounts import mfa
+    the service functions, with the code computed by pyotp (an independent RFC 6238),
+    on the frozen clock."""
 
     def enrol(user):
-        started = mfa.totp_begin_enrolment(user=user)
+        started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
         secret = started["secret"]
-        # A code of the previous step keeps the current one free for the test; it stays
-        # within the ±1 step window only if no step boundary passes before the check.
-        if 30 - time.time() % 30 < 2:
-            time.sleep(30 - time.time() % 30 + 0.05)
-        code = pyotp.TOTP(secret).at(time.time() - 30)
+        # A code of the previous step keeps the current one free for the test.
+        code = totp_clock.code(secret, steps=-1)
         codes = mfa.totp_confirm(user=user, code=code)
         user.refresh_from_db()
         return secret, codes
@@ -158,12 +159,7 @@ def login(api):
     """login(email, password=DEFAULT_PASSWORD, **extra) → the response of /login."""
 
     def post(email, password=DEFAULT_PASSWORD, **extra):
-        return api.post(
-            "/api/auth/login",
-            {"email": email, "password": password},
-            format="json",
-            **extra,
-        )
+        return api_login(email, password, client=api, **extra)
 
     return post
 

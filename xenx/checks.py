@@ -42,7 +42,7 @@ def check_shared_cache(app_configs, **kwargs):
     """
     if not _cache_is_process_local():
         return []
-    if getattr(settings, "XENX_WORKERS", 1) > 1:
+    if settings.XENX_WORKERS > 1:
         return [
             Error(
                 "The default cache is process-local but WEB_CONCURRENCY says "
@@ -51,7 +51,7 @@ def check_shared_cache(app_configs, **kwargs):
                 id="xenx.E001",
             )
         ]
-    if getattr(settings, "XENX_ENVIRONMENT", "development") != "production":
+    if settings.XENX_ENVIRONMENT != "production":
         return []
     return [
         Warning(
@@ -111,6 +111,7 @@ _RANGES = (
     ("XENX_DEMO_PORT", 1, 65535, "a TCP port"),
     ("XENX_CACHE_FAIL_FAST_SECONDS", 0, 60, "seconds"),
     ("XENX_CLIENT_TIMEOUT", 0.0, 3600, "seconds"),
+    ("XENX_CLIENT_REQUEST_TIMEOUT", 0.0, 3600, "seconds"),
     ("XENX_GATEWAY_CONNECT_TIMEOUT", 0.0, 300, "seconds"),
 )
 
@@ -162,7 +163,7 @@ def check_settings(app_configs, **kwargs):
         errors.append(
             _error("XENX_METRICS_TOKEN must be printable ASCII.", "", "xenx.E006")
         )
-    bundle = getattr(settings, "XENX_GATEWAY_CA_BUNDLE", None)
+    bundle = settings.XENX_GATEWAY_CA_BUNDLE
     if bundle:
         try:
             ssl.create_default_context(cafile=bundle)

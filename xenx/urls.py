@@ -19,6 +19,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("portal", RedirectView.as_view(url="/portal/", permanent=False)),
     path("portal/", include("portal.urls")),
+    # A visitor of the bare address is a person: the portal (which signs them in).
+    path("", RedirectView.as_view(url="/portal/", permanent=False), name="root"),
     # The gateway's catch-all must stay last: /api/{service}/{path}.
     path("", include("gateway.urls")),
 ]

@@ -13,10 +13,19 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .. import login, mfa, passwords, policy, registration, token_services, tokens
+from .. import (
+    email_change,
+    login,
+    mfa,
+    passwords,
+    policy,
+    registration,
+    token_services,
+)
 from ..auth_serializers import (
     BackupCodesSerializer,
     CodeSerializer,
+    EmailChangeSerializer,
     ErrorSerializer,
     LoginResponseSerializer,
     LoginSerializer,
@@ -25,6 +34,7 @@ from ..auth_serializers import (
     PasswordChangeSerializer,
     PasswordResetConfirmSerializer,
     PasswordResetSerializer,
+    PasswordSerializer,
     RefreshSerializer,
     RegisterSerializer,
     TokenInputSerializer,
@@ -255,12 +265,18 @@ class TotpView(APIView):
 
     @extend_schema(
         tags=TAG,
-        request=None,
-        responses={201: TotpEnrolmentSerializer, **_errors(400, 401)},
-        description="Start (or restart) TOTP enrolment with an unconfirmed device.",
+        request=PasswordSerializer,
+        responses={201: TotpEnrolmentSerializer, **_errors(400, 401, 429)},
+        description="Start (or restart) TOTP enrolment with an unconfirmed device. "
+        "The current password is required (400 on `password` when missing or wrong, "
+        "throttled per account).",
     )
     def post(self, request):
-        return Response(mfa.totp_begin_enrolment(user=request.user), status=201)
+        data = _valid(PasswordSerializer, request)
+        started = mfa.totp_begin_enrolment(
+            user=request.user, password=data["password"], request=request._request
+        )
+        return Response(started, status=201)
 
     @extend_schema(
         tags=TAG,
@@ -287,18 +303,12 @@ class TotpConfirmView(APIView):
     def post(self, request):
         data = _valid(CodeSerializer, request)
         session = policy.current_session(request)
-        codes = mfa.totp_confirm(
+        codes, issued = mfa.totp_confirm_reissuing(
             user=request.user,
             code=data["code"],
             request=request._request,
             spare_session=session,
-        )
-        issued = tokens.issue_tokens(
-            request.user,
-            mfa=True,
-            session_started=session,
             family=request.auth.payload.get("fam"),  # the same session continues
-            request=request._request,
         )
         return Response({"backup_codes": codes, **_pair(issued)})
 
@@ -315,3 +325,39 @@ class BackupCodesView(APIView):
             user=request.user, code=data["code"], request=request._request
         )
         return Response({"backup_codes": codes})
+
+
+class EmailChangeView(APIView):
+    @extend_schema(
+        tags=TAG,
+        request=EmailChangeSerializer,
+        responses={202: None, **_errors(400, 401, 429)},
+        description="Mails a confirmation link to `new_email` and a notice to the "
+        "current address. The current password is required. The same 202 whether "
+        "or not the new address already has an account.",
+    )
+    def post(self, request):
+        data = _valid(EmailChangeSerializer, request)
+        email_change.email_change_request(
+            user=request.user,
+            password=data["password"],
+            new_email=data["new_email"],
+            request=request._request,
+        )
+        return Response(status=202)
+
+
+class EmailConfirmView(PublicView):
+    @extend_schema(
+        tags=TAG,
+        request=TokenInputSerializer,
+        responses={200: UserSerializer, **_errors(400)},
+        description="Switch to the new address of the mailed link (no Bearer "
+        "needed); every token and session of the user is revoked.",
+    )
+    def post(self, request):
+        data = _valid(TokenInputSerializer, request)
+        user = email_change.email_change_confirm(
+            token=data["token"], request=request._request
+        )
+        return Response(UserSerializer(user).data)

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from core.errors import Forbidden, ValidationFailed
 from core.roles import Role
 from organizations import permissions
-from organizations.bases import ScopedViewSet, django_validation_as_api
+from organizations.bases import ScopedViewSet
 from organizations.models import Organization
 
 from .. import services
@@ -84,14 +84,6 @@ class UserViewSet(ScopedViewSet):
     serializer_class = UserSerializer
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
-    def list(self, request):
-        qs = self.list_filter(self.get_queryset())
-        page = self.paginate_queryset(qs)
-        return self.get_paginated_response(self.get_serializer(page, many=True).data)
-
-    def retrieve(self, request, pk=None):
-        return Response(self.get_serializer(self.get_object()).data)
-
     def create(self, request):
         permissions.check_may_create_users(request.user)
         serializer = UserCreateSerializer(data=request.data)
@@ -105,10 +97,9 @@ class UserViewSet(ScopedViewSet):
         else:
             organization = actor.organization
         try:
-            with django_validation_as_api():
-                user = services.user_create(
-                    **data, organization=organization, actor=actor, request=request
-                )
+            user = services.user_create(
+                **data, organization=organization, actor=actor, request=request
+            )
         except IntegrityError:  # lost a race with another creation of this email
             raise ValidationFailed(
                 details={"email": ["A user with this email already exists."]}
@@ -130,10 +121,9 @@ class UserViewSet(ScopedViewSet):
                 )
             else:
                 changes["organization"] = _organization(request.user, org_id)
-        with django_validation_as_api():
-            user = services.user_update(
-                user=user, actor=request.user, request=request, **changes
-            )
+        user = services.user_update(
+            user=user, actor=request.user, request=request, **changes
+        )
         return Response(UserSerializer(user).data)
 
     def destroy(self, request, pk=None):
@@ -162,6 +152,19 @@ class UserViewSet(ScopedViewSet):
     @action(detail=True, methods=["post"], url_path="reset-mfa")
     def reset_mfa(self, request, pk=None):
         user = services.user_reset_mfa(
+            user=self.get_object(), actor=request.user, request=request
+        )
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(
+        request=None,
+        responses=UserSerializer,
+        description="Lift a login lockout (failed passwords and codes); audited "
+        "`user.unlocked`. Admins; staff of the user's organization.",
+    )
+    @action(detail=True, methods=["post"])
+    def unlock(self, request, pk=None):
+        user = services.user_unlock(
             user=self.get_object(), actor=request.user, request=request
         )
         return Response(UserSerializer(user).data)

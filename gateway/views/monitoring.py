@@ -1,4 +1,5 @@
-"""GET /health (aggregate, README "Gateway" (health)) and GET /metrics (Prometheus text)."""
+"""GET /health (aggregate, README "Gateway" (health)) and GET /metrics (Prometheus
+text)."""
 
 from django.http import HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt

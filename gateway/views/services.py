@@ -1,6 +1,5 @@
 """/api/services and /api/services/{name}: admins manage, staff read (README "Gateway")."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status
 from rest_framework.generics import GenericAPIView
@@ -10,7 +9,7 @@ from core.errors import NotFound
 from core.roles import Role
 
 from .. import selectors, services
-from ..serializers import ServiceSerializer, as_drf_error
+from ..serializers import ServiceSerializer
 
 
 class AdminWritesStaffReads(permissions.BasePermission):
@@ -53,12 +52,9 @@ class ServiceListView(_ServiceView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         instances = data.pop("instances", [])
-        try:
-            service = services.service_create(
-                instances=instances, actor=request.user, request=request, **data
-            )
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from None
+        service = services.service_create(
+            instances=instances, actor=request.user, request=request, **data
+        )
         service = selectors.service_get(service.name)
         self._with_health([service])
         return Response(
@@ -85,16 +81,13 @@ class ServiceDetailView(_ServiceView):
         data = dict(serializer.validated_data)
         data.pop("name", None)
         instances = data.pop("instances", None)
-        try:
-            services.service_update(
-                service=service,
-                instances=instances,
-                actor=request.user,
-                request=request,
-                **data,
-            )
-        except DjangoValidationError as exc:
-            raise as_drf_error(exc) from None
+        services.service_update(
+            service=service,
+            instances=instances,
+            actor=request.user,
+            request=request,
+            **data,
+        )
         service = selectors.service_get(name)
         self._with_health([service])
         return Response(self.get_serializer(service).data)

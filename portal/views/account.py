@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
-from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import login, mfa
+from accounts.email_change import email_change_request
 from accounts.passwords import password_change
 from accounts.policy import current_session
 from accounts.selectors import user_has_confirmed_totp
@@ -23,6 +23,8 @@ from core.errors import (
 from ..decorators import portal_login_required, signed_in_user
 from ..forms import (
     CodeForm,
+    CurrentPasswordForm,
+    EmailChangeForm,
     PasswordChangeForm,
     ProfileForm,
 )
@@ -40,9 +42,19 @@ def _account_page(
     password_form=None,
     disable_form=None,
     regen_form=None,
+    totp_form=None,
+    email_form=None,
+    status=None,
 ):
     user = request.user
-    invalid = profile_form or password_form or disable_form or regen_form
+    invalid = (
+        profile_form
+        or password_form
+        or disable_form
+        or regen_form
+        or totp_form
+        or email_form
+    )
     return render(
         request,
         "portal/account.html",
@@ -54,11 +66,24 @@ def _account_page(
             "password_form": password_form or PasswordChangeForm(user),
             "disable_form": disable_form or CodeForm(prefix="disable"),
             "regen_form": regen_form or CodeForm(prefix="regen"),
+            "totp_form": totp_form or CurrentPasswordForm(),
+            "email_form": email_form or EmailChangeForm(prefix="email"),
             "mfa_enabled": user_has_confirmed_totp(user),
             **account_sessions(request, signed_in_user(request)),
         },
-        status=400 if invalid else 200,
+        status=status or (400 if invalid else 200),
     )
+
+
+def _refused(request, form, exc, field: str, **page):
+    """The account page with a service's error beside ``field`` (429 with
+    ``Retry-After`` when throttled)."""
+    add_service_errors(form, exc, field)
+    if isinstance(exc, RateLimited):
+        response = _account_page(request, status=429, **page)
+        response["Retry-After"] = exc.headers.get("Retry-After", "60")
+        return response
+    return _account_page(request, **page)
 
 
 @never_cache
@@ -90,13 +115,8 @@ def password_change_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
-            add_service_errors(form, exc, "new_password")
-            if isinstance(exc, RateLimited):
-                response = _account_page(request, password_form=form)
-                response.status_code = 429
-                response["Retry-After"] = exc.headers.get("Retry-After", "60")
-                return response
+        except ApiError as exc:
+            return _refused(request, form, exc, "new_password", password_form=form)
         else:
             update_session_auth_hash(request, request.user)
             messages.success(
@@ -108,16 +128,28 @@ def password_change_view(request):
     return _account_page(request, password_form=form)
 
 
+@sensitive_post_parameters("password")
 @never_cache
 @require_POST
 @portal_login_required(allow_mfa_pending=True)
 def totp_begin_view(request):
-    """Start (or restart) TOTP enrolment and show the QR code."""
+    """Start (or restart) TOTP enrolment, after the current password, and show the
+    QR code."""
 
     if user_has_confirmed_totp(request.user):
         messages.info(request, "Two-factor authentication is already on.")
         return redirect("portal:account")
-    enrolment = mfa.totp_begin_enrolment(user=signed_in_user(request))
+    form = CurrentPasswordForm(request.POST)
+    if not form.is_valid():
+        return _account_page(request, totp_form=form)
+    try:
+        enrolment = mfa.totp_begin_enrolment(
+            user=signed_in_user(request),
+            password=form.cleaned_data["password"],
+            request=request,
+        )
+    except ApiError as exc:
+        return _refused(request, form, exc, "password", totp_form=form)
     request.session[ENROLMENT_KEY] = {
         "secret": enrolment["secret"],
         "otpauth_uri": enrolment["otpauth_uri"],
@@ -144,7 +176,7 @@ def totp_confirm_view(request):
                 request=request,
                 spare_session=current_session(request),
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             request.session.pop(ENROLMENT_KEY, None)
@@ -184,7 +216,7 @@ def mfa_disable_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(request, "Two-factor authentication is off.")
@@ -205,7 +237,7 @@ def backup_codes_view(request):
                 code=form.cleaned_data["code"],
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "code")
         else:
             messages.success(
@@ -213,3 +245,28 @@ def backup_codes_view(request):
             )
             return _backup_codes_page(request, codes)
     return _account_page(request, regen_form=form)
+
+
+@sensitive_post_parameters("email-password")
+@require_POST
+@portal_login_required(allow_mfa_pending=True)
+def email_change_view(request):
+    """Ask for a new address: a confirmation link goes there, a notice to the old."""
+    form = EmailChangeForm(request.POST, prefix="email")
+    if not form.is_valid():
+        return _account_page(request, email_form=form)
+    try:
+        email_change_request(
+            user=signed_in_user(request),
+            password=form.cleaned_data["password"],
+            new_email=form.cleaned_data["new_email"],
+            request=request,
+        )
+    except ApiError as exc:
+        return _refused(request, form, exc, "new_email", email_form=form)
+    messages.success(
+        request,
+        f"We sent a confirmation link to {form.cleaned_data['new_email']}. Your "
+        "address changes when you open it.",
+    )
+    return redirect("portal:account")

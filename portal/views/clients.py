@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_GET, require_POST
@@ -67,7 +66,7 @@ def client_invite_view(request):
                 actor=signed_in_user(request),
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "email")
         else:
             messages.success(request, f"Invitation sent to {invitation.email}.")
@@ -105,4 +104,41 @@ def client_detail_view(request, pk):
             "upload_form": upload_form(request, initial={"owner": client.pk}),
             "max_upload": filesizeformat(settings.XENX_MAX_UPLOAD_BYTES),
         },
+    )
+
+
+def _invitation_write(request, pk, service, done: str):
+    """Resend or revoke a pending invitation the caller can see (404 otherwise, like
+    every object) through its organizations service; back to the clients page."""
+    invitation = get_object_or_404(selectors.invitations_of(request.user), pk=pk)
+    try:
+        service(invitation=invitation, actor=signed_in_user(request), request=request)
+    except ApiError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, done.format(email=invitation.email))
+    return redirect("portal:clients")
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def invitation_resend_view(request, pk):
+    return _invitation_write(
+        request,
+        pk,
+        org_services.invitation_resend,
+        "Invitation sent again to {email}; the earlier link no longer works.",
+    )
+
+
+@require_POST
+@portal_login_required
+@roles_required(*STAFF_ROLES)
+def invitation_revoke_view(request, pk):
+    return _invitation_write(
+        request,
+        pk,
+        org_services.invitation_revoke,
+        "Invitation to {email} withdrawn.",
     )

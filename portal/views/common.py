@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from core.errors import (
-    ApiError,
-    RateLimited,
-)
+from core.errors import ApiError, RateLimited
+from core.forms import add_api_error
 from core.roles import Role
 
 from ..forms import SearchForm
@@ -43,27 +40,9 @@ def searched_page(request, select) -> dict:
     return {"search": search, "q": q, "page": page}
 
 
-def add_service_errors(form, exc, field: str) -> None:
+def add_service_errors(form, exc: ApiError, field: str) -> None:
     """Put a service's error beside the form field it names (else beside ``field``)."""
-    if isinstance(exc, RateLimited):
-        form.add_error(None, "Too many attempts. Wait a minute and try again.")
-        return
-    details = {}
-    if isinstance(exc, ApiError):
-        details = exc.details or {}
-    elif isinstance(exc, ValidationError) and hasattr(exc, "error_dict"):
-        details = exc.message_dict
-    placed = False
-    for name, errors in details.items():
-        target = name if name in form.fields else None
-        if name == "non_field_errors" or target is not None:
-            for message in errors if isinstance(errors, list) else [errors]:
-                form.add_error(target, str(message))
-            placed = True
-    if not placed:
-        messages_ = exc.messages if isinstance(exc, ValidationError) else [exc.message]
-        for message in messages_:
-            form.add_error(field, message)
+    add_api_error(form, exc, field=field)
 
 
 def rate_limited_page(request, template, context, exc: RateLimited):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.forms.utils import ErrorDict
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.defaultfilters import filesizeformat
@@ -59,25 +59,40 @@ def document_list_view(request):
     return _documents_page(request, upload_form(request))
 
 
-def _too_large(request, limit: int):
-    messages.error(request, f"The file is larger than {filesizeformat(limit)}.")
-    response = redirect("portal:documents")
-    response.status_code = 303
+@portal_login_required
+def _too_large(request):
+    """The upload form again, the error beside its file field (413). Nothing was
+    parsed (nor written), so there is no CSRF check to make here."""
+    limit = filesizeformat(uploads.max_upload_bytes())
+    form = upload_form(request)
+    # The body was not parsed: the form is unbound, and only this error is shown
+    # (add_error needs a bound, cleaned form).
+    form._errors = ErrorDict(
+        file=form.error_class(
+            [f"This file is larger than {limit}: choose a smaller one."]
+        )
+    )
+    response = _documents_page(request, form, status=413)
+    if not request.META.get("xenx.upload_drained"):
+        response["Connection"] = "close"
     return response
 
 
 @csrf_exempt  # checked by _document_upload, after the size guard below is installed
 @require_POST
 def document_upload_view(request):
-    """Refuse an oversized body before reading it, and stop reading a file part as
+    """Refuse an oversized body without storing it, and stop parsing a file part as
     soon as it passes XENX_MAX_UPLOAD_BYTES (the API's upload handler): the CSRF check
-    reads the body, so the guard must be in place first (Django's documented way)."""
+    reads the body, so the guard must be in place first (Django's documented way).
+    The rest of a refused body is read and dropped before the answer (up to a bound):
+    a browser that is still sending shows a reset connection, not a page."""
 
     try:
         uploads.guard_upload(request)
         return _document_upload(request)
     except PayloadTooLarge:
-        return _too_large(request, uploads.max_upload_bytes())
+        request.META["xenx.upload_drained"] = uploads.drain_refused_body(request)
+        return _too_large(request)
 
 
 @csrf_protect
@@ -95,7 +110,7 @@ def _document_upload(request):
                 actor=signed_in_user(request),
                 request=request,
             )
-        except (ApiError, ValidationError) as exc:
+        except ApiError as exc:
             add_service_errors(form, exc, "file")
         else:
             messages.success(request, f"Uploaded “{document.title}”.")

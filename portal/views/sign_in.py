@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
@@ -11,6 +12,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import login
 from accounts.policy import Door, Verdict, session_verdict
 from accounts.selectors import user_has_confirmed_totp
+from accounts.throttling import AccountLocked, wait_in_words
 from core.errors import (
     InvalidCredentials,
     RateLimited,
@@ -36,7 +38,11 @@ def login_view(request):
     if verdict == Verdict.ALLOW:
         return redirect(next_url)
     form = LoginForm(data=request.POST or None)
-    context = {"form": form, "next": next_url}
+    context = {
+        "form": form,
+        "next": next_url,
+        "self_registration": settings.XENX_SELF_REGISTRATION,
+    }
     if request.method != "POST" or not form.is_valid():
         return render(request, "portal/login.html", context)
     # The API login's checks, throttles (login_ip, login_account) and audit events.
@@ -47,6 +53,8 @@ def login_view(request):
             password=form.cleaned_data["password"],
             channel="portal",
         )
+    except AccountLocked as exc:
+        return locked_page(request, exc)
     except RateLimited as exc:
         return rate_limited_page(request, "portal/login.html", context, exc)
     except InvalidCredentials:
@@ -91,6 +99,15 @@ def login_verify_view(request):
                 return redirect("portal:login")
             form.add_error("code", "That code is not valid. Try the next one.")
     return render(request, "portal/login_verify.html", context)
+
+
+def locked_page(request, exc: AccountLocked):
+    """The lockout page: how long to wait in words, and the ways out."""
+    response = render(
+        request, "portal/locked.html", {"wait": wait_in_words(exc.wait)}, status=429
+    )
+    response["Retry-After"] = str(exc.wait)
+    return response
 
 
 @require_POST

@@ -240,10 +240,37 @@ def test_verify_email_bad_tokens(token, make_user):
     assert_error(response, 400, "validation_error")
 
 
-def test_register_duplicate_email_case_insensitive(make_user):
+def test_register_taken_email_answers_like_a_new_one_and_mails_the_owner(make_user):
+    """No account enumeration: a taken address (any case) gets the 201 a new one
+    gets, with the same fields; no account is made and the owner is told by mail."""
+    owner = make_user(email="taken@example.com", first_name="Olive")
+    mail.outbox.clear()
+    fresh = _register(email="fresh.person@example.com")
+    mail.outbox.clear()
+    taken = _register(email="TAKEN@example.com")
+    assert (fresh.status_code, taken.status_code) == (201, 201)
+    assert set(taken.json()) == set(fresh.json())
+    assert isinstance(taken.json()["id"], int)
+    assert taken.json()["email"] == "taken@example.com"
+    assert taken.json()["email_verified"] is False
+    assert User.objects.filter(email__iexact="taken@example.com").count() == 1
+    owner.refresh_from_db()
+    assert owner.first_name == "Olive" and owner.check_password(DEFAULT_PASSWORD)
+    assert [m.to for m in mail.outbox] == [["taken@example.com"]]
+    assert "already has a XenX account" in mail.outbox[0].body
+    assert "/portal/password-reset" in mail.outbox[0].body
+    assert AuditEvent.objects.filter(
+        action="registration.existing_account", target_id=str(owner.pk)
+    ).exists()
+
+
+def test_register_taken_email_with_a_weak_password_is_400_like_a_new_one(make_user):
     make_user(email="taken@example.com")
-    error = assert_error(_register(email="TAKEN@example.com"), 400, "validation_error")
-    assert "email" in error["details"]
+    for email in ("taken@example.com", "fresh.person@example.com"):
+        error = assert_error(
+            _register(email=email, password="short"), 400, "validation_error"
+        )
+        assert "password" in error["details"]
 
 
 @pytest.mark.parametrize(

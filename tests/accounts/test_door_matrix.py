@@ -29,13 +29,14 @@ from core.roles import Role
 from organizations.services import organization_deactivate, organization_update
 from tests.conftest import DEFAULT_PASSWORD, OrganizationFactory, UserFactory
 from tests.gateway.conftest import (  # noqa: F401  fixtures
-    _fresh_registry,
+    _closed_pools,
     make_service,
     upstream,
     upstream_factory,
 )
+from tests.support.login import api_login
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("totp_clock")]
 
 ALLOW, ENROL, REFUSED = "allow", "enrol", "refused"
 DOORS = ("api", "gateway", "portal", "admin")
@@ -46,16 +47,13 @@ NEW_PASSWORD = "another-horse-battery-staple-77"
 
 
 def _totp_code(secret: str) -> str:
-    if 30 - time.time() % 30 < 2:  # keep clear of a step boundary
-        time.sleep(30 - time.time() % 30 + 0.05)
-    return pyotp.TOTP(secret).now()
+    return pyotp.TOTP(secret).at(mfa.now())  # the frozen clock (totp_clock)
 
 
 def _enrol(user, *, spare_session=None):
-    started = mfa.totp_begin_enrolment(user=user)
-    if 30 - time.time() % 30 < 2:
-        time.sleep(30 - time.time() % 30 + 0.05)
-    code = pyotp.TOTP(started["secret"]).at(time.time() - 30)
+    started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
+    # A code of the previous step keeps the current one free for the test.
+    code = pyotp.TOTP(started["secret"]).at(mfa.now() - 30)
     mfa.totp_confirm(user=user, code=code, spare_session=spare_session)
     user.refresh_from_db()
     return started["secret"]
@@ -216,11 +214,7 @@ LOGIN_STATES = {
 
 def _login(door, user, password):
     if door == "api":
-        response = APIClient().post(
-            "/api/auth/login",
-            {"email": user.email, "password": password},
-            format="json",
-        )
+        response = api_login(user.email, password)
         if response.status_code == 401:
             assert response.json()["error"]["code"] == "invalid_credentials"
             return "refused", None
@@ -432,7 +426,7 @@ def test_profile_edit_goes_through_user_update_on_every_door(door, org):
     assert (user.first_name, user.last_name) == ("Ada", "Lovelace")
     event = AuditEvent.objects.get(action="user.updated")
     assert (event.actor_id, event.target_id) == (user.pk, str(user.pk))
-    assert event.data["fields"] == ["first_name", "last_name"]
+    assert sorted(event.data["changed"]) == ["first_name", "last_name"]
 
 
 @pytest.mark.parametrize("door", ("api", "portal"))
@@ -465,7 +459,9 @@ def test_totp_confirmation_keeps_the_confirming_session_only(door, door_service,
         access = issue_tokens(user, mfa=False)["access"]
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
-        secret = client.post("/api/auth/mfa/totp").json()["secret"]
+        secret = client.post(
+            "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+        ).json()["secret"]
         response = client.post(
             "/api/auth/mfa/totp/confirm", {"code": _totp_code(secret)}, format="json"
         )
@@ -477,7 +473,12 @@ def test_totp_confirmation_keeps_the_confirming_session_only(door, door_service,
         assert probe("gateway", access) == ALLOW
     else:
         browser = _browser(user, verified=False)
-        assert browser.post("/portal/account/mfa/totp").status_code == 302
+        assert (
+            browser.post(
+                "/portal/account/mfa/totp", {"password": DEFAULT_PASSWORD}
+            ).status_code
+            == 302
+        )
         secret = browser.session["portal_totp_enrolment"]["secret"]
         response = browser.post(
             "/portal/account/mfa/totp/confirm", {"code": _totp_code(secret)}
@@ -790,3 +791,165 @@ def test_every_401_carries_a_challenge_on_every_door(
     assert response.status_code == 401, case
     assert response.json()["error"]["code"] == code, case
     assert response["WWW-Authenticate"] == challenge, case
+
+
+# --- lifecycle writes × door (README "Lifecycle") ---------------------------------------
+
+
+@pytest.mark.parametrize("door", ("api", "portal"))
+def test_totp_enrolment_needs_the_current_password_on_every_door(door, org):
+    user = UserFactory(role=Role.STAFF, organization=org)
+    for password, started in (("not-the-password-1", False), (DEFAULT_PASSWORD, True)):
+        if door == "api":
+            client = APIClient()
+            client.credentials(
+                HTTP_AUTHORIZATION=f"Bearer {issue_tokens(user, mfa=False)['access']}"
+            )
+            response = client.post(
+                "/api/auth/mfa/totp", {"password": password}, format="json"
+            )
+            assert response.status_code == (201 if started else 400)
+        else:
+            browser = _browser(user, verified=False)
+            response = browser.post("/portal/account/mfa/totp", {"password": password})
+            assert response.status_code == (302 if started else 400)
+        assert TOTPDevice.objects.filter(user=user).exists() is started
+
+
+@pytest.mark.parametrize("door", ("api", "portal"))
+def test_logout_ends_the_whole_session_on_every_door(door, door_service, org):
+    """API: every access token of the logged-out family; portal: the session."""
+    user = UserFactory(role=Role.STAFF, organization=org)
+    if door == "api":
+        issued = issue_tokens(user, mfa=False)
+        sibling = APIClient().post(
+            "/api/auth/token/refresh", {"refresh": issued["refresh"]}, format="json"
+        )
+        current = sibling.json()
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {current['access']}")
+        response = client.post(
+            "/api/auth/logout", {"refresh": current["refresh"]}, format="json"
+        )
+        assert response.status_code == 204
+        for other_door in ("api", "gateway"):
+            assert probe(other_door, issued["access"]) == REFUSED
+    else:
+        browser = _browser(user, verified=False)
+        assert browser.post("/portal/logout").status_code == 302
+        assert probe("portal", browser) == REFUSED
+
+
+def _change_email(door, actor, target):
+    """Rename ``target``: by an admin (admin door) or by the user from the mailed
+    link (API and portal doors)."""
+    from accounts.email_change import email_change_request
+
+    if door == "admin":
+        browser = _browser(actor, verified=False)
+        response = browser.post(
+            f"/admin/accounts/user/{target.pk}/change/",
+            {
+                "email": "renamed@example.com",
+                "first_name": target.first_name,
+                "last_name": target.last_name,
+                "email_verified": "on",
+                "role": target.role,
+                "organization": target.organization_id,
+                "last_login_0": "",
+                "last_login_1": "",
+                "date_joined_0": "2026-01-01",
+                "date_joined_1": "00:00:00",
+            },
+        )
+        assert response.status_code == 302, response.content[:2000]
+        return
+    from django.core import mail
+
+    mail.outbox.clear()
+    email_change_request(
+        user=target, password=DEFAULT_PASSWORD, new_email="renamed@example.com"
+    )
+    [message] = [m for m in mail.outbox if m.to == ["renamed@example.com"]]
+    token = message.body.split("/api/auth/email/confirm:")[1].split()[0]
+    if door == "api":
+        response = APIClient().post("/api/auth/email/confirm", {"token": token})
+        assert response.status_code == 200
+    else:
+        response = Client().post("/portal/email/confirm", {"token": token})
+        assert response.status_code == 302
+
+
+@pytest.mark.parametrize("door", ("api", "portal", "admin"))
+def test_email_change_revokes_every_token_on_every_door(door, door_service, org):
+    admin = UserFactory(role=Role.ADMIN, organization=None)
+    target = UserFactory(role=Role.CPA, organization=org)
+    token = issue_tokens(target, mfa=False)["access"]
+    browser = _browser(target, verified=False)
+    _change_email(door, admin, target)
+    target.refresh_from_db()
+    assert target.email == "renamed@example.com"
+    assert probe("api", token) == REFUSED
+    assert probe("gateway", token) == REFUSED
+    assert probe("portal", browser) == REFUSED
+
+
+@pytest.mark.parametrize("door", ("api", "admin"))
+@pytest.mark.parametrize("actor_role", [Role.ADMIN, Role.STAFF])
+def test_unlock_alike_on_every_door(door, actor_role, org, settings):
+    from accounts import throttling
+
+    settings.XENX_RATE_LIMITS = {**settings.XENX_RATE_LIMITS, "login_account": "2/15m"}
+    actor = UserFactory(role=actor_role, organization=org)
+    target = UserFactory(role=Role.CLIENT, organization=org)
+    for _ in range(2):
+        _login("api", target, "wrong-password-123456")
+    assert throttling.account_lock_seconds(target) > 0
+    if door == "api":
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {issue_tokens(actor, mfa=False)['access']}"
+        )
+        assert client.post(f"/api/users/{target.pk}/unlock").status_code == 200
+    else:
+        response = _browser(actor, verified=False).post(
+            "/admin/accounts/user/",
+            {"action": "unlock_users", "_selected_action": [target.pk]},
+        )
+        assert response.status_code == 302
+    assert throttling.account_lock_seconds(target) == 0
+    event = AuditEvent.objects.get(action="user.unlocked")
+    assert (event.actor_id, event.target_id) == (actor.pk, str(target.pk))
+    assert event.organization_id == org.pk
+
+
+@pytest.mark.parametrize("door", ("api", "portal"))
+@pytest.mark.parametrize("write", ["resend", "revoke"])
+def test_invitation_writes_alike_on_every_door(door, write, org):
+    from organizations.models import Invitation
+    from organizations.services import invitation_create
+
+    cpa = UserFactory(role=Role.CPA, organization=org)
+    invitation, _token = invitation_create(
+        organization=org, email="invitee@example.com", role=Role.CLIENT, actor=cpa
+    )
+    if door == "api":
+        client = APIClient()
+        client.credentials(
+            HTTP_AUTHORIZATION=f"Bearer {issue_tokens(cpa, mfa=False)['access']}"
+        )
+        base = f"/api/organizations/{org.pk}/invitations/{invitation.pk}"
+        response = (
+            client.post(f"{base}/resend") if write == "resend" else client.delete(base)
+        )
+        assert response.status_code == (200 if write == "resend" else 204)
+    else:
+        response = _browser(cpa, verified=False).post(
+            f"/portal/invitations/{invitation.pk}/{write}"
+        )
+        assert response.status_code == 302
+    action = {"resend": "invitation.resent", "revoke": "invitation.revoked"}[write]
+    event = AuditEvent.objects.get(action=action)
+    assert (event.actor_id, event.organization_id) == (cpa.pk, org.pk)
+    invitation = Invitation.objects.get(pk=invitation.pk)
+    assert (invitation.revoked_at is not None) is (write == "revoke")

@@ -1,7 +1,6 @@
 """TOTP enrolment, confirmation, disabling and backup codes (README "Identity"). Codes are computed
 with pyotp, an implementation independent of django-otp."""
 
-import time
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pyotp
@@ -13,7 +12,7 @@ from rest_framework.test import APIClient
 from accounts import mfa
 from accounts.tokens import decode_access_token, issue_tokens
 from auditlog.models import AuditEvent
-from tests.conftest import assert_error
+from tests.conftest import DEFAULT_PASSWORD, assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -21,11 +20,9 @@ STEP = 30
 
 
 @pytest.fixture
-def frozen(monkeypatch):
-    """Freeze the verifier's clock in the middle of a 30 s step; returns that instant."""
-    now = (int(time.time()) // STEP) * STEP + 15.0
-    monkeypatch.setattr(mfa, "_now", lambda: now)
-    return now
+def frozen(totp_clock):
+    """The verifier's clock frozen in the middle of a 30 s step; returns that instant."""
+    return totp_clock.now
 
 
 @pytest.fixture
@@ -36,7 +33,9 @@ def no_device_backoff(settings):
 
 
 def _begin(client):
-    response = client.post("/api/auth/mfa/totp")
+    response = client.post(
+        "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+    )
     assert response.status_code == 201, response.content
     return response.json()
 
@@ -114,6 +113,30 @@ def test_confirm_returns_ten_hashed_backup_codes_and_fresh_tokens(
     assert login.json()["mfa_required"] is True and "access" not in login.json()
 
 
+def test_the_fresh_pair_is_issued_in_the_confirming_transaction(
+    make_user, auth_client, frozen, monkeypatch
+):
+    """No confirmed device (and no revocation, no audit event) without its pair."""
+    from django.db import OperationalError
+
+    from accounts import tokens
+
+    user = make_user()
+    client = auth_client(user)
+    secret = _begin(client)["secret"]
+
+    def outage(*args, **kwargs):
+        raise OperationalError("the database went away")
+
+    monkeypatch.setattr(tokens, "issue_tokens", outage)
+    response = _confirm(client, pyotp.TOTP(secret).at(frozen))
+    assert_error(response, 503, "service_unavailable")
+    assert not TOTPDevice.objects.filter(confirmed=True).exists()
+    assert not StaticToken.objects.exists()
+    assert not AuditEvent.objects.filter(action="mfa.enabled").exists()
+    assert client.get("/api/auth/me").status_code == 200  # not revoked
+
+
 def test_confirm_with_a_wrong_code(make_user, auth_client, frozen):
     user = make_user()
     client = auth_client(user)
@@ -131,7 +154,13 @@ def test_confirm_without_enrolment(make_user, auth_client):
 
 def test_enrolment_refused_while_mfa_is_enabled(make_user, auth_client, frozen):
     client, _, _ = _enrolled(auth_client, make_user(), frozen)
-    assert_error(client.post("/api/auth/mfa/totp"), 400, "validation_error")
+    assert_error(
+        client.post(
+            "/api/auth/mfa/totp", {"password": DEFAULT_PASSWORD}, format="json"
+        ),
+        400,
+        "validation_error",
+    )
 
 
 # --- RFC 6238 window, replay ----------------------------------------------------------
@@ -362,7 +391,7 @@ def test_authenticated_mfa_endpoints_need_a_token(db):
 def test_service_functions_for_the_portal(make_user, frozen, no_device_backoff):
     """The names and return shapes the portal relies on."""
     user = make_user()
-    started = mfa.totp_begin_enrolment(user=user)
+    started = mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
     codes = mfa.totp_confirm(user=user, code=pyotp.TOTP(started["secret"]).at(frozen))
     assert len(codes) == 10
     assert mfa.user_has_confirmed_totp(user)

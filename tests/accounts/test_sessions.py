@@ -16,7 +16,8 @@ from accounts.policy import Door, token_identity
 from auditlog.models import AuditEvent
 from core.errors import TokenRevoked
 from core.roles import Role
-from tests.conftest import DEFAULT_PASSWORD, assert_error
+from tests.conftest import assert_error
+from tests.support.login import api_login
 
 pytestmark = pytest.mark.django_db
 
@@ -24,13 +25,7 @@ AGENTS = ["Phone/1.0", "Laptop/2.0", "Tablet/3.0"]
 
 
 def _login(user, agent, ip="127.0.0.1"):
-    response = APIClient().post(
-        "/api/auth/login",
-        {"email": user.email, "password": DEFAULT_PASSWORD},
-        format="json",
-        HTTP_USER_AGENT=agent,
-        REMOTE_ADDR=ip,
-    )
+    response = api_login(user.email, HTTP_USER_AGENT=agent, REMOTE_ADDR=ip)
     assert response.status_code == 200, response.content
     return response.json()
 

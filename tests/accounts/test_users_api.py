@@ -209,7 +209,7 @@ def test_staff_changes_roles_within_org_and_group_follows(make_user, auth_client
     target.refresh_from_db()
     assert list(target.groups.values_list("name", flat=True)) == [CPA]
     event = AuditEvent.objects.get(action="user.role_changed", target_id=str(target.pk))
-    assert event.data == {"from": CLIENT, "to": CPA}
+    assert event.data == {"changed": {"role": [CLIENT, CPA]}}
     # Tokens carrying the old role are refused.
     assert_error(old.get("/api/users"), 401, "token_revoked")
 
@@ -224,7 +224,7 @@ def test_admin_grants_admin_and_moves_users(make_user, auth_client, other_org):
     assert resp.json()["organization"]["id"] == other_org.pk
     assert_error(old.get("/api/users"), 401, "token_revoked")
     event = AuditEvent.objects.get(action="user.updated", target_id=str(target.pk))
-    assert event.data["organization"]["to"] == other_org.pk
+    assert event.data["changed"]["organization"][1] == other_org.pk
     resp = admin.patch(f"/api/users/{target.pk}", {"role": ADMIN}, format="json")
     assert resp.json()["role"] == ADMIN
     target.refresh_from_db()

@@ -10,7 +10,7 @@ import pytest
 from core.errors import PayloadTooLarge
 from core.jsonbody import MAX_DEPTH, JSONParser, TooDeep, check_depth
 from tests.conftest import assert_error
-from tests.linearity import assert_linear, peak_bytes
+from tests.support.linearity import assert_linear, peak_bytes
 
 # The worst case found: enough brackets to need the scan, then `"\` repeated, each
 # quote opening a string the old pattern tried to close to the end of the body.

@@ -1,5 +1,5 @@
-"""The served OpenAPI schema documents the one error body on every operation
-(``core.openapi``): what an operation answers with a status it does not list is that body."""
+"""The served OpenAPI schema lists every error status an operation can answer, each
+with the one error body (``core.openapi``); tests/fuzz checks the answers against it."""
 
 import pytest
 from rest_framework.test import APIClient
@@ -16,18 +16,51 @@ def served(django_db_blocker):
     return response.json()
 
 
-def test_every_operation_has_the_error_body_as_its_default(served):
-    operations = [
+def _operations(served):
+    return [
         (path, method, operation)
         for path, item in served["paths"].items()
         for method, operation in item.items()
         if method in METHODS
     ]
+
+
+def test_every_operation_lists_its_error_statuses_with_the_error_body(served):
+    operations = _operations(served)
     assert len(operations) > 40
     for path, method, operation in operations:
-        default = operation["responses"]["default"]
-        schema = default["content"]["application/json"]["schema"]
-        assert schema == {"$ref": "#/components/schemas/Error"}, (path, method)
+        responses = operation["responses"]
+        assert "default" not in responses, (path, method)
+        expected = {"400", "503"}
+        if any(operation.get("security", [])):
+            expected |= {"401", "403"}
+        if "{" in path or any(
+            p["name"] == "page" for p in operation.get("parameters", [])
+        ):
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"413", "415"}
+        assert expected <= set(responses), (path, method, sorted(responses))
+        for status, response in responses.items():
+            if status[0] in "45":
+                schema = response["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (path, status)
+                assert response["description"], (path, method, status)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "status"),
+    [
+        ("/api/auth/login", "post", "429"),
+        ("/api/auth/password/change", "post", "429"),
+        ("/api/users/{id}", "get", "404"),
+        ("/api/users", "get", "404"),  # a page past the end
+        ("/api/documents", "post", "415"),
+        ("/api/users", "post", "413"),
+    ],
+)
+def test_named_statuses_are_documented(served, path, method, status):
+    assert status in served["paths"][path][method]["responses"]
 
 
 def test_the_error_component_is_the_rendered_body(served):

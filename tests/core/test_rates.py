@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from core.rates import InvalidRate, parse_rate
 from core.roles import Role
 from tests.conftest import assert_error
-from tests.linearity import assert_linear
+from tests.support.linearity import assert_linear
 from xenx.checks import check_rate_limits
 
 GOOD = {

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from gateway import services
-from gateway.registry import registry
 from gateway.upstream import close_pools
+from tests.support import ports
 
 
 class UpstreamHandler(BaseHTTPRequestHandler):
@@ -207,10 +207,10 @@ def upstream(upstream_factory):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_registry(monkeypatch):
-    registry.reset()
+def _closed_pools():
+    """The upstream pools of a test closed after it (the registry and the other memos
+    are reset by tests/conftest.py's hook)."""
     yield
-    registry.reset()
     close_pools()
 
 
@@ -226,10 +226,4 @@ def make_service(db):
 
 def closed_port_url():
     """A URL on which nothing listens (connection refused)."""
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}"
+    return ports.closed_port_url()

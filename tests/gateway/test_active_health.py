@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 import time
+import tracemalloc
 from io import StringIO
 from unittest import mock
 
@@ -19,6 +20,7 @@ from core.roles import Role
 from gateway import prober, probes, state
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
+from tests.support.upstream import FakeUpstream, header_fields
 from tests.xenx.servers import ROOT
 
 
@@ -268,3 +270,59 @@ def test_the_prober_keeps_its_database_connection_between_rounds(
     thread.join(10)
     assert len(used) == 3
     assert used[0] is used[1] is used[2]
+
+
+# --- the probe reads the status, never the body (issue 24) ---------------------------
+
+
+def _gzip_bomb(inflated: int) -> bytes:
+    import zlib
+
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # gzip framing
+    zeros = b"\0" * (1024 * 1024)
+    body = b"".join(packer.compress(zeros) for _ in range(inflated // len(zeros)))
+    return body + packer.flush()
+
+
+@pytest.fixture
+def probed(make_service, test_servers):
+    def make(answer):
+        up = test_servers(FakeUpstream, answer)
+        service = make_service("svc", [up.url], health_check_path="/health")
+        return up, service, service.instances.get()
+
+    return make
+
+
+def test_a_gzip_bomb_is_never_inflated(probed):
+    """A /health answer of ~30 KB that inflates to 30 MB: the probe neither decodes
+    nor reads it (before the fix urllib3 read and inflated it whole)."""
+    bomb = _gzip_bomb(30 * 1024 * 1024)
+    up, service, instance = probed(
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Type: text/plain\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(bomb), bomb)
+    )
+    tracemalloc.start()
+    try:
+        ok, detail = probes.check_instance(instance, service, down_seconds=30)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (ok, detail) == (True, "HTTP 200")
+    assert peak < 1024 * 1024, f"the probe allocated {peak // 1024} KiB"
+    ((head, _),) = up.requests
+    assert header_fields(head)["accept-encoding"] == "identity"
+
+
+def test_an_endless_body_does_not_hold_the_probe(probed):
+    """The answer's head says 1 GB and 64 KiB arrive, then nothing: the verdict is
+    the status, at once (before the fix the probe waited for the rest until its
+    timeout and called a healthy instance down)."""
+    up, service, instance = probed(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1000000000\r\n\r\n" + b"x" * 65536
+    )
+    service.timeout_seconds = 3
+    started = time.monotonic()
+    ok, detail = probes.check_instance(instance, service, down_seconds=30)
+    assert (ok, detail) == (True, "HTTP 200")
+    assert time.monotonic() - started < 2.5

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from gateway.services import service_create
 from tests.gateway.test_gunicorn import gunicorn, real_db  # noqa: F401 - fixtures
-from tests.gateway.wire import WireUpstream, send_raw
+from tests.gateway.wire import send_raw
+from tests.support.upstream import FakeUpstream
 
 pytestmark = [pytest.mark.slow]
 EXAMPLES = int(os.environ.get("XENX_FUZZ_EXAMPLES", "150"))
@@ -194,7 +195,7 @@ def _check_connection(raw: bytes, status: int):
 
 @pytest.fixture
 def fuzz_target(gunicorn):  # noqa: F811 - the fixture imported above
-    up = WireUpstream()
+    up = FakeUpstream()
     service_create(
         name="svc",
         instances=[up.url],

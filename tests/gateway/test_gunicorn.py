@@ -4,7 +4,6 @@ rate-limit count across workers, registry changes seen by every worker."""
 import concurrent.futures
 import http.client
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -16,21 +15,11 @@ from django.conf import settings
 from django.db import connection
 
 from gateway.services import service_create, service_update
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
-
-
-def _free_port():
-    for port in random.sample(range(18300, 18500), 200):
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port in 18300-18499")
 
 
 def _rss_kib(pid):
@@ -55,7 +44,7 @@ def _children(pid):
 
 class Gunicorn:
     def __init__(self, tmp_path, *, workers=1, worker_class="gthread", threads=4):
-        self.port = _free_port()
+        self.port = free_port(range(18300, 18500))
         self.access_log = tmp_path / f"access-{self.port}.log"
         db = connection.settings_dict
         env = {

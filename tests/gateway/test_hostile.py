@@ -10,13 +10,8 @@ from gateway import state
 from gateway.services import service_create
 from tests.conftest import assert_error
 from tests.gateway.test_gunicorn import gunicorn, real_db  # noqa: F401 - fixtures
-from tests.gateway.wire import (
-    OK,
-    WireUpstream,
-    header_fields,
-    request_line,
-    send_raw,
-)
+from tests.gateway.wire import request_line, send_raw
+from tests.support.upstream import OK, FakeUpstream, header_fields
 
 HOP_BY_HOP = {
     "connection",
@@ -32,7 +27,7 @@ HOP_BY_HOP = {
 
 @pytest.fixture
 def wire(test_servers):
-    return functools.partial(test_servers, WireUpstream)
+    return functools.partial(test_servers, FakeUpstream)
 
 
 @pytest.fixture
@@ -74,7 +69,7 @@ def test_service_root_is_the_instance_base_path(server, wire, base, target, expe
 
 
 def test_service_root_through_the_test_client(make_service, api):
-    up = WireUpstream()
+    up = FakeUpstream()
     try:
         make_service("svc", [up.url], public=True)
         assert api.get("/api/svc").status_code == 200
@@ -135,7 +130,7 @@ def test_stale_keep_alive_connection_is_retried_once_transparently(
     # The first connection answers once, then takes the next request and closes
     # without a byte (a keep-alive timeout racing the request); retries=0, yet the
     # request is sent again on a fresh connection and nothing counts as a failure.
-    up = WireUpstream(OK, script=[[OK, None]])
+    up = FakeUpstream(OK, script=[[OK, None]])
     try:
         service = make_service("svc", [up.url], retries=0)
         instance_id = service.instances.get().id
@@ -155,7 +150,7 @@ def test_stale_keep_alive_connection_is_retried_once_transparently(
 def test_stale_connection_then_a_failing_fresh_one_is_502(
     make_service, auth_client, make_user
 ):
-    up = WireUpstream(None, script=[[OK, None]])
+    up = FakeUpstream(None, script=[[OK, None]])
     try:
         make_service("svc", [up.url], retries=0)
         caller = auth_client(make_user(Role.CLIENT))
@@ -290,7 +285,7 @@ def test_forwarded_proto_believed_only_from_trusted_proxies(
     make_service, api, settings, trusted, sent, seen
 ):
     settings.XENX_TRUSTED_PROXIES = trusted
-    up = WireUpstream()
+    up = FakeUpstream()
     try:
         make_service("svc", [up.url], public=True)
         extra = {"HTTP_X_FORWARDED_PROTO": sent} if sent else {}
@@ -308,7 +303,7 @@ def test_upstream_cannot_set_the_platform_cookies(make_service, api, settings):
         b"Set-Cookie: theirs=1; Path=/api/svc\r\n"
         b"Content-Length: 2\r\n\r\nok"
     )
-    up = WireUpstream(answer)
+    up = FakeUpstream(answer)
     try:
         make_service("svc", [up.url], public=True)
         resp = api.get("/api/svc/x")
@@ -321,14 +316,14 @@ def test_upstream_cannot_set_the_platform_cookies(make_service, api, settings):
 
 @pytest.mark.parametrize("char", ["\x01", "\x08", "\x0b", "\x1b", "\x7f"])
 def test_control_characters_in_header_values_are_400(make_service, api, char):
-    up = WireUpstream()
+    up = FakeUpstream()
     try:
         make_service("svc", [up.url], public=True)
-        resp = api.get("/api/svc/x", HTTP_X_CUSTOM=f"a{char}b")
+        resp = api.get("/api/svc/x", HTTP_USER_AGENT=f"a{char}b")
         assert_error(resp, 400, "malformed_request")
         up.wait_idle(0.1)
         assert up.received == []
-        assert api.get("/api/svc/x", HTTP_X_CUSTOM="a\tb\xe9").status_code == 200
+        assert api.get("/api/svc/x", HTTP_USER_AGENT="a\tb\xe9").status_code == 200
     finally:
         up.close()
 

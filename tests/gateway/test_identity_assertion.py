@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 from pytest_django.live_server_helper import LiveServer
 
 from accounts import keys
+from core.errors import ValidationFailed
 from core.roles import Role
 from gateway import assertions
 from gateway.models import Service
@@ -40,9 +41,7 @@ def readme_verifier(issuer: str) -> dict:
 
 @pytest.fixture
 def eddsa(settings, tmp_path):
-    assertions.clear()
-    yield use_signing_keys(settings, tmp_path / "keys", "EdDSA")
-    assertions.clear()
+    return use_signing_keys(settings, tmp_path / "keys", "EdDSA")
 
 
 @pytest.fixture
@@ -187,10 +186,9 @@ def test_an_assertion_is_not_an_access_token_nor_the_reverse(
 
 
 def test_sign_identity_is_refused_with_hs256(make_service, auth_client, make_user):
-    from django.core.exceptions import ValidationError
-
-    with pytest.raises(ValidationError, match="EdDSA or RS256"):
+    with pytest.raises(ValidationFailed) as refused:
         make_service("billing", ["http://127.0.0.1:9"], sign_identity=True)
+    assert "EdDSA or RS256" in refused.value.details["sign_identity"][0]
     admin = auth_client(make_user(Role.ADMIN))
     response = admin.post(
         "/api/services",

@@ -11,8 +11,9 @@ from gateway import content
 from gateway.services import service_create
 from tests.conftest import assert_error
 from tests.gateway.test_gunicorn import gunicorn, real_db  # noqa: F401 - fixtures
-from tests.gateway.wire import WireUpstream, send_raw
-from tests.linearity import assert_linear, peak_bytes
+from tests.gateway.wire import send_raw
+from tests.support.linearity import assert_linear, peak_bytes
+from tests.support.upstream import FakeUpstream
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 EXE = b"MZ" + b"\x90" * 200
@@ -141,7 +142,7 @@ REFUSED_400 = {
 
 @pytest.fixture
 def images(make_service):
-    up = WireUpstream()
+    up = FakeUpstream()
     make_service("images", [up.url], public=True, allowed_content_types=POLICY)
     yield up
     up.close()
@@ -189,7 +190,7 @@ def test_bad_boundary_is_400(api, images, content_type):
 
 
 def test_other_multipart_types_are_not_judged(make_service, api):
-    up = WireUpstream()
+    up = FakeUpstream()
     try:
         make_service("m", [up.url], public=True, allowed_content_types=["multipart/*"])
         ct = "multipart/mixed; boundary=" + B.decode()
@@ -216,7 +217,7 @@ def test_large_form_is_spooled_and_judged_whole(api, images):
 
 @pytest.mark.slow
 def test_hostile_forms_through_gunicorn(gunicorn):  # noqa: F811 - fixture
-    up = WireUpstream()
+    up = FakeUpstream()
     try:
         service_create(
             name="images",

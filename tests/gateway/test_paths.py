@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import paths
-from tests.linearity import assert_linear
+from tests.support.linearity import assert_linear
 
 
 def _slow(path: str) -> bool:

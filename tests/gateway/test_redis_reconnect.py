@@ -4,40 +4,13 @@ next command, so no call fails on it (bench/faults saw each thread's first call 
 Redis restart answer 503 on its dead socket); a refused connection starts the
 fail-fast window."""
 
-import socket
-import threading
-
 import pytest
 import redis
 
 from core import cache as core_cache
 from gateway import state
-
-
-class FakeRedis:
-    """Answers every command with ``:1`` and closes each connection after one
-    pipeline, as a restarted Redis leaves the old connections closed."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.closed = threading.Semaphore(0)  # released after each close
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            data = conn.recv(65536)
-            conn.sendall(b":1\r\n" * data.count(b"*"))
-            conn.close()
-            self.closed.release()
+from tests.support.ports import free_port
+from tests.support.redis import FakeRedis
 
 
 @pytest.fixture
@@ -58,25 +31,20 @@ def raw_to(monkeypatch):
     core_cache.reset()
 
 
-def test_connection_closed_while_idle_is_replaced_before_sending(raw_to):
-    fake = FakeRedis()
-    try:
-        raw_to(fake.port)
-        for _ in range(3):
-            assert state.pipeline((("INCR", "k"),)) == [1]
-            assert fake.closed.acquire(timeout=5)  # closed while idle
-        assert fake.connections == 3
-    finally:
-        fake.sock.close()
+def test_connection_closed_while_idle_is_replaced_before_sending(raw_to, test_servers):
+    # Every connection answers one pipeline, then is closed (as a restarted Redis
+    # leaves the old connections closed).
+    fake = test_servers(FakeRedis, *[[(b":1\r\n", True)]] * 3)
+    raw_to(fake.port)
+    for _ in range(3):
+        assert state.pipeline((("INCR", "k"),)) == [1]
+        assert fake.closed.acquire(timeout=5)  # closed while idle
+    assert fake.connections == 3
 
 
 def test_refused_connection_fails_fast_afterwards(raw_to, settings):
     settings.XENX_CACHE_FAIL_FAST_SECONDS = 30
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()  # nothing listens there now
-    raw_to(port)
+    raw_to(free_port())  # nothing listens there
     with pytest.raises(state.CACHE_ERRORS):
         state.pipeline((("INCR", "k"),))
     assert core_cache.failing_fast()

@@ -6,7 +6,6 @@ while idle (tests/gateway/test_redis_reconnect.py), never for one that had the
 commands (nor part of a reply); an error reply about one key fails that call only, one
 about the server starts the fail-fast window."""
 
-import contextlib
 import functools
 import os
 import signal
@@ -21,113 +20,7 @@ from redis._parsers import _HiredisParser, _RESP2Parser
 
 from core import cache as core_cache
 from gateway import state
-
-HANG = None  # a step that never answers (the connection is held open)
-ANSWER = "answer"  # ``:1`` to every command of the pipeline
-RESET = "reset"  # as ``close``: the connection reset (RST), not closed (FIN)
-
-
-class FakeRedis:
-    """A RESP server: one list of steps per accepted connection (then ``ANSWER``
-    forever), a step per pipeline (the commands that arrived together): ``ANSWER``,
-    ``HANG``, or ``(bytes, close)``: those bytes, then the connection closed when
-    ``close`` (reset when it is ``RESET``). ``calls[i]`` lists the pipelines
-    connection ``i`` received, each a list of commands (lists of bytes)."""
-
-    def __init__(self, *script):
-        self.script = [list(steps) for steps in script]
-        self.calls: list[list[list[list[bytes]]]] = []
-        self.peers: list[int] = []  # the client's port of each connection
-        self.conns: list[socket.socket] = []
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.port = self.listener.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def connections(self) -> int:
-        return len(self.calls)
-
-    def commands(self) -> list[list[bytes]]:
-        return [cmd for conn in self.calls for call in conn for cmd in call]
-
-    def _accept(self):
-        while True:
-            try:
-                conn, peer = self.listener.accept()
-            except OSError:
-                return
-            calls: list = []
-            self.calls.append(calls)
-            self.peers.append(peer[1])
-            self.conns.append(conn)
-            steps = self.script.pop(0) if self.script else []
-            threading.Thread(
-                target=self._serve, args=(conn, steps, calls), daemon=True
-            ).start()
-
-    def _serve(self, conn, steps, calls):
-        buf = b""
-        with conn, contextlib.suppress(OSError):
-            while True:
-                data = conn.recv(65536)
-                if not data:
-                    return
-                buf += data
-                commands, buf = parse(buf)
-                if not commands:
-                    continue
-                calls.append(commands)
-                step = steps.pop(0) if steps else ANSWER
-                if step is HANG:
-                    while conn.recv(65536):  # until the client gives up
-                        pass
-                    return
-                if step == ANSWER:
-                    conn.sendall(b":1\r\n" * len(commands))
-                    continue
-                reply, close = step
-                conn.sendall(reply)
-                if close == RESET:  # closed with a reset, not a FIN
-                    conn.setsockopt(
-                        socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                    )
-                if close:
-                    return
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.close()
-
-
-def parse(buf: bytes) -> tuple[list[list[bytes]], bytes]:
-    """The whole RESP commands (arrays of bulk strings) at the start of ``buf``, and
-    the rest."""
-    commands = []
-    while True:
-        pos, command = 0, []
-        try:
-            end = buf.index(b"\r\n", pos)
-            count = int(buf[pos + 1 : end])
-            pos = end + 2
-            for _ in range(count):
-                end = buf.index(b"\r\n", pos)
-                size = int(buf[pos + 1 : end])
-                pos = end + 2
-                if len(buf) < pos + size + 2:
-                    raise ValueError("incomplete")
-                command.append(buf[pos : pos + size])
-                pos += size + 2
-        except ValueError:
-            return commands, buf
-        commands.append(command)
-        buf = buf[pos:]
-        if not buf:
-            return commands, buf
+from tests.support.redis import ANSWER, HANG, RESET, FakeRedis
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ by XENX_GATEWAY_CA_BUNDLE, a bad certificate is 502 bad_gateway (issue 10 item 9
 
 import datetime
 import ssl
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address
 
 import pytest
@@ -17,6 +15,7 @@ from django.core.management import call_command
 
 from gateway.registry import registry
 from tests.conftest import assert_error
+from tests.support.upstream import FakeUpstream
 
 NOW = datetime.datetime.now(datetime.UTC)
 DAY = datetime.timedelta(days=1)
@@ -89,42 +88,7 @@ def key_pem(key):
     )
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802 - http.server's API
-        self.server.hits += 1
-        self.send_response(200)
-        self.send_header("Content-Length", "6")
-        self.end_headers()
-        self.wfile.write(b"tls-ok")
-
-
-class TlsUpstream:
-    def __init__(self, cert_file, key_file):
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self.server.daemon_threads = True
-        self.server.hits = 0
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        context.load_cert_chain(cert_file, key_file)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            daemon=True,
-        )
-        self.thread.start()
-
-    @property
-    def url(self):
-        return f"https://127.0.0.1:{self.server.server_address[1]}"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+TLS_OK = b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ntls-ok"
 
 
 @pytest.fixture(scope="module")
@@ -156,17 +120,15 @@ def pki(tmp_path_factory):
 
 
 @pytest.fixture
-def tls_server(pki):
-    started = []
+def tls_server(pki, test_servers):
+    """tls_server(which="good"): a TLS upstream with that certificate of ``pki``."""
 
     def start(which="good"):
-        server = TlsUpstream(*pki[which])
-        started.append(server)
-        return server
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*pki[which])
+        return test_servers(FakeUpstream, TLS_OK, tls=context)
 
-    yield start
-    for server in started:
-        server.stop()
+    return start
 
 
 def test_verification_is_on_by_default(make_service, api, tls_server):
@@ -175,7 +137,7 @@ def test_verification_is_on_by_default(make_service, api, tls_server):
     assert_error(
         api.get("/api/tls/x"), 502, "bad_gateway"
     )  # our CA is not the system's
-    assert up.server.hits == 0
+    assert up.requests == []
 
 
 def test_service_ca_bundle(make_service, api, tls_server, pki):
@@ -207,7 +169,7 @@ def test_bad_certificate_is_bad_gateway(make_service, api, tls_server, pki, whic
     up = tls_server(which)
     make_service("tls", [up.url], public=True, ca_bundle=str(pki["ca"]), retries=0)
     assert_error(api.get("/api/tls/x"), 502, "bad_gateway")
-    assert up.server.hits == 0
+    assert up.requests == []
 
 
 def test_ca_bundle_through_the_api_and_the_command(

@@ -5,11 +5,8 @@ the service's timeout, a reused keep-alive connection gets the service's current
 timeout, and a connection the upstream closed while idle is still replaced
 transparently. TLS connections keep Python's socket timeout."""
 
-import contextlib
-import functools
 import socket
 import ssl
-import threading
 import time
 
 import pytest
@@ -18,96 +15,17 @@ from gateway import services, state, upstream
 from gateway.upstream import Pool, UpstreamError
 from tests.conftest import assert_error
 from tests.gateway.test_tls import pki  # noqa: F401 - the fixture
-from tests.gateway.wire import OK, WireUpstream
-
-HANG = None  # a step that never answers (the connection is held open)
-
-
-class ScriptedUpstream:
-    """One list of steps per accepted connection, in order (then ``default`` for every
-    request): a step answers one request head. ``HANG``: no answer, the connection held
-    open until the client closes it; ``(answer, delay, close)``: ``answer`` after
-    ``delay`` seconds, then the connection closed when ``close`` (closed while idle).
-    ``heads[i]`` lists the request heads connection ``i`` received."""
-
-    def __init__(self, *script, default=OK, tls=None):
-        self.script = [list(steps) for steps in script]
-        self.default = default
-        self.heads: list[list[bytes]] = []
-        self.closed: list[threading.Event] = []
-        self.tls = tls
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(16)
-        self.conns: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self):
-        return self.listener.getsockname()[1]
-
-    @property
-    def url(self):
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            heads, closed = [], threading.Event()
-            self.heads.append(heads)
-            self.closed.append(closed)
-            steps = self.script.pop(0) if self.script else []
-            threading.Thread(
-                target=self._serve, args=(conn, steps, heads, closed), daemon=True
-            ).start()
-
-    def _serve(self, conn, steps, heads, closed):
-        try:
-            if self.tls is not None:
-                conn.settimeout(5)
-                conn = self.tls.wrap_socket(conn, server_side=True)
-            self.conns.append(conn)
-            conn.settimeout(10)
-            buf = b""
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                heads.append(head)
-                step = steps.pop(0) if steps else (self.default, 0, False)
-                if step is HANG:
-                    while conn.recv(65536):  # until the client gives up
-                        pass
-                    return
-                answer, delay, close = step
-                time.sleep(delay)
-                conn.sendall(answer)
-                if close:
-                    return
-        except (OSError, ssl.SSLError):
-            return
-        finally:
-            with contextlib.suppress(OSError):
-                conn.close()
-            closed.set()
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for conn in self.conns:
-            with contextlib.suppress(OSError):
-                conn.close()
+from tests.support.upstream import HANG, OK, FakeUpstream
 
 
 @pytest.fixture
 def scripted(test_servers):
-    return functools.partial(test_servers, ScriptedUpstream)
+    """scripted(*steps per connection, tls=None): a FakeUpstream for this test."""
+
+    def make(*script, tls=None):
+        return test_servers(FakeUpstream, script=script, tls=tls)
+
+    return make
 
 
 @pytest.fixture
@@ -265,7 +183,7 @@ def test_connection_closed_on_the_next_request_is_sent_again_once(
 ):
     # The race the peek cannot see: open when taken, closed by the upstream as the
     # request arrives, before any byte of an answer (tests/gateway/test_hostile.py).
-    up = WireUpstream(OK, script=[[OK, None]])
+    up = FakeUpstream(OK, script=[[OK, None]])
     try:
         make_service("svc", [up.url], public=True, retries=0)
         assert api.get("/api/svc/x").status_code == 200

@@ -117,10 +117,25 @@ def test_bad_invitation_input_is_400(make_user, auth_client, org, body, field):
     assert field in assert_error(resp, 400, "validation_error")["details"]
 
 
-def test_inviting_an_existing_account_is_400(make_user, auth_client, org):
-    existing = make_user(CLIENT)
-    resp = invite(auth_client(make_user(STAFF)), org, email=existing.email.upper())
-    assert "email" in assert_error(resp, 400, "validation_error")["details"]
+def test_inviting_an_existing_account_answers_like_a_new_one(
+    make_user, auth_client, org, other_org
+):
+    """A CPA inviting another organization's member learns nothing: the same 201
+    (with a token) as for a new address; the owner is mailed instead of the link."""
+    existing = make_user(CLIENT, organization=other_org)
+    cpa = auth_client(make_user(CPA))
+    mail.outbox.clear()
+    fresh = invite(cpa, org, email="nobody.yet@example.com")
+    taken = invite(cpa, org, email=existing.email.upper())
+    assert (fresh.status_code, taken.status_code) == (201, 201)
+    assert set(fresh.json()) == set(taken.json())
+    assert taken.json()["email_sent"] is True and taken.json()["token"]
+    assert [m.to for m in mail.outbox] == [["nobody.yet@example.com"], [existing.email]]
+    assert "/portal/signup/" in mail.outbox[0].body
+    assert "/portal/signup/" not in mail.outbox[1].body
+    assert "already has a XenX account" in mail.outbox[1].body
+    existing.refresh_from_db()
+    assert existing.organization_id == other_org.pk  # nothing moved
 
 
 def test_inviting_into_a_deactivated_org_is_400(make_user, auth_client, org_factory):
@@ -296,14 +311,11 @@ def test_concurrent_accepts_use_the_invitation_once(db):
 
 
 def test_email_failure_keeps_the_invitation_and_says_so(
-    make_user, auth_client, org, monkeypatch
+    make_user, auth_client, org, settings
 ):
-    from organizations import services
+    from tests.support.mail import BROKEN_BACKEND
 
-    def broken(*args, **kwargs):
-        raise ConnectionRefusedError("smtp down")
-
-    monkeypatch.setattr(services, "_send_invitation_email", broken)
+    settings.EMAIL_BACKEND = BROKEN_BACKEND
     resp = invite(auth_client(make_user(STAFF)), org)
     assert resp.status_code == 201
     assert resp.json()["email_sent"] is False and resp.json()["token"]
@@ -315,3 +327,96 @@ def test_client_inviting_gets_403_even_with_a_bad_body(make_user, auth_client, o
         f"/api/organizations/{org.pk}/invitations", {}, format="json"
     )
     assert_error(resp, 403, "permission_denied")
+
+
+# --- Resend and revoke (README "Lifecycle") ---------------------------------------------
+
+
+def _register_with(token, email="invitee@example.com"):
+    from rest_framework.test import APIClient
+
+    return APIClient().post(
+        "/api/auth/register",
+        {"email": email, "password": "Long-enough-passphrase-1", "invitation": token},
+        format="json",
+    )
+
+
+def test_resend_makes_a_new_link_and_the_old_one_stops(make_user, auth_client, org):
+    cpa = auth_client(make_user(CPA))
+    first = invite(cpa, org).json()
+    mail.outbox.clear()
+    resent = cpa.post(f"/api/organizations/{org.pk}/invitations/{first['id']}/resend")
+    assert resent.status_code == 200
+    body = resent.json()
+    assert body["id"] == first["id"] and body["token"] != first["token"]
+    assert body["expires_at"] >= first["expires_at"]
+    assert [m.to for m in mail.outbox] == [["invitee@example.com"]]
+    assert f"/portal/signup/{body['token']}" in mail.outbox[0].body
+    old = _register_with(first["token"])
+    assert "invitation" in assert_error(old, 400, "validation_error")["details"]
+    assert _register_with(body["token"]).status_code == 201
+    assert AuditEvent.objects.filter(action="invitation.resent").count() == 1
+
+
+def test_revoke_withdraws_the_link(make_user, auth_client, org):
+    staff = auth_client(make_user(STAFF))
+    created = invite(staff, org).json()
+    response = staff.delete(f"/api/organizations/{org.pk}/invitations/{created['id']}")
+    assert response.status_code == 204
+    error = assert_error(_register_with(created["token"]), 400, "validation_error")
+    assert "no longer valid" in error["details"]["invitation"][0]
+    listed = staff.get(f"/api/organizations/{org.pk}/invitations").json()
+    assert listed["count"] == 0  # the list is of pending invitations
+    # Withdrawn once: a second revoke or a resend is refused.
+    again = staff.delete(f"/api/organizations/{org.pk}/invitations/{created['id']}")
+    assert "invitation" in assert_error(again, 400, "validation_error")["details"]
+    resend = staff.post(
+        f"/api/organizations/{org.pk}/invitations/{created['id']}/resend"
+    )
+    assert_error(resend, 400, "validation_error")
+    event = AuditEvent.objects.get(action="invitation.revoked")
+    assert event.organization_id == org.pk
+
+
+def test_an_accepted_invitation_cannot_be_resent(make_user, auth_client, org):
+    staff = auth_client(make_user(STAFF))
+    created = invite(staff, org).json()
+    assert _register_with(created["token"]).status_code == 201
+    resend = staff.post(
+        f"/api/organizations/{org.pk}/invitations/{created['id']}/resend"
+    )
+    assert_error(resend, 400, "validation_error")
+
+
+def test_pending_list_shape(make_user, auth_client, org):
+    staff_user = make_user(STAFF)
+    staff = auth_client(staff_user)
+    invite(staff, org)
+    result = staff.get(f"/api/organizations/{org.pk}/invitations").json()["results"]
+    assert result[0]["invited_by"] == staff_user.pk
+    assert {"id", "email", "role", "invited_by", "created_at", "expires_at"} <= set(
+        result[0]
+    )
+    assert "token" not in result[0]
+
+
+@pytest.mark.parametrize("inv", ["999999", "99999999999999999999"])
+def test_unknown_or_huge_invitation_id_is_404(make_user, auth_client, org, inv):
+    staff = auth_client(make_user(STAFF))
+    response = staff.post(f"/api/organizations/{org.pk}/invitations/{inv}/resend")
+    assert_error(response, 404, "not_found")
+
+
+def test_another_organizations_invitation_is_404_even_by_its_id(
+    make_user, auth_client, org, other_org
+):
+    admin = auth_client(make_user(ADMIN))
+    foreign = invite(admin, other_org).json()
+    staff = auth_client(make_user(STAFF))
+    # Through the caller's own organization's URL: still not found.
+    for url in (
+        f"/api/organizations/{org.pk}/invitations/{foreign['id']}/resend",
+        f"/api/organizations/{other_org.pk}/invitations/{foreign['id']}/resend",
+    ):
+        assert_error(staff.post(url), 404, "not_found")

@@ -33,6 +33,29 @@ def _doc(kind):
     return lambda w, scope: w.documents[scope, kind].pk
 
 
+def _invitation(role):
+    """``{org id}/invitations/{invitation id}`` of a new pending invitation (of
+    ``role``) to the scope's organization."""
+
+    def make(w, scope):
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        from organizations.models import Invitation, hash_invitation_token
+
+        invitation = Invitation.objects.create(
+            organization=w.orgs[scope],
+            email=f"invitee-{scope}-{role}@example.com",
+            role=role,
+            token_hash=hash_invitation_token(f"token-{scope}-{role}"),
+            expires_at=timezone.now() + timedelta(days=7),
+        )
+        return f"{w.orgs[scope].pk}/invitations/{invitation.pk}"
+
+    return make
+
+
 def _new_user_body(w, scope):
     return {
         "email": f"new-{scope}@example.com",
@@ -80,6 +103,16 @@ MATRIX = [
         own={ADMIN: 201, STAFF: 201, CPA: 201, CLIENT: 403}, foreign=admin_only(201, 404)),
     row("organization-invitations", "get", "/api/organizations/{id}/invitations", _org,
         own=everyone(200), foreign=admin_only(200, 404)),
+    row("organization-invitation-resend", "post", "/api/organizations/{id}/resend",
+        _invitation(CLIENT),
+        own={ADMIN: 200, STAFF: 200, CPA: 200, CLIENT: 404}, foreign=admin_only(200, 404)),
+    row("organization-invitation-resend", "post", "/api/organizations/{id}/resend",
+        _invitation(STAFF),
+        own={ADMIN: 200, STAFF: 200, CPA: 404, CLIENT: 404}, foreign=admin_only(200, 404)),
+    row("organization-invitation-revoke", "delete", "/api/organizations/{id}", _invitation(CLIENT),
+        own={ADMIN: 204, STAFF: 204, CPA: 204, CLIENT: 404}, foreign=admin_only(204, 404)),
+    row("organization-invitation-revoke", "delete", "/api/organizations/{id}", _invitation(STAFF),
+        own={ADMIN: 204, STAFF: 204, CPA: 404, CLIENT: 404}, foreign=admin_only(204, 404)),
     # Users
     row("user-list", "get", "/api/users", own=everyone(200), foreign=everyone(200)),
     row("user-list", "post", "/api/users", body=_new_user_body,
@@ -100,6 +133,10 @@ MATRIX = [
         own={ADMIN: 200, STAFF: 200, CPA: 403, CLIENT: 404}, foreign=admin_only(200, 404)),
     row("user-reset-mfa", "post", "/api/users/{id}/reset-mfa", _user("target"),
         own={ADMIN: 200, STAFF: 200, CPA: 403, CLIENT: 404}, foreign=admin_only(200, 404)),
+    row("user-unlock", "post", "/api/users/{id}/unlock", _user("target"),
+        own={ADMIN: 200, STAFF: 200, CPA: 403, CLIENT: 404}, foreign=admin_only(200, 404)),
+    row("user-unlock", "post", "/api/users/{id}/unlock", _user(STAFF),
+        own={ADMIN: 200, STAFF: 403, CPA: 404, CLIENT: 404}, foreign=admin_only(200, 404)),
     # Documents
     row("document-list", "get", "/api/documents", own=everyone(200), foreign=everyone(200)),
     row("document-list", "post", "/api/documents", body=_upload_body,
@@ -214,5 +251,5 @@ def test_every_route_is_in_the_matrix():
         for method in set(actions) - {"head"}:  # HEAD is served by GET
             served.add((pattern.name, method))
     covered = {(r[0], r[1]) for r in MATRIX}
-    assert len(served) == 20
+    assert len(served) == 23
     assert served == covered

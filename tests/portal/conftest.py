@@ -8,6 +8,7 @@ from django.test import Client
 
 from core.roles import Role
 from organizations.models import Document
+from tests.conftest import DEFAULT_PASSWORD
 
 PDF_BYTES = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
 
@@ -51,26 +52,28 @@ def make_document(db):
 
 
 def totp_code(user, *, offset_steps=0):
-    """The current (or a neighbouring) RFC 6238 code of the user's TOTP device."""
+    """The current (or a neighbouring) RFC 6238 code of the user's TOTP device, at the
+    verifier's clock (frozen by ``totp_clock``)."""
     import base64
-    import time
 
     import pyotp
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from accounts import mfa
+
     device = TOTPDevice.objects.filter(user=user).order_by("-id").first()
     totp = pyotp.TOTP(base64.b32encode(device.bin_key).decode())
-    return totp.at(time.time() + 30 * offset_steps)
+    return totp.at(mfa.now() + 30 * offset_steps)
 
 
 @pytest.fixture
-def mfa_user(make_user):
+def mfa_user(make_user, totp_clock):
     """mfa_user(role) → (user, backup codes): TOTP confirmed through accounts.mfa."""
     from accounts import mfa
 
     def make(role=Role.CPA, **fields):
         user = make_user(role, **fields)
-        mfa.totp_begin_enrolment(user=user)
+        mfa.totp_begin_enrolment(user=user, password=DEFAULT_PASSWORD)
         codes = mfa.totp_confirm(user=user, code=totp_code(user))
         return user, codes
 

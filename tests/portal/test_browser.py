@@ -6,8 +6,8 @@ downloads it again; screenshots of the dashboard and the account page at desktop
 phone widths land in artifacts/screenshots/ (kept out of git).
 """
 
+import contextlib
 import re
-import socket
 import threading
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from django.db import connections
 from core.roles import Role
 from tests.conftest import DEFAULT_PASSWORD
 from tests.portal.conftest import PDF_BYTES, totp_code
+from tests.support.ports import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"
@@ -43,17 +44,6 @@ pytestmark = [
         "(apt-get install chromium; .ci/extra-setup installs it in CI)",
     ),
 ]
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail("no free port in 18700-18899")
 
 
 def _ensure_role_groups():
@@ -91,7 +81,7 @@ def server():
     from pytest_django.live_server_helper import LiveServer
 
     _ensure_role_groups()
-    live = LiveServer(f"127.0.0.1:{_free_port()}")
+    live = LiveServer(f"127.0.0.1:{free_port(PORTS)}")
     yield live
     # Let request threads of the (closed) browser's connections finish before the
     # server stops sharing its database connection with them.
@@ -243,6 +233,7 @@ def test_client_enrols_totp_with_the_qr_page(server, browser, make_user):
     page.wait_for_url(f"{server.url}/portal/")
 
     page.goto(f"{server.url}/portal/account")
+    page.fill("#mfa input[name=password]", DEFAULT_PASSWORD)  # asked again
     page.click("button:has-text('Set up two-factor')")
     page.wait_for_url("**/portal/account/mfa/totp/confirm")
     assert page.locator("figure.qr svg").count() == 1  # drawn inline, no request
@@ -318,3 +309,60 @@ def test_session_lists_read_at_phone_width(server, browser, make_user):
     assert labels[:4] == ['"Since"', '"Last used"', '"From"', '"Second factor"']
     _shoot(page, "portal-sessions")
     context.close()
+
+
+EVIL_PAGE = b"""<!doctype html><html><body><pre id="out">not run</pre><script>
+fetch("/portal/account", {credentials: "include"})
+  .then((r) => r.text())
+  .then((t) => { document.getElementById("out").textContent = "read:" + t; })
+  .catch((e) => { document.getElementById("out").textContent = "blocked:" + e; });
+</script></body></html>"""
+
+
+def test_a_back_ends_page_cannot_read_the_portal(server, browser, make_user):
+    """Issue 24: a back end's text/html, proxied on XenX's origin, ran its script
+    there and read a signed-in staff member's /portal/account (email, CSRF token).
+    Proxied pages are sandboxed (``Content-Security-Policy: sandbox``: an opaque
+    origin, no script) unless the service ``serves_pages``; the second service shows
+    what the script reads without the sandbox."""
+    from gateway.services import service_create
+    from tests.support.upstream import FakeUpstream
+
+    staff = make_user(Role.STAFF)
+    answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+        b"Content-Length: %d\r\n\r\n%b" % (len(EVIL_PAGE), EVIL_PAGE)
+    )
+    upstream = FakeUpstream(answer)
+    try:
+        service_create(name="pages", instances=[upstream.url], public=True)
+        service_create(
+            name="site", instances=[upstream.url], public=True, serves_pages=True
+        )
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{server.url}/portal/login")
+        page.fill("input[name=email]", staff.email)
+        page.fill("input[name=password]", DEFAULT_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{server.url}/portal/")
+
+        def outcome(service):
+            page.goto(f"{server.url}/api/{service}/index.html")
+            with contextlib.suppress(Exception):  # the script may never run
+                page.wait_for_function(
+                    "document.getElementById('out').textContent !== 'not run'",
+                    timeout=3000,
+                )
+            return page.text_content("#out")
+
+        sandboxed = outcome("pages")
+        assert staff.email not in sandboxed
+        assert "csrfmiddlewaretoken" not in sandboxed
+        assert sandboxed == "not run"  # no script ran at all
+        # The same page from a service that serves pages runs on XenX's origin.
+        unsandboxed = outcome("site")
+        assert unsandboxed.startswith("read:") and staff.email in unsandboxed
+        context.close()
+    finally:
+        upstream.close()

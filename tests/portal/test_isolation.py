@@ -43,6 +43,15 @@ ELSEWHERE = {
     "mfa-disable": "test_mfa",
     "backup-codes": "test_mfa",
     "session-end": "test_sessions",
+    "signup": "test_lifecycle",
+    "register": "test_lifecycle",
+    "verify-email": "test_lifecycle",
+    "password-reset": "test_lifecycle",
+    "password-reset-confirm": "test_lifecycle",
+    "email-change": "test_lifecycle",
+    "email-confirm": "test_lifecycle",
+    "invitation-resend": "test_lifecycle",
+    "invitation-revoke": "test_lifecycle",
 }
 
 

@@ -154,7 +154,9 @@ def test_session_of_a_user_who_enrolled_elsewhere_must_sign_in_again(
 
 def test_enrol_totp_from_the_account_page(signed_in):
     browser, user = signed_in(Role.CPA)
-    response = browser.post(reverse("portal:totp-begin"))
+    response = browser.post(
+        reverse("portal:totp-begin"), {"password": DEFAULT_PASSWORD}
+    )
     assert response.status_code == 302
     page = browser.get(response["Location"])
     assert page.status_code == 200

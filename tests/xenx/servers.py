@@ -8,7 +8,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.support.ports import free_port
+
+__all__ = ["free_port"]  # imported from here by the server tests
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,12 +36,6 @@ def clone_head(tmp_path: Path) -> Path:
     if sys.prefix != sys.base_prefix:  # running in a virtualenv: reuse it
         (clone / ".venv").symlink_to(sys.prefix)
     return clone
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def http_get(url: str, *, headers=None, timeout=10.0):
@@ -149,3 +146,36 @@ def start_in_session(args, cwd, env, log: Path) -> subprocess.Popen:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
+
+
+@contextlib.contextmanager
+def xenx_gunicorn(tmp: Path, **settings: str):
+    """XenX served as in production (gunicorn.conf.py: XenX's worker, 1 x 2 threads)
+    on a free port, with the test settings, a SQLite file in ``tmp`` (no migrations:
+    for requests that make no query) and ``settings`` as extra environment; yields
+    (port, log) and leaves no process behind."""
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="xenx.settings.test",
+        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
+        XENX_ADDR=f"127.0.0.1:{port}",
+        GUNICORN_THREADS="2",
+        PYTHONUNBUFFERED="1",
+        **settings,
+    )
+    log = tmp / "gunicorn.log"
+    proc = start_in_session(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
+    )
+    try:
+        wait_until_serving(
+            f"http://127.0.0.1:{port}/health/live", proc, log, timeout=60
+        )
+        yield port, log
+    finally:
+        assert stop_session(proc) == []

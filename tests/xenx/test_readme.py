@@ -18,7 +18,13 @@ README = (ROOT / "README.md").read_text()
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 # Served, but not operations of the OpenAPI schema.
 NOT_IN_SCHEMA = {"/api/schema/", "/api/docs/", "/api/{service}/{path}"}
-EXAMPLE_ARGS = {"id": "1", "name": "billing", "service": "demo", "path": "x"}
+EXAMPLE_ARGS = {
+    "id": "1",
+    "inv": "2",
+    "name": "billing",
+    "service": "demo",
+    "path": "x",
+}
 
 
 def section(title: str) -> str:
@@ -240,3 +246,60 @@ def test_every_setting_read_from_the_environment_is_documented():
             names.add(match.group(1) or match.group(2))
     undocumented = sorted(name for name in names if f"`{name}`" not in README)
     assert not undocumented, f"README does not document the settings {undocumented}"
+
+
+# --- README sections named by comments and docstrings ---------------------------------
+
+# README "Section", README 'Section', README "Section" (sub), README 'Section (sub)',
+# README.md, section "Section"; a name may wrap onto the next comment or docstring line.
+README_POINTER = re.compile(
+    r"""README(?:\.md)?,?\s+(?:section\s+)?(?P<q>["'])(?P<name>[^"'#]{1,100}?)(?P=q)"""
+    r"""(?:[ \t]*\((?P<sub>[^)\n]{1,60})\))?"""
+)
+
+
+def _readme_headings() -> dict[str, str]:
+    """Every ``##``/``###`` heading → its text (up to the next heading of any level)."""
+    parts = re.split(r"^(#{2,3} .+)$", README, flags=re.M)
+    return {
+        head.lstrip("#").strip(): body
+        for head, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+def _readme_pointers() -> list[tuple[str, str, str | None]]:
+    pointers = []
+    for name in _git("ls-files", "*.py").split():
+        if name == "tests/xenx/test_readme.py":  # its own examples above
+            continue
+        text = (ROOT / name).read_text(errors="replace")
+        text = re.sub(r"\n[ \t]*#[ \t]*", " ", text)  # a comment's next line
+        for match in README_POINTER.finditer(text):
+            section_name = " ".join(match["name"].split())
+            pointers.append((name, section_name, match["sub"]))
+    return pointers
+
+
+def test_every_readme_section_a_comment_names_exists():
+    """A name is a heading, or a heading's part before its colon ("Identity" for
+    "Identity: login, MFA, tokens, audit log"); a sub-topic in parentheses appears in
+    that section."""
+    headings = _readme_headings()
+    by_name = {**{h.split(":")[0]: body for h, body in headings.items()}, **headings}
+    pointers = _readme_pointers()
+    assert len(pointers) > 30  # the pattern still finds them
+
+    def found(name: str, sub: str | None) -> bool:
+        inner = re.fullmatch(r"(.+?) \((.+)\)", name)
+        if name not in by_name and sub is None and inner:  # README 'Section (sub)'
+            name, sub = inner.groups()
+        if name not in by_name:
+            return False
+        return sub is None or " ".join(sub.split()).lower() in by_name[name].lower()
+
+    wrong = [
+        f"{path}: README {name!r}" + (f" ({sub})" if sub else "")
+        for path, name, sub in pointers
+        if not found(name, sub)
+    ]
+    assert not wrong, "no such README section: " + "; ".join(wrong)

@@ -1,4 +1,4 @@
-"""README "Settings" and the system checks."""
+"""README "Settings (environment)" and the system checks."""
 
 import os
 import secrets
@@ -162,3 +162,29 @@ def test_the_public_url_defaults_to_the_address_served(monkeypatch, env, expecte
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert public_url() == expected
+
+
+def test_every_xenx_setting_the_code_reads_is_declared_in_the_settings():
+    """Declared once in xenx/settings/base.py, so a reader needs no default of its own."""
+    import re
+
+    from tests.xenx.servers import ROOT
+
+    declared = set(
+        re.findall(
+            r"^(XENX_[A-Z0-9_]+) =", (ROOT / "xenx/settings/base.py").read_text(), re.M
+        )
+    )
+    read = {}
+    for app in ("accounts", "auditlog", "core", "gateway", "organizations", "portal"):
+        for path in (ROOT / app).rglob("*.py"):
+            text = path.read_text()
+            for name in re.findall(r"""settings,\s*["'](XENX_[A-Z0-9_]+)""", text):
+                read.setdefault(name, path.name)
+            for name in re.findall(r"settings\.(XENX_[A-Z0-9_]+)", text):
+                read.setdefault(name, path.name)
+    assert len(read) > 20
+    undeclared = sorted(
+        f"{name} ({where})" for name, where in read.items() if name not in declared
+    )
+    assert not undeclared, f"read but declared nowhere: {undeclared}"

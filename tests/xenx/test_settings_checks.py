@@ -2,13 +2,13 @@
 server from starting: nothing is ever silently unlimited (issue 10 item 7)."""
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support.ports import free_port
 from xenx.checks import check_rate_limits, check_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,6 +51,10 @@ def test_default_settings_pass(settings):
         ("XENX_CLIENT_TIMEOUT", 0, "xenx.E004"),
         ("XENX_CLIENT_TIMEOUT", float("nan"), "xenx.E004"),
         ("XENX_CLIENT_TIMEOUT", float("inf"), "xenx.E004"),
+        ("XENX_CLIENT_REQUEST_TIMEOUT", 0, "xenx.E004"),
+        ("XENX_CLIENT_REQUEST_TIMEOUT", -5, "xenx.E004"),
+        ("XENX_CLIENT_REQUEST_TIMEOUT", 3601, "xenx.E004"),
+        ("XENX_CLIENT_REQUEST_TIMEOUT", float("nan"), "xenx.E004"),
         ("XENX_TRUSTED_PROXIES", ["10.0.0.0/8", "not-an-ip"], "xenx.E005"),
         ("XENX_METRICS_TOKEN", "caf\u00e9", "xenx.E006"),
         ("XENX_PUBLIC_URL", "ftp://x", "xenx.E007"),
@@ -83,12 +87,6 @@ def test_manage_py_check_fails(variable, value):
     assert variable in result.stderr
 
 
-def _port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "command",
@@ -98,7 +96,7 @@ def _port():
     ],
 )
 def test_server_refuses_to_start(command):
-    address = f"127.0.0.1:{_port()}"
+    address = f"127.0.0.1:{free_port()}"
     result = subprocess.run(
         [sys.executable, *command, address],
         cwd=ROOT,

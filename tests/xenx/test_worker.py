@@ -2,56 +2,33 @@
 a client that sends part of a request no longer holds a thread. A 1 x 2 worker with
 XENX_CLIENT_TIMEOUT=1: two half-sent requests would hold both threads of stock gthread
 forever (README "Deployment"); here they are dropped after a second, a stalled JSON body
-is a 400 (never a 500) and a page's stalled form never a 500 either."""
+is a 400 (never a 500) and a page's stalled form never a 500 either. A client that
+trickles a byte at a time makes progress on every read: XENX_CLIENT_REQUEST_TIMEOUT=3
+drops it three seconds into its request (issue 24)."""
 
+import contextlib
 import json
-import os
 import socket
-import sys
 import time
 
 import pytest
 
-from tests.xenx.servers import (
-    ROOT,
-    free_port,
-    http_get,
-    start_in_session,
-    stop_session,
-    wait_until_serving,
-)
+from tests.xenx.servers import http_get, xenx_gunicorn
 
 pytestmark = pytest.mark.slow
 TIMEOUT = 1.0
+REQUEST_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("worker")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="xenx.settings.test",
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",  # no query is made here
-        XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="2",
+    with xenx_gunicorn(
+        tmp,
         XENX_CLIENT_TIMEOUT=str(TIMEOUT),
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp / "gunicorn.log"
-    proc = start_in_session(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(f"{base}/health/live", proc, log, timeout=60)
-        yield port, log
-    finally:
-        assert stop_session(proc) == []
+        XENX_CLIENT_REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+    ) as served:
+        yield served
 
 
 def _half_sent(port, data: bytes) -> socket.socket:
@@ -138,3 +115,80 @@ def test_dropping_slow_clients_does_not_stall_accepting(server):
     finally:
         for sock in held:
             sock.close()
+
+
+def _trickle(port, head: bytes, drip: bytes, *, every=0.4, give_up=REQUEST_TIMEOUT * 3):
+    """Send ``head``, then one byte of ``drip`` every ``every`` seconds (each read of
+    the server makes progress) until the server answers or closes: (seconds it took,
+    what it sent). Gives up after ``give_up`` seconds with the connection still open."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head)
+        received = b""
+        for byte in drip:
+            if time.monotonic() - started > give_up:
+                break
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:  # closed by the server
+                break
+            sock.settimeout(every)
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            received += chunk
+            if not chunk or received:
+                break
+        else:
+            pytest.fail("the whole request went through")
+        if received:
+            sock.settimeout(5)
+            with contextlib.suppress(OSError):
+                while chunk := sock.recv(65536):
+                    received += chunk
+        return time.monotonic() - started, received
+
+
+def test_a_trickling_head_is_dropped_at_the_request_deadline(server):
+    port, log = server
+    took, received = _trickle(
+        port, b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"X-Slow: 1" * 50
+    )
+    assert received == b""  # no answer to half a head: the connection was closed
+    assert REQUEST_TIMEOUT - 0.5 <= took < REQUEST_TIMEOUT + 2, took
+    time.sleep(0.2)
+    assert "request not received in 3 s (127.0.0.1)" in log.read_text()
+    assert http_get(f"http://127.0.0.1:{port}/health/live", timeout=10)[0] == 200
+
+
+def test_a_trickling_body_is_a_400_at_the_request_deadline(server):
+    port, log = server
+    body = b'{"email": "a@b.test", "password": "' + b"x" * 200 + b'"}'
+    head = (
+        b"POST /api/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+    )
+    took, received = _trickle(port, head, body)
+    answer_head, _, answer_body = received.partition(b"\r\n\r\n")
+    assert answer_head.startswith(b"HTTP/1.1 400"), received[:200]
+    assert json.loads(answer_body)["error"]["code"] == "malformed_request"
+    assert REQUEST_TIMEOUT - 0.5 <= took < REQUEST_TIMEOUT + 2, took
+
+
+def test_the_deadline_is_per_request_not_per_connection(server):
+    """A kept-alive connection idle for longer than the deadline between two requests
+    still serves the second one."""
+    port, log = server
+    request = b"GET /health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        for second in (False, True):
+            if second:
+                time.sleep(REQUEST_TIMEOUT + 0.5)
+            sock.sendall(request)
+            answer = b""
+            while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), answer[:100]

@@ -271,6 +271,9 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 # Absolute lifetime of a refresh-token family, counted from the password login.
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
+# How long a process reuses the token state it read from the cache (accounts.revocation):
+# a revocation reaches every process within this time.
+XENX_REVOCATION_MEMO_SECONDS = 0.5
 
 # --- OTP ----------------------------------------------------------------------------
 OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "XenX")
@@ -279,7 +282,6 @@ OTP_TOTP_TOLERANCE = 1
 # --- Rate limits (django-ratelimit on the shared cache) --------------------------------
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_ENABLE = env_bool("RATELIMIT_ENABLE", True)
-RATELIMIT_VIEW = "core.errors.ratelimited_view"
 XENX_RATE_LIMIT_DEFAULTS = {
     "anonymous": "60/m",
     "client": "120/m",
@@ -293,6 +295,8 @@ XENX_RATE_LIMITS = {**XENX_RATE_LIMIT_DEFAULTS, **env_json_object("XENX_RATE_LIM
 
 # --- XenX platform ----------------------------------------------------------------
 XENX_SELF_REGISTRATION = env_bool("XENX_SELF_REGISTRATION", True)
+# How long an invitation stays usable.
+XENX_INVITATION_DAYS = 7
 XENX_TRUSTED_PROXIES = env_list("XENX_TRUSTED_PROXIES", [])
 XENX_MAX_UPLOAD_BYTES = env_int("XENX_MAX_UPLOAD_BYTES", 10 * 1024 * 1024)
 XENX_GATEWAY_MAX_BODY_BYTES = env_int("XENX_GATEWAY_MAX_BODY_BYTES", 100 * 1024 * 1024)
@@ -360,6 +364,9 @@ LOGGING["loggers"]["xenx.access.gateway"] = {
 # or body trickling in, an answer not read) before XenX's gunicorn worker drops it
 # (xenx/worker.py); the gateway's upstream timeouts are the services' own.
 XENX_CLIENT_TIMEOUT = env_float("XENX_CLIENT_TIMEOUT", 30.0)
+# Seconds a client has to send a whole request, head and body, however steadily it
+# trickles (XENX_CLIENT_TIMEOUT still bounds each read): Node.js's requestTimeout, 300 s.
+XENX_CLIENT_REQUEST_TIMEOUT = env_float("XENX_CLIENT_REQUEST_TIMEOUT", 300.0)
 # Port of scripts/demo_upstream.py on 127.0.0.1, where seed_demo points the demo service.
 XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 # Seconds between active health checks made by each serving process (gateway/prober.py);

@@ -1,9 +1,9 @@
 import secrets
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.services import user_create
+from core.errors import ValidationFailed, details_text
 from core.roles import ORG_REQUIRED_ROLES, Role
 from organizations.models import Organization
 
@@ -51,16 +51,10 @@ class Command(BaseCommand):
                 last_name=last_name,
                 email_verified=True,
             )
-        except ValidationError as exc:
-            messages = (
-                "; ".join(
-                    f"{field}: {' '.join(errs)}"
-                    for field, errs in exc.message_dict.items()
-                )
-                if hasattr(exc, "message_dict")
-                else " ".join(exc.messages)
-            )
-            raise CommandError(f"Could not create the user: {messages}") from None
+        except ValidationFailed as exc:
+            raise CommandError(
+                f"Could not create the user: {details_text(exc)}"
+            ) from None
         self.stdout.write(
             self.style.SUCCESS(f"Created {user.role} {user.email} (id {user.pk}).")
         )

@@ -1,17 +1,10 @@
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from core.errors import ValidationFailed, details_text
 from core.roles import Role
 from gateway.services import service_register
 from gateway.validators import RATE_KEYS, parse_rate
-
-
-def _format_errors(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return "; ".join(
-            f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()
-        )
-    return " ".join(exc.messages)
 
 
 class Command(BaseCommand):
@@ -82,6 +75,24 @@ class Command(BaseCommand):
         sign.add_argument(
             "--no-sign-identity", dest="sign_identity", action="store_false"
         )
+        parser.add_argument(
+            "--forward-headers",
+            metavar="NAME,NAME",
+            help="Comma-separated request headers forwarded from the client besides "
+            "the default allowlist ('' clears the list).",
+        )
+        pages = parser.add_mutually_exclusive_group()
+        pages.add_argument(
+            "--serves-pages",
+            dest="serves_pages",
+            action="store_true",
+            default=None,
+            help="Let browsers run the service's HTML/XML/SVG answers on XenX's "
+            "origin (no Content-Security-Policy: sandbox).",
+        )
+        pages.add_argument(
+            "--no-serves-pages", dest="serves_pages", action="store_false"
+        )
 
     def handle(self, *args, name, urls, **options):
         fields = {}
@@ -91,6 +102,12 @@ class Command(BaseCommand):
             fields["enabled"] = options["enabled"]
         if options["sign_identity"] is not None:
             fields["sign_identity"] = options["sign_identity"]
+        if options["serves_pages"] is not None:
+            fields["serves_pages"] = options["serves_pages"]
+        if options["forward_headers"] is not None:
+            fields["forward_headers"] = [
+                h.strip() for h in options["forward_headers"].split(",") if h.strip()
+            ]
         if options["roles"] is not None:
             roles = [r.strip() for r in options["roles"].split(",") if r.strip()]
             unknown = sorted(set(roles) - set(Role.values))
@@ -127,9 +144,9 @@ class Command(BaseCommand):
                 fields[field] = options[option]
         try:
             service, created = service_register(name=name, urls=urls, **fields)
-        except ValidationError as exc:
+        except ValidationFailed as exc:
             raise CommandError(
-                f"Service {name!r} not saved: {_format_errors(exc)}"
+                f"Service {name!r} not saved: {details_text(exc)}"
             ) from None
         verb = "Created" if created else "Updated"
         self.stdout.write(

@@ -1,0 +1,28 @@
+"""The one reset hook: what a process remembers between requests, forgotten between
+tests (``tests/conftest.py`` calls ``fresh_process`` before each test and
+``forget_memos`` after it)."""
+
+from __future__ import annotations
+
+from django.core.cache import cache
+
+from accounts import revocation
+from core import cache as core_cache
+from gateway import assertions
+from gateway.registry import registry
+
+
+def forget_memos() -> None:
+    """No per-process memo: the cache's fail-fast window, the revocation memo, the
+    registry snapshot and the identity assertions."""
+    core_cache.reset()
+    revocation.clear_memo()
+    registry.reset()
+    assertions.clear()
+
+
+def fresh_process() -> None:
+    """``forget_memos`` and an empty shared cache (a test may have pointed the cache
+    elsewhere meanwhile: it is cleared before a test, never after)."""
+    forget_memos()
+    cache.clear()
