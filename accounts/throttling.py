@@ -9,8 +9,10 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: the one fail-open rule (``core.cache.fail_open``): 503
-``service_unavailable``, unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
+The shared cache down (``core.cache.CACHE_ERRORS``: Redis's errors and a socket's, nothing
+else, so a bug is never taken for an outage): the one fail-open rule
+(``core.cache.fail_open``): 503 ``service_unavailable`` (fail closed, README "Failure
+policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ FALLBACK = {
     "mfa_account": "login_account",
     "password_change_account": "login_account",
 }
+
+# Every name XENX_RATE_LIMITS may hold for these throttles (README "Identity").
+NAMES = frozenset({"login_ip", "login_account", *FALLBACK})
 
 
 def rate_for(name: str) -> str:
