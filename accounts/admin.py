@@ -13,7 +13,12 @@ from auditlog.models import AuditEvent
 from core.errors import ApiError, Forbidden
 from core.roles import Role
 from organizations import permissions
-from organizations.admin import OrgRelatedFilter, ScopedAdminMixin, is_platform_admin
+from organizations.admin import (
+    OrgRelatedFilter,
+    ScopedAdminMixin,
+    ViewOnlyAdminMixin,
+    is_platform_admin,
+)
 from organizations.scoping import visible
 
 from . import passwords, services
@@ -278,7 +283,7 @@ class UserAdmin(ScopedAdminMixin, DjangoUserAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     list_display = [
         "created_at",
         "action",
@@ -295,15 +300,6 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return visible(request.user, AuditEvent)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 from .session_admin import UserSessionAdmin  # noqa: E402,F401  (registers it)

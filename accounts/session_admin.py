@@ -7,6 +7,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from core.roles import Role
+from organizations.admin import ViewOnlyAdminMixin
 from organizations.scoping import visible
 
 from . import sessions
@@ -29,7 +30,7 @@ class LiveFilter(admin.SimpleListFilter):
 
 
 @admin.register(UserSession)
-class UserSessionAdmin(admin.ModelAdmin):
+class UserSessionAdmin(ViewOnlyAdminMixin, admin.ModelAdmin):
     # Three columns of short lines (who, when, from where) rather than eight: the
     # list reads on a phone (375 px) without its columns cut.
     list_display = ["who", "when", "where"]
@@ -98,15 +99,6 @@ class UserSessionAdmin(admin.ModelAdmin):
 
     def has_end_permission(self, request):
         return self.has_view_permission(request)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.action(description="End selected sessions", permissions=["end"])
     def end_sessions(self, request, queryset):

@@ -43,6 +43,20 @@ class ScopedAdminMixin:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+class ViewOnlyAdminMixin:
+    """Rows made and changed only through an audited service elsewhere (or never): the
+    admin may look at them, never add, change or delete them."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class OrgRelatedFilter(admin.RelatedOnlyFieldListFilter):
     """The organization filter lists only organizations present in the (scoped) list,
     so staff never see other organizations' names."""
@@ -105,7 +119,7 @@ class OrganizationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(ScopedAdminMixin, admin.ModelAdmin):
+class InvitationAdmin(ViewOnlyAdminMixin, ScopedAdminMixin, admin.ModelAdmin):
     list_display = [
         "email",
         "organization",
@@ -128,15 +142,8 @@ class InvitationAdmin(ScopedAdminMixin, admin.ModelAdmin):
 
     # Invitations are made through the audited service (API, portal), which also
     # creates the token and sends the email; here they can be looked at and revoked
-    # (the same audited service), never deleted: the audit trail keeps them.
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # (the same audited service), never deleted: the audit trail keeps them
+    # (ViewOnlyAdminMixin).
 
     @admin.action(description="Revoke selected invitations", permissions=["view"])
     def revoke_invitations(self, request, queryset):
