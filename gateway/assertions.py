@@ -48,14 +48,8 @@ def clear() -> None:
 def assertion_for(identity, service: str, request_id: str) -> str:
     """The assertion for ``identity`` calling ``service``: a cached one while more
     than half its life is left, else a fresh one."""
-    alg = settings.XENX_JWT_ALGORITHM
-    if not is_asymmetric(alg):
-        raise ServiceUnavailable(
-            f"Service {service!r} needs a signed identity, and XENX_JWT_ALGORITHM is "
-            f"{alg}: set EdDSA or RS256."
-        )
     key = (
-        alg,
+        settings.XENX_JWT_ALGORITHM,
         service,
         identity.user_id,
         identity.email,
@@ -63,8 +57,31 @@ def assertion_for(identity, service: str, request_id: str) -> str:
         identity.org_id,
         identity.mfa,
     )
+    subject = {
+        "sub": str(identity.user_id),
+        "email": identity.email,
+        "role": identity.role,
+        "org": identity.org_id,
+        "mfa": bool(identity.mfa),
+    }
+    return signed(_cache, key, service=service, request_id=request_id, subject=subject)
+
+
+def signed(
+    memo: Memo, key: tuple, *, service: str, request_id: str, subject: dict
+) -> str:
+    """The identity assertion for ``subject`` (its claims) to ``service``, kept in
+    ``memo`` under ``key`` (which starts with the algorithm) and reused while more than
+    half its life is left; users' (``assertion_for``) and machine clients'
+    (``gateway.machines``) alike."""
+    alg = key[0]
+    if not is_asymmetric(alg):
+        raise ServiceUnavailable(
+            f"Service {service!r} needs a signed identity, and XENX_JWT_ALGORITHM is "
+            f"{alg}: set EdDSA or RS256."
+        )
     now = time.time()
-    hit = _cache.get(key)
+    hit = memo.get(key)
     if hit is not None and hit[1] > now:
         return hit[0]
     iat = int(now)
@@ -72,16 +89,12 @@ def assertion_for(identity, service: str, request_id: str) -> str:
         {
             "iss": settings.XENX_JWT_ISSUER,
             "aud": service,
-            "sub": str(identity.user_id),
-            "email": identity.email,
-            "role": identity.role,
-            "org": identity.org_id,
-            "mfa": bool(identity.mfa),
+            **subject,
             "iat": iat,
             "exp": iat + ASSERTION_SECONDS,
             "request_id": request_id,
             "token_type": "identity",
         }
     )
-    _cache.set(key, (token, iat + ASSERTION_SECONDS / 2))
+    memo.set(key, (token, iat + ASSERTION_SECONDS / 2))
     return token

@@ -13,15 +13,11 @@ own consequences, called from one line each in the pipeline's steps
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 
-from accounts import signing
-from accounts.keys import ASSERTION_SECONDS, is_asymmetric
 from accounts.oidc.tokens import MACHINE_PREFIX
 from accounts.tokens import is_machine_payload
-from core.errors import Forbidden, ServiceUnavailable
+from core.errors import Forbidden
 from core.memo import Memo
 
 from . import assertions
@@ -59,30 +55,13 @@ def upstream_headers(svc, identity, request_id: str) -> dict:
 def _assertion(identity, service: str, request_id: str) -> str:
     """As ``assertions.assertion_for``, with the application as the subject."""
     key = (settings.XENX_JWT_ALGORITHM, service, identity.client_id, identity.role)
-    now = time.time()
-    hit = _assertions.get(key)
-    if hit is not None and hit[1] > now:
-        return hit[0]
-    if not is_asymmetric():
-        raise ServiceUnavailable(
-            f"Service {service!r} needs a signed identity, and XENX_JWT_ALGORITHM is "
-            f"{settings.XENX_JWT_ALGORITHM}: set EdDSA or RS256."
-        )
-    iat = int(now)
-    token = signing.encode(
-        {
-            "iss": settings.XENX_JWT_ISSUER,
-            "aud": service,
-            "sub": MACHINE_PREFIX + identity.client_id,
-            "client_id": identity.client_id,
-            "role": identity.role or None,
-            "org": None,
-            "mfa": False,
-            "iat": iat,
-            "exp": iat + ASSERTION_SECONDS,
-            "request_id": request_id,
-            "token_type": "identity",
-        }
+    subject = {
+        "sub": MACHINE_PREFIX + identity.client_id,
+        "client_id": identity.client_id,
+        "role": identity.role or None,
+        "org": None,
+        "mfa": False,
+    }
+    return assertions.signed(
+        _assertions, key, service=service, request_id=request_id, subject=subject
     )
-    _assertions.set(key, (token, iat + ASSERTION_SECONDS / 2))
-    return token
