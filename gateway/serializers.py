@@ -2,6 +2,9 @@ from rest_framework import serializers
 
 from . import validators
 from .models import Service
+from .services import SERVICE_FIELDS
+
+_UPSTREAM = SERVICE_FIELDS.index("health_check_path")
 
 
 class InstanceSerializer(serializers.Serializer):
@@ -23,24 +26,13 @@ class ServiceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Service
+        # The editable fields are the service's (one list); in the API's order,
+        # instances come after who may call.
         fields = [
             "name",
-            "description",
-            "enabled",
-            "public",
-            "allowed_roles",
+            *SERVICE_FIELDS[:_UPSTREAM],
             "instances",
-            "health_check_path",
-            "timeout_seconds",
-            "retries",
-            "rate_limits",
-            "max_body_bytes",
-            "allowed_content_types",
-            "forward_authorization",
-            "ca_bundle",
-            "sign_identity",
-            "forward_headers",
-            "serves_pages",
+            *SERVICE_FIELDS[_UPSTREAM:],
             "created_at",
             "updated_at",
         ]
