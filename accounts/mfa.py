@@ -93,21 +93,34 @@ def _store_backup_codes(user) -> list[str]:
     return [_format_backup_code(c) for c in codes]
 
 
-def _verify_totp_device(device: TOTPDevice, code: str) -> bool:
-    """RFC 6238 check of ``code`` against a row-locked ``device``; records the step."""
+def _throttled(device, matches) -> bool:
+    """django-otp's throttle around one check of a row-locked ``device``: refused while
+    throttled; a match (``matches()`` true) resets it and saves the device, a miss
+    counts."""
     allowed, _ = device.verify_is_allowed()
     if not allowed:
         return False
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
-    totp.time = now()
-    if totp.verify(int(code), tolerance=1, min_t=device.last_t + 1):
-        device.last_t = totp.t()
+    if matches():
         device.throttle_reset(commit=False)
         device.set_last_used_timestamp(commit=False)
         device.save()
         return True
     device.throttle_increment(commit=True)
     return False
+
+
+def _verify_totp_device(device: TOTPDevice, code: str) -> bool:
+    """RFC 6238 check of ``code`` against a row-locked ``device``; records the step."""
+
+    def matches() -> bool:
+        totp = TOTP(device.bin_key, device.step, device.t0, device.digits, drift=0)
+        totp.time = now()
+        if not totp.verify(int(code), tolerance=1, min_t=device.last_t + 1):
+            return False
+        device.last_t = totp.t()
+        return True
+
+    return _throttled(device, matches)
 
 
 def _verify_totp(user, code: str, *, confirmed: bool = True) -> bool:
@@ -137,22 +150,18 @@ def _verify_backup_code(user, code: str) -> bool:
         )
         if device is None:
             return False
-        allowed, _ = device.verify_is_allowed()
-        if not allowed:
-            return False
-        match = [
-            t.pk
-            for t in device.token_set.all()
-            if constant_time_compare(t.token, hashed)
-        ]
-        deleted = StaticToken.objects.filter(pk__in=match).delete()[0] if match else 0
-        if deleted:
-            device.throttle_reset(commit=False)
-            device.set_last_used_timestamp(commit=False)
-            device.save()
-            return True
-        device.throttle_increment(commit=True)
-        return False
+
+        def matches() -> bool:
+            match = [
+                t.pk
+                for t in device.token_set.all()
+                if constant_time_compare(t.token, hashed)
+            ]
+            return (
+                bool(match) and StaticToken.objects.filter(pk__in=match).delete()[0] > 0
+            )
+
+        return _throttled(device, matches)
 
 
 # --- reads --------------------------------------------------------------------------
