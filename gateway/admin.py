@@ -11,6 +11,18 @@ from .validators import parse_rate
 
 # The service form's rate-limit fields: one per role, then anonymous callers.
 RATE_FIELDS = {f"rate_limit_{key}": key for key in [*Role.values, "anonymous"]}
+# The form's other fields, as its sections show them.
+ACCESS_FIELDS = ("name", "description", "enabled", "public", "allowed_roles")
+UPSTREAM_FIELDS = (
+    "health_check_path",
+    "timeout_seconds",
+    "retries",
+    "max_body_bytes",
+    "allowed_content_types",
+    "forward_authorization",
+    "sign_identity",
+    "ca_bundle",
+)
 
 
 class _ServiceFormBase(forms.ModelForm):
@@ -27,21 +39,8 @@ class _ServiceFormBase(forms.ModelForm):
 
     class Meta:
         model = Service
-        fields = (  # every editable field but rate_limits (the rate fields below)
-            "name",
-            "description",
-            "enabled",
-            "public",
-            "allowed_roles",
-            "health_check_path",
-            "timeout_seconds",
-            "retries",
-            "max_body_bytes",
-            "allowed_content_types",
-            "forward_authorization",
-            "sign_identity",
-            "ca_bundle",
-        )
+        # the sections' fields; rate_limits is made from the rate fields below
+        fields = (*ACCESS_FIELDS, *UPSTREAM_FIELDS)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,26 +110,9 @@ class ServiceAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "updated_at")
     form = ServiceAdminForm
     fieldsets = (
-        (
-            None,
-            {"fields": ("name", "description", "enabled", "public", "allowed_roles")},
-        ),
+        (None, {"fields": ACCESS_FIELDS}),
         ("Rate limits", {"fields": tuple(RATE_FIELDS)}),
-        (
-            "Upstream calls",
-            {
-                "fields": (
-                    "health_check_path",
-                    "timeout_seconds",
-                    "retries",
-                    "max_body_bytes",
-                    "allowed_content_types",
-                    "forward_authorization",
-                    "sign_identity",
-                    "ca_bundle",
-                )
-            },
-        ),
+        ("Upstream calls", {"fields": UPSTREAM_FIELDS}),
         ("Times", {"fields": ("created_at", "updated_at")}),
     )
 
