@@ -201,13 +201,8 @@ def invitation_create(
             created_at=now,
             expires_at=now + invitation_ttl(),
         )
-        audit.record(
-            audit.Action.INVITATION_CREATED,
-            actor=actor,
-            target=invitation,
-            organization=organization,
-            request=request,
-            data={"email": email, "role": role},
+        _audit_invitation(
+            audit.Action.INVITATION_CREATED, invitation, actor=actor, request=request
         )
     _mail(invitation, token, actor)
     return invitation, token
@@ -227,6 +222,19 @@ def _pending_locked(invitation: Invitation) -> Invitation:
     return locked
 
 
+def _audit_invitation(action: str, invitation: Invitation, *, actor, request) -> None:
+    """Every invitation event records the same: which address, to which role, in the
+    invitation's organization."""
+    audit.record(
+        action,
+        actor=actor,
+        target=invitation,
+        organization=invitation.organization,
+        request=request,
+        data={"email": invitation.email, "role": invitation.role},
+    )
+
+
 def invitation_resend(
     *, invitation: Invitation, actor=None, request=None
 ) -> tuple[Invitation, str]:
@@ -242,13 +250,8 @@ def invitation_resend(
         locked.token_hash = hash_invitation_token(token)
         locked.expires_at = timezone.now() + invitation_ttl()
         locked.save(update_fields=["token_hash", "expires_at"])
-        audit.record(
-            audit.Action.INVITATION_RESENT,
-            actor=actor,
-            target=locked,
-            organization=locked.organization,
-            request=request,
-            data={"email": locked.email, "role": locked.role},
+        _audit_invitation(
+            audit.Action.INVITATION_RESENT, locked, actor=actor, request=request
         )
     _mail(locked, token, actor)
     return locked, token
@@ -264,13 +267,8 @@ def invitation_revoke(*, invitation: Invitation, actor=None, request=None) -> No
         locked = _pending_locked(invitation)
         locked.revoked_at = timezone.now()
         locked.save(update_fields=["revoked_at"])
-        audit.record(
-            audit.Action.INVITATION_REVOKED,
-            actor=actor,
-            target=locked,
-            organization=locked.organization,
-            request=request,
-            data={"email": locked.email, "role": locked.role},
+        _audit_invitation(
+            audit.Action.INVITATION_REVOKED, locked, actor=actor, request=request
         )
 
 
@@ -292,13 +290,8 @@ def invitation_accept(*, invitation: Invitation, user, request=None) -> Invitati
         locked.accepted_at = timezone.now()
         locked.accepted_by = user
         locked.save(update_fields=["accepted_at", "accepted_by"])
-        audit.record(
-            audit.Action.INVITATION_ACCEPTED,
-            actor=user,
-            target=locked,
-            organization=locked.organization,
-            request=request,
-            data={"email": locked.email, "role": locked.role},
+        _audit_invitation(
+            audit.Action.INVITATION_ACCEPTED, locked, actor=user, request=request
         )
     invitation.accepted_at, invitation.accepted_by = locked.accepted_at, user
     return locked
