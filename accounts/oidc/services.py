@@ -102,6 +102,17 @@ def validate(app: Application) -> None:
     app.full_clean(exclude=["client_secret", "user"])
 
 
+def _audit_application(action: str, app: Application, *, request, actor=None, **data):
+    """An event about ``app`` (its target), which names it by ``client_id`` first."""
+    audit.record(
+        action,
+        actor=actor,
+        target=app,
+        request=request,
+        data={"client_id": app.client_id, **data},
+    )
+
+
 @transaction.atomic
 def application_create(
     *,
@@ -139,12 +150,12 @@ def application_create(
     )
     validate(app)
     app.save()  # the secret field hashes itself on save
-    audit.record(
+    _audit_application(
         audit.Action.APPLICATION_CREATED,
+        app,
         actor=actor,
-        target=app,
         request=request,
-        data={"client_id": app.client_id, "name": app.name},
+        name=app.name,
     )
     return app, None if public else secret
 
@@ -175,12 +186,12 @@ def application_update(*, actor, app: Application, request=None, **fields):
     app.save()
     if set(changed) & (NARROWING | {"authorization_grant_type"}):
         end_application_tokens(app)
-    audit.record(
+    _audit_application(
         audit.Action.APPLICATION_UPDATED,
+        app,
         actor=actor,
-        target=app,
         request=request,
-        data={"client_id": app.client_id, "changed": sorted(changed)},
+        changed=sorted(changed),
     )
     return app
 
@@ -189,12 +200,12 @@ def application_update(*, actor, app: Application, request=None, **fields):
 def application_delete(*, actor, app: Application, request=None) -> None:
     check_manage(actor, organization_id=app.organization_id)
     end_application_tokens(app)
-    audit.record(
+    _audit_application(
         audit.Action.APPLICATION_DELETED,
+        app,
         actor=actor,
-        target=app,
         request=request,
-        data={"client_id": app.client_id, "name": app.name},
+        name=app.name,
     )
     app.delete()
 
@@ -274,18 +285,15 @@ def refresh_refused(*, refresh_token: str, client) -> None:
 
 
 def machine_token_issued(*, app: Application, claims: dict, request=None) -> None:
-    audit.record(
+    _audit_application(
         audit.Action.APPLICATION_TOKEN_ISSUED,
-        target=app,
+        app,
         request=request,
-        data={"client_id": app.client_id, "jti": claims.get("jti", "")},
+        jti=claims.get("jti", ""),
     )
 
 
 def machine_token_refused(*, app: Application, reason: str, request=None) -> None:
-    audit.record(
-        audit.Action.APPLICATION_TOKEN_REFUSED,
-        target=app,
-        request=request,
-        data={"client_id": app.client_id, "reason": reason},
+    _audit_application(
+        audit.Action.APPLICATION_TOKEN_REFUSED, app, request=request, reason=reason
     )
