@@ -6,6 +6,24 @@ from core.roles import Role
 from gateway.services import service_register
 from gateway.validators import RATE_KEYS, parse_rate
 
+# The yes/no options: each changes its field only when one of its flags is given.
+SWITCHES = ("public", "enabled", "sign_identity", "serves_pages")
+
+
+def _switch(parser, dest: str, *flags) -> None:
+    """Two exclusive flags, each ``(flag, value, help)``, setting ``dest``; None (leave
+    the field as it is) when neither is given."""
+    group = parser.add_mutually_exclusive_group()
+    for flag, value, help_text in flags:
+        group.add_argument(
+            flag,
+            dest=dest,
+            action="store_const",
+            const=value,
+            default=None,
+            help=help_text,
+        )
+
 
 class Command(BaseCommand):
     help = (
@@ -18,19 +36,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "urls", nargs="+", metavar="URL", help="Instance base URLs."
         )
-        public = parser.add_mutually_exclusive_group()
-        public.add_argument(
-            "--public",
-            dest="public",
-            action="store_true",
-            default=None,
-            help="Allow anonymous calls.",
-        )
-        public.add_argument(
-            "--private",
-            dest="public",
-            action="store_false",
-            help="Require a token (the default for new services).",
+        _switch(
+            parser,
+            "public",
+            ("--public", True, "Allow anonymous calls."),
+            ("--private", False, "Require a token (the default for new services)."),
         )
         parser.add_argument(
             "--roles",
@@ -58,22 +68,17 @@ class Command(BaseCommand):
             "--ca-bundle",
             help="PEM file of the CAs trusted for https:// instances ('' clears it).",
         )
-        enabled = parser.add_mutually_exclusive_group()
-        enabled.add_argument(
-            "--disable", dest="enabled", action="store_false", default=None
-        )
-        enabled.add_argument("--enable", dest="enabled", action="store_true")
-        sign = parser.add_mutually_exclusive_group()
-        sign.add_argument(
-            "--sign-identity",
-            dest="sign_identity",
-            action="store_true",
-            default=None,
-            help="Send X-XenX-Identity, a signed JWT verifiable with "
-            "/.well-known/jwks.json (needs XENX_JWT_ALGORITHM EdDSA or RS256).",
-        )
-        sign.add_argument(
-            "--no-sign-identity", dest="sign_identity", action="store_false"
+        _switch(parser, "enabled", ("--disable", False, None), ("--enable", True, None))
+        _switch(
+            parser,
+            "sign_identity",
+            (
+                "--sign-identity",
+                True,
+                "Send X-XenX-Identity, a signed JWT verifiable with "
+                "/.well-known/jwks.json (needs XENX_JWT_ALGORITHM EdDSA or RS256).",
+            ),
+            ("--no-sign-identity", False, None),
         )
         parser.add_argument(
             "--forward-headers",
@@ -81,29 +86,24 @@ class Command(BaseCommand):
             help="Comma-separated request headers forwarded from the client besides "
             "the default allowlist ('' clears the list).",
         )
-        pages = parser.add_mutually_exclusive_group()
-        pages.add_argument(
-            "--serves-pages",
-            dest="serves_pages",
-            action="store_true",
-            default=None,
-            help="Let browsers run the service's HTML/XML/SVG answers on XenX's "
-            "origin (no Content-Security-Policy: sandbox).",
-        )
-        pages.add_argument(
-            "--no-serves-pages", dest="serves_pages", action="store_false"
+        _switch(
+            parser,
+            "serves_pages",
+            (
+                "--serves-pages",
+                True,
+                "Let browsers run the service's HTML/XML/SVG answers on XenX's "
+                "origin (no Content-Security-Policy: sandbox).",
+            ),
+            ("--no-serves-pages", False, None),
         )
 
     def handle(self, *args, name, urls, **options):
-        fields = {}
-        if options["public"] is not None:
-            fields["public"] = options["public"]
-        if options["enabled"] is not None:
-            fields["enabled"] = options["enabled"]
-        if options["sign_identity"] is not None:
-            fields["sign_identity"] = options["sign_identity"]
-        if options["serves_pages"] is not None:
-            fields["serves_pages"] = options["serves_pages"]
+        fields = {
+            switch: options[switch]
+            for switch in SWITCHES
+            if options[switch] is not None
+        }
         if options["forward_headers"] is not None:
             fields["forward_headers"] = [
                 h.strip() for h in options["forward_headers"].split(",") if h.strip()
