@@ -15,6 +15,10 @@
 
 Each worker also starts the gateway's active health checks (``gateway.prober``) once it
 has loaded the application.
+
+Every system check runs once, here in gunicorn's master, before anything is bound or
+forked (``xenx/startup.py``): a bad setting, ``XENX_ADDR`` included, is one line on
+stderr and exit status 1.
 """
 
 import errno
@@ -64,6 +68,53 @@ _made_metrics_dir = None
 if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     _made_metrics_dir = tempfile.mkdtemp(prefix="xenx-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _made_metrics_dir
+
+
+def _refuse_bad_settings():
+    """Every system check, once, before anything is bound or a worker forked
+    (xenx/startup.py): a bad setting is one line on stderr and exit status 1. Refused
+    in a worker instead, it ended in a traceback per worker, and gunicorn restarts
+    workers. The checks load Django, which must never be loaded in gunicorn's master
+    (workers would inherit it, prometheus_client's multi-process files included): they
+    run in a forked child, which hands back its one line through a pipe. Runs after
+    the environment above is final (Django reads it)."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        os.close(read_end)
+        code = 1
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)  # only the refusal is said, through the pipe
+            os.dup2(devnull, 2)
+            os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)  # not the node's metrics
+            # The repository holds this file; --chdir and --pythonpath apply later.
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+            from xenx import startup  # not at the top: in the child, on that path
+
+            refusal = startup.refusal()
+            os.write(write_end, (refusal or "").encode())
+            code = 1 if refusal else 0
+        except BaseException as exc:  # noqa: BLE001 - reported, in one line
+            os.write(write_end, f"XenX refuses to start: {exc!r}"[:2000].encode())
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    chunks = []
+    while chunk := os.read(read_end, 65536):
+        chunks.append(chunk)
+    os.close(read_end)
+    _, status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        if _made_metrics_dir:
+            shutil.rmtree(_made_metrics_dir, ignore_errors=True)
+        sys.exit(b"".join(chunks).decode() or "XenX refuses to start: checks failed")
+    # The workers (forked from this master) need not run them again.
+    os.environ[_STARTUP_FLAG] = str(os.getpid())
+
+
+_STARTUP_FLAG = "XENX_STARTUP_CHECKED_BY"
+_refuse_bad_settings()
 
 # One JSON line per event: gunicorn's own messages use the formatter of XenX's logs
 # (wherever --error-logfile sends them); requests are logged once, by XenX's access log

@@ -4,7 +4,7 @@ from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 
-from .keys import ID_TOKEN_ALG, is_asymmetric, keyring, keys_dir
+from .keys import ID_TOKEN_ALG, is_asymmetric, keyring, keys_dir, unsafe
 
 COMMAND = "python manage.py rotate_signing_key"
 
@@ -21,6 +21,15 @@ def check_signing_keys(app_configs, **kwargs):
                 hint=f"Set XENX_SIGNING_KEYS_DIR to a directory shared by every node, "
                 f"then run '{COMMAND}'.",
                 id="xenx.E010",
+            )
+        ]
+    directory_problem = unsafe(keys_dir()) if keys_dir().exists() else None
+    if directory_problem is not None:
+        return [
+            Error(
+                f"XENX_SIGNING_KEYS_DIR cannot be trusted: {directory_problem}.",
+                hint="Only XenX's user may write to it: chmod go-w, chown to that user.",
+                id="xenx.E013",
             )
         ]
     problems = [

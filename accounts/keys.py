@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
@@ -132,7 +133,29 @@ def _matches(alg: str, private) -> bool:
     return isinstance(private, rsa.RSAPrivateKey) and private.key_size >= RSA_BITS
 
 
+def unsafe(path: Path) -> str | None:
+    """Why the key directory or a key file at ``path`` must not be trusted, or None.
+
+    Whoever can write there can plant a key that XenX would publish and sign with:
+    only this process's user (or root) may own it and nobody else may write to it. A
+    symbolic link is refused too (its target's directory is not the one checked)."""
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        return f"{path}: {exc.strerror or type(exc).__name__}"
+    if stat.S_ISLNK(info.st_mode):
+        return f"{path} is a symbolic link"
+    if info.st_uid not in (os.geteuid(), 0):
+        return f"{path} is owned by another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"{path} is writable by its group or by everyone (mode {info.st_mode & 0o777:o})"
+    return None
+
+
 def read_key_file(path: Path) -> SigningKey:
+    problem = unsafe(path)
+    if problem is not None:
+        raise UnusableKey(problem)
     try:
         data = json.loads(path.read_text())
         alg = data["alg"]
@@ -260,9 +283,12 @@ class KeyRing:
         with self._lock:
             directory = Path(raw) if raw else None
             signature = self._scan(directory) if directory is not None else ()
+            problem = unsafe(directory) if signature else None
+            if problem is not None:  # nothing in it is trusted, whatever it holds
+                signature = (("", problem, 0),)
             if directory != self._dir or signature != self._signature:
-                keys, errors = [], []
-                for name, _, _ in signature:
+                keys, errors = [], [problem] if problem else []
+                for name, _, _ in signature if problem is None else ():
                     try:
                         keys.append(read_key_file(directory / name))
                     except UnusableKey as exc:

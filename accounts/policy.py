@@ -92,65 +92,65 @@ def bearer_token(header, *, other_schemes: bool = False) -> str | None:
 
 def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
     """Verify an access token and its revocation state; raise an ApiError if refused
-    (401 codes first, then 403 ``mfa_required``). The API door lets a member of an
-    ``mfa_required`` organization reach the enrolment endpoints; no other door does."""
-    payload = decode_access_token(raw)
-    if "client_id" in payload:  # the OpenID provider's (accounts.oidc)
-        if door != Door.GATEWAY:
-            # An application's token speaks for the user to the firm's services, not
-            # to XenX's own API (it could change the password, enrol MFA...).
-            raise Forbidden(PROVIDER_TOKEN_MESSAGE)
-        if is_machine_payload(payload):
-            return machine_identity(payload)
-    try:
-        user_id = int(payload["user_id"])
-        jti = str(payload["jti"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    user_state, org_state, denied = revocation.fetch_states(
-        user_id,
-        payload.get("org"),
-        jti,
-        payload.get("fam"),  # fam: the session
-    )
-    if user_state is None or not user_state.is_active:
+    (401 codes first, then 403). The API door lets a member of an ``mfa_required``
+    organization reach the enrolment endpoints; no other door does."""
+    claims = decode_access_token(raw)
+    return judge(claims, revocation.records(claims), door=door, path=path)
+
+
+def judge(
+    claims: dict, records: revocation.TokenRecords, *, door: Door, path: str = ""
+) -> Identity:
+    """The verdict on verified ``claims`` (``decode_access_token``) from the records
+    ``revocation.records`` gathered for them: no I/O. Every door's token check ends
+    here; the gateway hands it the records read in its own round trip."""
+    client_id = claims.get("client_id")
+    if client_id is not None and door != Door.GATEWAY:
+        # An application's token (accounts.oidc) speaks for the user to the firm's
+        # services, not to XenX's own API (it could change the password, enrol MFA...).
+        raise Forbidden(PROVIDER_TOKEN_MESSAGE)
+    if is_machine_payload(claims):
+        return _machine_identity(claims, records)
+    user = records.user
+    if user is None or not user.is_active:
         raise TokenRevoked()
-    if org_state is not None and not org_state.is_active:
+    org = records.org
+    if org is not None and not org.is_active:
         raise TokenRevoked()
-    if denied or revocation.is_revoked(
-        payload, user_state.revoked_before, user_state.spared_session
+    if records.denied or revocation.is_revoked(
+        claims, user.revoked_before, user.spared_session
     ):
         raise TokenRevoked()
-    mfa = bool(payload.get("mfa"))
-    mfa_pending = bool(org_state and org_state.mfa_required and not mfa)
-    identity = Identity(
-        user_id=user_id,
-        email=str(payload.get("email", "")),
-        role=user_state.role,
-        org_id=user_state.org_id,
-        mfa=mfa,
-        mfa_pending=mfa_pending,
-        payload=payload,
-        client_id=payload.get("client_id"),
-    )
+    mfa = bool(claims.get("mfa"))
+    mfa_pending = bool(org and org.mfa_required and not mfa)
     if mfa_pending and not (door == Door.API and path.startswith(MFA_EXEMPT_PREFIXES)):
         raise MfaRequired()
-    return identity
+    return Identity(
+        user_id=user.user_id,
+        email=str(claims.get("email", "")),
+        role=user.role,
+        org_id=user.org_id,
+        mfa=mfa,
+        mfa_pending=mfa_pending,
+        payload=claims,
+        client_id=client_id,
+    )
 
 
-def machine_identity(payload: dict) -> Identity:
-    """A machine client's token (client credentials, verified): refused when its
-    ``jti`` is denylisted or its application's token family ended (the application
-    was disabled, deleted or narrowed: ``accounts.oidc.services``)."""
-    try:
-        jti = str(payload["jti"])
-        family = str(payload["fam"])
-        services = tuple(str(s) for s in payload.get("svc") or ())
-        role = str(payload.get("role") or "")
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidToken() from exc
-    if revocation.fetch_denied(jti, family):
+def _machine_identity(claims: dict, records: revocation.TokenRecords) -> Identity:
+    """A machine client's token (client credentials, README "Machine clients"): no
+    user; refused when its ``jti`` is denylisted or its application's token family
+    ended (the application was disabled, deleted or narrowed:
+    ``accounts.oidc.services``)."""
+    if not claims.get("fam"):  # disabling its application could not reach it
+        raise InvalidToken()
+    if records.denied:
         raise TokenRevoked()
+    try:
+        services = tuple(str(s) for s in claims.get("svc") or ())
+        role = str(claims.get("role") or "")
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken() from exc
     return Identity(
         user_id=None,
         email="",
@@ -158,8 +158,8 @@ def machine_identity(payload: dict) -> Identity:
         org_id=None,
         mfa=False,
         mfa_pending=False,
-        payload=payload,
-        client_id=str(payload["client_id"]),
+        payload=claims,
+        client_id=str(claims["client_id"]),
         services=services,
     )
 

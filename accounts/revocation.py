@@ -1,12 +1,14 @@
-"""Token revocation state in the shared cache, so that checking a token costs no
-database query in the steady state and one cache round trip at most.
+"""Token revocation: the records a token is judged by (data), and the store that reads
+and writes them (all the I/O), so that checking a token costs no database query in the
+steady state and one cache round trip at most.
 
-Three kinds of records, fetched together with one ``get_many``:
-- ``ustate:{user_id}`` → (is_active, role, org_id, revoked_before, spared_session)
-  rebuilt from the DB on a miss; every ``User`` save calls ``invalidate_user`` through
-  the post_save signal (``accounts.signals``), and this module after its own queryset
-  updates;
-- ``ostate:{org_id}`` → (is_active, mfa_required), likewise ``invalidate_org``;
+The data. Four kinds of records in the shared cache:
+- ``ustate:{user_id}`` → ``UserState`` (is_active, role, org_id, revoked_before,
+  spared_session), rebuilt from the DB on a miss; every ``User`` save calls
+  ``invalidate_user`` through the post_save signal (``accounts.signals``), and this
+  module after its own queryset updates;
+- ``ostate:{org_id}`` → ``OrgState`` (is_active, mfa_required), likewise
+  ``invalidate_org``;
 - ``jti:{jti}`` → present while a single access token is denylisted (logout);
 - ``fam:{family}`` → present while a session's tokens are refused (session ended);
 - ``denials:loaded`` → present once the two kinds above were loaded from the database
@@ -14,8 +16,14 @@ Three kinds of records, fetched together with one ``get_many``:
   flush) lacks it: the first reader then rebuilds every unexpired denial from the
   database before answering, so a logout survives the loss of the cache.
 
-A process may memoise what it read for ``XENX_REVOCATION_MEMO_SECONDS`` (default 0.5 s;
-the contract allows a second); writes made in this process clear the memo at once.
+``keys_for(claims)`` is the one derivation of the records a token needs; ``records``
+gathers them into ``TokenRecords``, which ``accounts.policy.judge`` reads without any
+I/O. A caller that reads the cache anyway (the gateway's one round trip per call) asks
+``unread(claims)`` for the keys to add to it and hands what it read to ``records``.
+
+The store. A process memoises what it read for ``XENX_REVOCATION_MEMO_SECONDS``
+(default 0.5 s; the contract allows a second) in a bounded ``core.memo.Memo``; writes
+made in this process clear the memo at once.
 
 Coherence across processes: a writer deletes the shared record at once and, when its
 transaction commits, writes the fresh record (``set``); a reader that missed rebuilds
@@ -28,8 +36,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -41,7 +49,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.settings import api_settings
 
-from core.errors import ServiceUnavailable
+from core.cache import CACHE_ERRORS, fail_open
+from core.memo import Memo
 from organizations.models import Organization
 
 from .models import RevokedToken
@@ -50,7 +59,10 @@ logger = logging.getLogger("xenx.revocation")
 # Bounds how long a record can stay stale if a writer dies between its commit and its
 # on-commit refresh; a miss costs one indexed query per user per process-cluster.
 STATE_TTL = 600
-_memo: dict[str, tuple[float, object]] = {}
+UNAVAILABLE = "Token revocation state is unavailable."
+# key → (monotonic deadline, record): the deadline is set per write, from the setting
+# as it is then. Bounded: every token seen adds its ``jti:`` key.
+_memo = Memo(50_000, name="revocation")
 _MISSING = object()
 
 
@@ -69,6 +81,16 @@ class OrgState:
     org_id: int
     is_active: bool
     mfa_required: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecords:
+    """What a token is judged by: its user's record, the record of the organization
+    the user is in now, and whether the token or its session was denied."""
+
+    user: UserState | None
+    org: OrgState | None
+    denied: bool
 
 
 def _ukey(user_id) -> str:
@@ -90,12 +112,117 @@ def _fkey(family) -> str:
 LOADED_KEY = "denials:loaded"
 
 
+def keys_for(claims: Mapping) -> tuple[str, ...]:
+    """The cache keys of every record an access token's ``claims`` (verified by
+    ``accounts.tokens.decode_access_token``) are judged by: its ``jti``'s denial, the
+    denials' marker, its user, the organization it names (``org``) and its session
+    (``fam``, ended by ``end_family``). A machine client's token (no user: README
+    "Machine clients") has only the denials: its ``jti`` and its application's family."""
+    if "user_id" not in claims:  # a machine client's token
+        keys: tuple[str, ...] = (_jkey(claims["jti"]), LOADED_KEY)
+    else:
+        keys = (_ukey(int(claims["user_id"])), _jkey(claims["jti"]), LOADED_KEY)
+        org_id = claims.get("org")
+        if org_id is not None:
+            keys += (_okey(org_id),)
+    family = claims.get("fam")
+    if family:
+        keys += (_fkey(family),)
+    return keys
+
+
 def memo_seconds() -> float:
-    return getattr(settings, "XENX_REVOCATION_MEMO_SECONDS", 0.5)
+    return settings.XENX_REVOCATION_MEMO_SECONDS
 
 
 def clear_memo() -> None:
     _memo.clear()
+
+
+def _memoised(key: str, now: float):
+    entry = _memo.get(key)
+    return entry[1] if entry is not None and entry[0] > now else _MISSING
+
+
+def unread(claims: Mapping) -> tuple[str, ...]:
+    """The keys of ``keys_for(claims)`` this process has not memoised: what a caller
+    reading the cache anyway adds to its round trip (then ``records(claims,
+    fetched=...)``). Empty when ``records(claims)`` needs no I/O."""
+    if not len(_memo):  # the memo off (a setting of 0) or empty: every key
+        return keys_for(claims)
+    now = time.monotonic()
+    return tuple(k for k in keys_for(claims) if _memoised(k, now) is _MISSING)
+
+
+def records(
+    claims: Mapping, fetched: tuple[tuple[str, ...], Mapping] | None = None
+) -> TokenRecords:
+    """The records ``claims`` are judged by, doing whatever I/O that takes: this
+    process's memo first, then ``fetched`` (``(keys, values)``: the keys a caller read
+    in a round trip of its own and the values present among them), else one cache
+    ``get_many``; a record the cache lacks is rebuilt from the database (``add``), and a
+    cache without its denials' marker gets every denial back first. The cache down: the
+    one fail-open rule (``core.cache.fail_open``: 503, or the database alone)."""
+    keys = keys_for(claims)
+    now = time.monotonic()
+    found: dict[str, object] = {}
+    wanted = []
+    for key in keys:
+        value = _memoised(key, now)
+        if value is _MISSING:
+            wanted.append(key)
+        else:
+            found[key] = value
+    if wanted:
+        if fetched is not None and fetched[0] and set(wanted) <= set(fetched[0]):
+            values = fetched[1]
+            read = {k: values[k] for k in wanted if k in values}
+        else:
+            try:
+                read = _read(wanted)
+            except CACHE_ERRORS as exc:
+                fail_open(exc, UNAVAILABLE)
+                return _records_from_db(claims)
+        if LOADED_KEY in wanted and LOADED_KEY not in read:
+            read = {**read, **_reload_denials(wanted)}
+        ttl = memo_seconds()
+        for key in wanted:
+            value = read.get(key, _MISSING)
+            if value is _MISSING:
+                value = _rebuild(key)
+            found[key] = value
+            if ttl > 0:
+                _memo.set(key, (now + ttl, value))
+    family = claims.get("fam")
+    if "user_id" not in claims:  # a machine client's token: no user
+        denied = bool(found[keys[0]]) or bool(family and found[_fkey(family)])
+        return TokenRecords(None, None, denied)
+    user = found[keys[0]]
+    denied = bool(found[keys[1]]) or bool(family and found[_fkey(family)])
+    if user is None or user.org_id is None:
+        return TokenRecords(user, None, denied)
+    # The user's organization may have changed since the token was issued.
+    org = found.get(_okey(user.org_id), _MISSING)
+    if org is _MISSING:
+        org = get_org_state(user.org_id)
+    return TokenRecords(user, org, denied)
+
+
+def _read(keys) -> dict:
+    return cache.get_many(keys)
+
+
+def _rebuild(key: str):
+    """A record the cache lacks: no denial, or the row's state (written back with
+    ``add``, so that it never overwrites a writer's fresher record)."""
+    if key.startswith(("jti:", "fam:")):
+        return False
+    if key.startswith("ustate:"):
+        value = _load_user_state(key[len("ustate:") :])
+    else:
+        value = _load_org_state(key[len("ostate:") :])
+    cache.add(key, value, STATE_TTL)
+    return value
 
 
 def _load_user_state(user_id) -> UserState | None:
@@ -135,102 +262,16 @@ def _load_org_state(org_id) -> OrgState | None:
     return OrgState(org_id=int(org_id), is_active=row[0], mfa_required=row[1])
 
 
-def fetch_states(
-    user_id, org_id, jti, family=None
-) -> tuple[UserState | None, OrgState | None, bool]:
-    """User state, organization state and whether ``jti`` is denylisted or its
-    session (refresh ``family``) ended: one cache round trip (none within the memo
-    window), DB only on a cache miss."""
-    keys = state_keys(user_id, jti, org_id, family)
-    found = _fetch(keys, user_id, org_id)
-    if found is None:  # fail open without the cache: the database decides
-        return _states_from_db(user_id, org_id, jti, family)
-    user_state = found[_ukey(user_id)]
-    org_state = found.get(_okey(org_id)) if org_id is not None else None
-    # The user's organization may have changed since the token was issued.
-    if user_state is not None and user_state.org_id != org_id:
-        org_state = get_org_state(user_state.org_id) if user_state.org_id else None
-    ended = bool(found.get(_fkey(family))) if family else False
-    return user_state, org_state, bool(found[_jkey(jti)]) or ended
-
-
-def fetch_denied(jti, family) -> bool:
-    """Whether a token with no user (a machine client's) is denylisted or its
-    ``family`` ended: the same records, memo and round trip as ``fetch_states``."""
-    found = _fetch(denial_keys(jti, family), None, None)
-    if found is None:
-        return _denied_in_db(jti, family)
-    return bool(found[_jkey(jti)]) or bool(found[_fkey(family)])
-
-
-def _fetch(keys, user_id, org_id) -> dict | None:
-    """The records ``keys`` from the memo, else the cache (rebuilt from the database
-    on a miss); None when the cache is down and XENX_FAIL_OPEN_WITHOUT_CACHE is on."""
-    now = time.monotonic()
-    found: dict[str, object] = {}
-    wanted = []
-    for key in keys:
-        hit = _memo.get(key)
-        if hit is not None and hit[0] > now:
-            found[key] = hit[1]
-        else:
-            wanted.append(key)
-    if wanted:
-        try:
-            fetched = _read(wanted)
-        except Exception as exc:  # the cache is down: fail closed (README)
-            if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
-                raise ServiceUnavailable(
-                    "Token revocation state is unavailable."
-                ) from exc
-            return None
-        if LOADED_KEY in wanted and LOADED_KEY not in fetched:
-            fetched = {**fetched, **_reload_denials(wanted)}
-        ttl = memo_seconds()
-        for key in wanted:
-            value = fetched.get(key, _MISSING)
-            if value is _MISSING:
-                if key.startswith(("jti:", "fam:")):
-                    value = False
-                elif key.startswith("ustate:"):
-                    value = _load_user_state(user_id)
-                    cache.add(key, value, STATE_TTL)
-                else:
-                    value = _load_org_state(org_id)
-                    cache.add(key, value, STATE_TTL)
-            found[key] = value
-            if ttl > 0:
-                _memo[key] = (now + ttl, value)
-    return found
-
-
-_prefetch = threading.local()
-
-
-@contextlib.contextmanager
-def prefetched(keys, found: dict):
-    """Within the block, ``fetch_states`` takes the records of ``keys`` from ``found``
-    (the values present among them) instead of reading the cache: the gateway reads
-    them in the one round trip it makes per call anyway (``gateway.state``)."""
-    _prefetch.values = (frozenset(keys), found)
-    try:
-        yield
-    finally:
-        _prefetch.values = None
-
-
-def _read(keys) -> dict:
-    pre = getattr(_prefetch, "values", None)
-    if pre is not None and pre[0].issuperset(keys):
-        return {k: pre[1][k] for k in keys if k in pre[1]}
-    return cache.get_many(keys)
-
-
-def _states_from_db(user_id, org_id, jti, family):
-    user_state = _load_user_state(user_id)
-    current_org = user_state.org_id if user_state is not None else org_id
-    org_state = _load_org_state(current_org) if current_org is not None else None
-    return user_state, org_state, _denied_in_db(jti, family)
+def _records_from_db(claims: Mapping) -> TokenRecords:
+    """Fail-open without the cache: the database knows users, organizations and
+    denials."""
+    denied = _denied_in_db(claims["jti"], claims.get("fam"))
+    if "user_id" not in claims:  # a machine client's token
+        return TokenRecords(None, None, denied)
+    user = _load_user_state(int(claims["user_id"]))
+    org_id = user.org_id if user is not None else claims.get("org")
+    org = _load_org_state(org_id) if org_id is not None else None
+    return TokenRecords(user, org, denied)
 
 
 def _denied_in_db(jti, family) -> bool:
@@ -294,25 +335,24 @@ def get_org_state(org_id) -> OrgState | None:
 
 def _refresh_user(user_id) -> None:
     cache.set(_ukey(user_id), _load_user_state(user_id), STATE_TTL)
-    _memo.pop(_ukey(user_id), None)
+    _memo.pop(_ukey(user_id))
 
 
 def _refresh_org(org_id) -> None:
     cache.set(_okey(org_id), _load_org_state(org_id), STATE_TTL)
-    _memo.pop(_okey(org_id), None)
+    _memo.pop(_okey(org_id))
 
 
 def _cache_write(fn, *args) -> None:
     """A write to the shared state. With the cache down the change could not reach other
     processes (and a stale record could outlive the outage), so the write fails with 503
-    and the surrounding transaction rolls back; unless XENX_FAIL_OPEN_WITHOUT_CACHE."""
+    and the surrounding transaction rolls back (``core.cache.fail_open``); unless
+    XENX_FAIL_OPEN_WITHOUT_CACHE."""
     try:
         fn(*args)
-    except Exception as exc:
-        if getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
-            logger.warning("revocation state not written: cache unavailable")
-            return
-        raise ServiceUnavailable("Token revocation state is unavailable.") from exc
+    except CACHE_ERRORS as exc:
+        fail_open(exc, UNAVAILABLE)
+        logger.warning("revocation state not written: cache unavailable")
 
 
 def _on_commit(fn, *args) -> None:
@@ -324,13 +364,13 @@ def invalidate_user(user_id) -> None:
 
     Deletes the shared record now and writes the committed state when the transaction
     commits (see the module docstring for why both)."""
-    _memo.pop(_ukey(user_id), None)
+    _memo.pop(_ukey(user_id))
     _cache_write(cache.delete, _ukey(user_id))
     _on_commit(_refresh_user, user_id)
 
 
 def invalidate_org(org_id) -> None:
-    _memo.pop(_okey(org_id), None)
+    _memo.pop(_okey(org_id))
     _cache_write(cache.delete, _okey(org_id))
     _on_commit(_refresh_org, org_id)
 
@@ -358,42 +398,6 @@ def revoke_user_tokens(
 REVOCATION_FIELDS = ["tokens_revoked_before", "tokens_spared_session"]
 
 
-def memo_entry(key: str):
-    """The memoised (deadline, value) pair of a state key, or None: lets a caller that
-    derived something from these records (the gateway's identity memo) reuse it exactly
-    as long as the records themselves are memoised."""
-    return _memo.get(key)
-
-
-def state_keys(user_id, jti, org_id, family=None) -> list[str]:
-    """The cache keys ``fetch_states`` reads for a token (``family``: its ``fam``
-    claim, the session, ended by ``end_family``)."""
-    keys = [_ukey(user_id), _jkey(jti), LOADED_KEY]
-    if org_id is not None:
-        keys.append(_okey(org_id))
-    if family:
-        keys.append(_fkey(family))
-    return keys
-
-
-def denial_keys(jti, family) -> list[str]:
-    """The records a token with no user (a machine client's) needs."""
-    return [_jkey(jti), LOADED_KEY, _fkey(family)]
-
-
-def token_keys(payload: dict) -> list[str]:
-    """The records a verified access token's payload needs: ``state_keys`` for a
-    user's token, ``denial_keys`` for a machine client's (no ``user_id``)."""
-    if api_settings.USER_ID_CLAIM not in payload:
-        return denial_keys(str(payload["jti"]), str(payload.get("fam", "")))
-    return state_keys(
-        int(payload[api_settings.USER_ID_CLAIM]),
-        str(payload["jti"]),
-        payload.get("org"),
-        payload.get("fam"),  # the session (accounts.sessions, accounts.oidc)
-    )
-
-
 def deny_access_token(jti: str, exp: float) -> None:
     """Denylist one access token until it expires (logout): in the database, then in
     the shared cache."""
@@ -415,25 +419,21 @@ def _write_denial(key: str, ttl: int) -> None:
     commits: a cache emptied in between (a restart, a flush) would otherwise lose it,
     because the rebuild that follows reads committed rows only."""
     _cache_write(cache.set, key, True, ttl)
-    _memo.pop(key, None)
+    _memo.pop(key)
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _rewrite_denial(key, ttl))
 
 
 def _rewrite_denial(key: str, ttl: int) -> None:
-    _memo.pop(key, None)
+    _memo.pop(key)
     try:
         cache.set(key, True, ttl)
-    except Exception:  # noqa: BLE001 - any cache failure: the commit stands
+    except CACHE_ERRORS:  # the commit stands
         # Make the next reader rebuild every denial from the committed rows (this one
         # included); if even that fails, a cache that comes back empty rebuilds anyway.
         logger.error("denial not rewritten after commit", exc_info=True)
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(*CACHE_ERRORS):
             cache.delete(LOADED_KEY)
-
-
-def is_denied(jti: str) -> bool:
-    return bool(cache.get(_jkey(jti)))
 
 
 def issued_at(payload: dict) -> float:

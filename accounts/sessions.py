@@ -7,7 +7,7 @@ is a Django session, recorded at login.
 
 Ending an API session, in one transaction: mark it ended, blacklist its current refresh
 token, audit ``session.ended``; and, at once, a ``fam:{id}`` record in the shared cache,
-read by ``accounts.revocation.fetch_states`` in the same ``get_many`` as the other
+one of the records ``accounts.revocation.keys_for`` names, read with the other
 revocation records (no database query on the hot path), so every access token of the
 family is refused within the memo window (0.5 s) on every node. A refresh of an ended
 family is refused (401 ``token_revoked``) without raising the reuse alarm.

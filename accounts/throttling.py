@@ -9,7 +9,9 @@ Rates come from ``settings.XENX_RATE_LIMITS``. ``login_ip`` and ``login_account`
 the documented ones; the other endpoints may be tuned with their own names and fall back
 to the login rates.
 
-The shared cache down: 503 ``service_unavailable`` (fail closed, README "Failure
+The shared cache down (``core.cache.CACHE_ERRORS``: Redis's errors and a socket's, nothing
+else, so a bug is never taken for an outage): the one fail-open rule
+(``core.cache.fail_open``): 503 ``service_unavailable`` (fail closed, README "Failure
 policy"), unless ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on.
 """
 
@@ -21,7 +23,8 @@ from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit.core import _get_window, _make_cache_key, _split_rate, get_usage
 
-from core.errors import RateLimited, ServiceUnavailable
+from core.cache import CACHE_ERRORS, fail_open
+from core.errors import RateLimited
 from core.net import counted_address
 
 from . import metrics
@@ -35,6 +38,9 @@ FALLBACK = {
     "mfa_account": "login_account",
     "password_change_account": "login_account",
 }
+
+# Every name XENX_RATE_LIMITS may hold for these throttles (README "Identity").
+NAMES = frozenset({"login_ip", "login_account", *FALLBACK})
 
 
 def rate_for(name: str) -> str:
@@ -53,10 +59,9 @@ def _usage(request, name: str, value: str, *, increment: bool):
             rate=rate_for(name),
             increment=increment,
         )
-    except Exception as exc:  # the shared cache is down
-        if settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
-            return None
-        raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+    except CACHE_ERRORS as exc:  # the shared cache is down
+        fail_open(exc, "Rate limiting is unavailable.")
+        return None
 
 
 def wait_in_words(seconds: int) -> str:
@@ -133,9 +138,8 @@ def reset(name: str, value: str) -> None:
         caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")].delete(
             _counter_key(name, value)
         )
-    except Exception as exc:  # the shared cache is down
-        if not getattr(settings, "XENX_FAIL_OPEN_WITHOUT_CACHE", False):
-            raise ServiceUnavailable("Rate limiting is unavailable.") from exc
+    except CACHE_ERRORS as exc:  # the shared cache is down
+        fail_open(exc, "Rate limiting is unavailable.")
 
 
 def reset_account_lock(user) -> None:

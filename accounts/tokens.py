@@ -1,5 +1,6 @@
-"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy``'s
-``token_identity``, the one check every door uses.
+"""Issuing and decoding JWTs. Whether a token may act is ``accounts.policy.judge``'s
+verdict, the one every door uses (through ``token_identity``, or the gateway's pipeline
+with the records it read itself).
 
 Three token types share the signing key and are told apart by ``token_type``:
 ``access`` (15 min), ``refresh`` (7 days, rotated, in SimpleJWT's outstanding/blacklist
@@ -27,6 +28,7 @@ from rest_framework_simplejwt.tokens import Token
 from rest_framework_simplejwt.utils import datetime_from_epoch
 
 from core.errors import InvalidToken
+from core.memo import Memo
 
 from . import revocation, sessions, signing
 
@@ -195,15 +197,13 @@ def decode_access_token(raw: str) -> dict:
     if hit is not None and float(hit[0]["exp"]) > time.time() and hit[1] is generation:
         return dict(hit[0])
     payload = _decode(raw, "access")
-    if len(_verified) >= _VERIFIED_MAX:
-        _verified.clear()
-    _verified[raw] = (payload, generation)
+    _verified.set(raw, (payload, generation))
     return dict(payload)
 
 
-# Payloads of access tokens whose signature this process verified, until they expire.
-_verified: dict[str, tuple[dict, object]] = {}
-_VERIFIED_MAX = 20_000
+# Payloads of access tokens whose signature this process verified, until they expire
+# (checked on each read); the oldest go first past the bound.
+_verified = Memo(20_000, name="verified access tokens")
 
 
 def decode_refresh_token(raw: str) -> dict:

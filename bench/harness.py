@@ -130,8 +130,8 @@ def parse_args(argv):
         default="",
         metavar="REV",
         help="also serve XenX at git revision REV (a worktree of this repository, "
-        "same database, its own Redis db) as targets f (like d) and g (like e), "
-        "interleaved with the others: before/after in one run",
+        "same database and Redis db, its own cache key prefix) as targets f (like d) "
+        "and g (like e), interleaved with the others: before/after in one run",
     )
     parser.add_argument(
         "--layout",

@@ -34,6 +34,14 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from core.errors import CACHE_OUTAGES, ServiceUnavailable
+
+# What a call to the cache raises when it failed: the errors that mean Redis failed
+# wherever they surface (``core.errors.CACHE_OUTAGES``, answered 503 under any view) and,
+# around a cache call, a socket's own error. Every ``except`` around a cache call names
+# this, never ``Exception``: a bug stays a bug (500), not an outage.
+CACHE_ERRORS: tuple[type[BaseException], ...] = (*CACHE_OUTAGES, OSError)
+
 # LOADING (BusyLoadingError), NOAUTH and WRONGPASS (AuthenticationError) and "max number
 # of clients reached" are ConnectionErrors in redis-py.
 _NETWORK_ERRORS = (RedisConnectionError, RedisTimeoutError, socket.timeout, OSError)
@@ -71,6 +79,16 @@ def is_outage(exc: BaseException | None) -> bool:
     return False
 
 
+def fail_open(exc: BaseException, message: str) -> None:
+    """The one fail-open/fail-closed rule for a cache outage (README "Failure policy"),
+    called from the ``except CACHE_ERRORS`` around a cache call: fail closed, i.e.
+    raise 503 ``service_unavailable`` (``Retry-After: 5``), unless
+    ``XENX_FAIL_OPEN_WITHOUT_CACHE`` is on; then it returns and the caller goes on
+    without the cache (token signatures and the database, no limits)."""
+    if not settings.XENX_FAIL_OPEN_WITHOUT_CACHE:
+        raise ServiceUnavailable(message, headers={"Retry-After": "5"}) from exc
+
+
 def record_outage() -> None:
     """Skip Redis in this process for ``XENX_CACHE_FAIL_FAST_SECONDS`` (also called by
     the gateway's raw pipeline, which does not go through django-redis's client)."""
@@ -91,7 +109,7 @@ def _guarded(method):
             if is_outage(exc.__cause__):
                 record_outage()
             raise
-        except Exception as exc:  # what django-redis lets through unwrapped
+        except CACHE_ERRORS as exc:  # what django-redis lets through unwrapped
             if is_outage(exc):
                 record_outage()
             raise

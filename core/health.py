@@ -4,10 +4,12 @@ the gateway."""
 import time
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
+
+from core.cache import CACHE_ERRORS
 
 
 def check_database() -> dict:
@@ -17,7 +19,7 @@ def check_database() -> dict:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         status = "ok"
-    except Exception:  # noqa: BLE001 - any failure means "down"
+    except DatabaseError:  # unreachable, timed out, refused: down
         status = "down"
     return {
         "status": status,
@@ -31,12 +33,19 @@ def check_cache() -> dict:
         key = "health:probe"
         cache.set(key, "1", 10)
         status = "ok" if cache.get(key) == "1" else "down"
-    except Exception:  # noqa: BLE001
+    except CACHE_ERRORS:
         status = "down"
     return {
         "status": status,
         "latency_ms": round((time.perf_counter() - start) * 1000, 2),
     }
+
+
+def dependencies() -> tuple[dict, bool]:
+    """({"database": …, "cache": …}, whether both answer): what ``/health/ready`` and
+    the aggregate ``/health`` (``gateway.views.monitoring``) report."""
+    checks = {"database": check_database(), "cache": check_cache()}
+    return checks, all(c["status"] == "ok" for c in checks.values())
 
 
 @csrf_exempt  # a POST is 405, not the CSRF check's 403
@@ -48,8 +57,7 @@ def live(request):
 @csrf_exempt
 @require_GET
 def ready(request):
-    checks = {"database": check_database(), "cache": check_cache()}
-    ok = all(c["status"] == "ok" for c in checks.values())
+    checks, ok = dependencies()
     response = JsonResponse(
         {"status": "ok" if ok else "down", "checks": checks}, status=200 if ok else 503
     )

@@ -1,14 +1,17 @@
-"""Small middleware, one concern each: request id, access log, API error bodies."""
+"""Small middleware, one concern each: request id, access log, API error bodies, the
+size of JSON bodies."""
 
+import io
 import logging
 import os
 import re
 import time
 
-from django.http import UnreadablePostError
+from django.http import HttpResponse, UnreadablePostError
 from django.utils.functional import SimpleLazyObject, empty
 from django.views import defaults
 
+from . import jsonbody
 from .errors import error_response, response_for_exception
 from .net import is_trusted_proxy
 from .request_context import request_id_var, user_id_var
@@ -50,19 +53,29 @@ def apply_forwarded_proto(meta) -> None:
 
 
 class RequestIdMiddleware:
-    """Keep a well-formed incoming X-Request-ID, otherwise make one; echo it back."""
+    """Keep a well-formed incoming X-Request-ID, otherwise make one; echo it back.
+
+    It also opens and closes the request's log context (core.request_context): a
+    worker thread serves one request after another, and a value left from the last
+    one (its user id) would be logged as this one's. The gateway's WSGI path runs
+    this middleware too (gateway/wsgi.py).
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = incoming if REQUEST_ID_RE.match(incoming) else os.urandom(16).hex()
+        request_id = (
+            incoming if REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
+        )
         request.request_id = request_id
         token = request_id_var.set(request_id)
+        user_token = user_id_var.set(None)
         try:
             response = self.get_response(request)
         finally:
+            user_id_var.reset(user_token)
             request_id_var.reset(token)
         response["X-Request-ID"] = request_id
         return response
@@ -146,3 +159,48 @@ class ApiErrorMiddleware:
         if isinstance(exception, UnreadablePostError):  # a page's body cut short
             return defaults.bad_request(request, exception)
         return None
+
+
+class BodyLimitMiddleware:
+    """A JSON body over ``DATA_UPLOAD_MAX_MEMORY_SIZE`` is 413 before it is read.
+
+    By its Content-Length when it has one. A chunked body (``Transfer-Encoding``, which
+    the server de-chunks: ``wsgi.input_terminated``) has none, and Django would read it
+    as empty: it is read here, at most one byte past the limit, and handed on as a body
+    of known length. Proxied calls never come here (the gateway takes them first and
+    has its own limit, the service's ``max_body_bytes``).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        meta = request.META
+        if jsonbody.is_json(meta.get("CONTENT_TYPE", "")):
+            refused = self._refuse_large(request, meta)
+            if refused is not None:
+                return refused
+        return self.get_response(request)
+
+    def _refuse_large(self, request, meta):
+        limit = jsonbody.body_limit()
+        length = meta.get("CONTENT_LENGTH") or ""
+        if length:
+            if length.isdigit() and int(length) > limit:
+                return self._response(request)
+            return None
+        if meta.get("HTTP_TRANSFER_ENCODING") and meta.get("wsgi.input_terminated"):
+            data = meta["wsgi.input"].read(limit + 1)
+            if len(data) > limit:
+                return self._response(request)
+            meta["CONTENT_LENGTH"] = str(len(data))
+            request._stream = io.BytesIO(data)
+            request._read_started = False
+        return None
+
+    @staticmethod
+    def _response(request):
+        exc = jsonbody.too_large()
+        if is_api_path(request.path):
+            return error_response(request, exc.status, exc.code, exc.message)
+        return HttpResponse(exc.message, status=413, content_type="text/plain")

@@ -23,12 +23,12 @@ from django.core.exceptions import ValidationError
 from accounts import signing
 from accounts.keys import ASSERTION_SECONDS, is_asymmetric
 from core.errors import ServiceUnavailable
+from core.memo import Memo
 
 HEADER = "X-XenX-Identity"
 META_KEY = "HTTP_X_XENX_IDENTITY"
-_MAX_CACHED = 10_000
 # (alg, service, user id, email, role, org, mfa) → (assertion, renew at)
-_cache: dict[tuple, tuple[str, float]] = {}
+_cache = Memo(10_000, name="identity assertions")
 
 
 def validate_sign_identity(value) -> None:
@@ -83,7 +83,5 @@ def assertion_for(identity, service: str, request_id: str) -> str:
             "token_type": "identity",
         }
     )
-    if len(_cache) >= _MAX_CACHED:
-        _cache.clear()
-    _cache[key] = (token, iat + ASSERTION_SECONDS / 2)
+    _cache.set(key, (token, iat + ASSERTION_SECONDS / 2))
     return token

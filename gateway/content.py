@@ -150,7 +150,9 @@ def _parts(data, boundary: bytes):
     while True:
         after = data[pos : pos + 2]
         if after == b"--":
-            if data[pos + 2 :] not in (b"", b"\r\n"):  # no epilogue either
+            # No epilogue either; its length first, so that one is never copied.
+            rest = len(data) - (pos + 2)
+            if rest > 2 or data[pos + 2 :] not in (b"", b"\r\n"):
                 raise MalformedRequest("The multipart body goes on after its end.")
             break
         if after != b"\r\n":

@@ -1,5 +1,6 @@
-"""Forwarding: the upstream request's headers, instance choice, retries and the
-circuit breaker's bookkeeping (README "Gateway")."""
+"""The pipeline's last step: the upstream request's headers, instance choice over the
+circuits the round trip read, retries and the breaker's bookkeeping (README
+"Gateway"); the answer relayed by ``gateway.relay``."""
 
 from __future__ import annotations
 
@@ -7,10 +8,15 @@ import logging
 
 from django.conf import settings
 
-from core.errors import MalformedRequest, error_response
+from core.errors import (
+    ApiError,
+    MalformedRequest,
+    PayloadTooLarge,
+    ServiceUnavailable,
+)
 from core.net import forwarded_chain
 
-from . import assertions, machines, metrics, state
+from . import assertions, breaker, machines, metrics
 from .body import BodyTooLarge, ClientBodyError, client_stalled
 from .headers import client_headers, sandbox
 from .relay import relay
@@ -62,45 +68,22 @@ def _upstream_headers(request, svc, identity, length) -> dict:
     return headers
 
 
-def _candidates(svc, health) -> tuple[list, object]:
-    """(instances whose circuit is closed, a half-open instance whose single trial this
-    call won, or None). ``health`` is [open_until…, failures…] from the round trip."""
-    now = state.now_ms()
-    healthy, half_open = [], []
-    for index, inst in enumerate(svc.instances):
-        open_until = health[index] if health else None
-        if open_until is None:
-            healthy.append(inst)
-        elif open_until <= now:
-            half_open.append(inst)
-    for inst in half_open:
-        try:
-            if state.try_trial(inst.id, svc.timeout):
-                return healthy, inst
-        except state.CACHE_ERRORS:
-            break
-    return healthy, None
-
-
-def forward(request, svc, identity, rest, query, body, length, health):
-    healthy, trial = _candidates(svc, health)
+def forward(call):
+    """Send the call to an instance whose circuit is closed (or the half-open one whose
+    trial it won), retry as the service allows, and relay the answer; raise 503 with
+    no instance left, 502 or 504 when they failed."""
+    request, svc = call.request, call.service
+    healthy, trial, failing = breaker.choose(call.circuits, svc.timeout)
     if not healthy and trial is None:
-        return error_response(
-            request,
-            503,
-            "service_unavailable",
+        raise ServiceUnavailable(
             f"No healthy instance of service {svc.name!r}.",
-            headers={"Retry-After": str(state.OPEN_SECONDS)},
+            headers={"Retry-After": str(breaker.OPEN_SECONDS)},
         )
-    count = len(svc.instances)
-    failures = {
-        inst.id: health[count + i] if health else None
-        for i, inst in enumerate(svc.instances)
-    }
-    headers = _upstream_headers(request, svc, identity, length)
+    body, length = call.body, call.length
+    headers = _upstream_headers(request, svc, call.identity, length)
     method = request.method
     connect_timeout = min(svc.timeout, settings.XENX_GATEWAY_CONNECT_TIMEOUT)
-    url_query = "?" + query if query is not None else ""
+    url_query = "?" + call.query if call.query is not None else ""
     replayable = body is None or isinstance(body, bytes)
     chunked = not replayable and length is None
     tries = svc.retries + 1
@@ -117,7 +100,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
         try:
             upstream = pool_for(inst).request(
                 method,
-                _target(inst.base_path, rest) + url_query,
+                _target(inst.base_path, call.rest) + url_query,
                 headers,
                 body,
                 connect_timeout=connect_timeout,
@@ -125,7 +108,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
                 chunked=chunked,
             )
         except BodyTooLarge:
-            return error_response(request, 413, "payload_too_large")
+            raise PayloadTooLarge() from None
         except ClientBodyError:
             raise MalformedRequest(
                 "The body ended before its Content-Length."
@@ -139,7 +122,7 @@ def forward(request, svc, identity, rest, query, body, length, health):
                 ) from None
             last = failure
             metrics.UPSTREAM_ERRORS.labels(svc.name, failure.kind).inc()
-            state.record_failure(inst.id, trial=inst is trial)
+            breaker.record_failure(inst.id, trial=inst is trial)
             logger.warning(
                 "upstream failure",
                 extra={"service": svc.name, "instance": inst.url, "kind": failure.kind},
@@ -152,17 +135,16 @@ def forward(request, svc, identity, rest, query, body, length, health):
             if not replayable and consumed(body):
                 break
             continue
-        if inst is trial or failures.get(inst.id):
-            state.record_success(inst.id)
+        if inst is trial or inst.id in failing:
+            breaker.record_success(inst.id)
         return sandbox(relay(request, upstream), svc.serves_pages)
     if last is not None and last.timeout:
-        return error_response(
-            request,
-            504,
-            "gateway_timeout",
+        raise ApiError(
             "The upstream service did not answer in time.",
+            status=504,
+            code="gateway_timeout",
         )
-    return error_response(request, 502, "bad_gateway", "The upstream service failed.")
+    raise ApiError("The upstream service failed.", status=502, code="bad_gateway")
 
 
 def _target(base_path: str, rest: str) -> str:

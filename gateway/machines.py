@@ -1,7 +1,8 @@
 """What the gateway does differently for a machine client (README "Machine clients"):
 an application's client-credentials token, with no user. The token itself is judged
-by the one policy (``accounts.policy.token_identity``); here are only the gateway's
-own consequences, called from one line each in the proxy and forwarding steps:
+by the one policy (``accounts.policy.judge``); here are only the gateway's
+own consequences, called from one line each in the pipeline's steps
+(``gateway.pipeline``: the limit, the admission) and in forwarding:
 
 - ``rate_subject``: counted per application at the ``app`` rate;
 - ``admit``: only the services in its ``allowed_services`` (403 otherwise), and a
@@ -30,13 +31,10 @@ CLIENT_HEADER = "X-Client-Id"
 _assertions = Memo(10_000, name="machine assertions")
 
 
-def rate_subject(identity, payload) -> tuple[str | None, object]:
-    """(rate name, counter key) for a caller known by its ``identity`` or, before
-    that is judged, its verified ``payload``; (None, None) when anonymous."""
-    if identity is not None:
-        if identity.is_machine:
-            return RATE_NAME, MACHINE_PREFIX + identity.client_id
-        return identity.role, identity.user_id
+def rate_subject(payload) -> tuple[str | None, object]:
+    """(rate name, counter key) of a caller by its verified token ``payload``: the role
+    the token names and its user, or the ``app`` rate and its application; (None,
+    None) when anonymous."""
     if payload is None:
         return None, None
     if is_machine_payload(payload):

@@ -24,6 +24,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily
 
 import accounts.metrics  # noqa: F401  (its counters are in the text /metrics serves)
+from core.memo import Memo
 
 from . import selectors
 
@@ -68,7 +69,9 @@ RATE_LIMITED = Counter(
 
 _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_children: dict[tuple, tuple] = {}
+# The metric children of each label set, to skip prometheus_client's own look-up; an
+# evicted one is looked up again (the registry keeps the child and its counts).
+_children = Memo(1024, name="metric children")
 
 
 def observe(service: str, method: str, status: int, seconds: float) -> None:
@@ -78,7 +81,7 @@ def observe(service: str, method: str, status: int, seconds: float) -> None:
     children = _children.get(labels)
     if children is None:
         children = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        _children[labels] = children
+        _children.set(labels, children)
     children[0].inc()
     children[1].observe(seconds)
 

@@ -28,7 +28,9 @@ from django.core.cache.backends.locmem import LocMemCache
 from django.core.signals import request_started
 from django.db import DatabaseError, close_old_connections
 
-from . import state
+from core.cache import CACHE_ERRORS
+
+from . import breaker
 from .probes import check_all
 
 logger = logging.getLogger("xenx.gateway.prober")
@@ -45,7 +47,7 @@ def interval_seconds() -> int:
 def down_seconds(interval: float) -> float:
     """A failed check keeps the instance out for longer than one interval, so it stays
     out until a later check (or the breaker's trial) finds it well."""
-    return max(state.OPEN_SECONDS, 2 * interval)
+    return max(breaker.OPEN_SECONDS, 2 * interval)
 
 
 def cache_is_shared() -> bool:
@@ -88,7 +90,7 @@ def _loop(interval: int) -> None:
             # rounds for DB_CONN_MAX_AGE, and dropped when it broke or grew too old.
             close_old_connections()
             results = probe_round(interval)
-        except (*state.CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
+        except (*CACHE_ERRORS, DatabaseError) as exc:  # an outage: next round
             logger.warning("health checks skipped: %s", exc)
             continue
         except Exception:  # noqa: BLE001 - the prober must outlive any surprise

@@ -10,7 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import urllib3
 from django.conf import settings
 
-from . import state
+from core.memo import Memo
+
+from . import breaker
 from .models import Service
 
 MAX_CHECK_TIMEOUT = 5.0
@@ -21,7 +23,8 @@ MAX_PARALLEL_CHECKS = 16
 # head is bounded by http.client (64 KiB a line, 100 headers).
 PROBE_HEADERS = {"Accept-Encoding": "identity"}
 
-_managers: dict[str, urllib3.PoolManager] = {}
+# One pool manager per CA bundle in use (a service's own, or the default).
+_managers = Memo(64, name="probe pool managers")
 
 
 def _http(service) -> urllib3.PoolManager:
@@ -32,7 +35,7 @@ def _http(service) -> urllib3.PoolManager:
         manager = urllib3.PoolManager(
             num_pools=64, maxsize=2, retries=False, ca_certs=cafile or None
         )
-        _managers[cafile] = manager
+        _managers.set(cafile, manager)
     return manager
 
 
@@ -57,9 +60,9 @@ def check_instance(instance, service, *, down_seconds: float) -> tuple[bool, str
     except urllib3.exceptions.HTTPError as exc:
         ok, detail = False, type(exc).__name__
     if ok:
-        state.record_success(instance.id)
+        breaker.record_success(instance.id)
     else:
-        state.mark_down(instance.id, down_seconds)
+        breaker.mark_down(instance.id, down_seconds)
     return ok, detail
 
 

@@ -25,7 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError
 from django.db.models import F
 
-from . import prober, state
+from . import breaker, prober, state
 from .headers import forwarded_keys
 from .models import RegistryVersion, Service
 from .validators import parse_rate
@@ -78,6 +78,7 @@ class ServiceSnap:
     health_check_path: str
     instances: tuple  # enabled instances only
     health_keys: tuple = ()
+    closed: tuple = ()  # every instance's circuit closed (gateway.breaker.closed)
     sign_identity: bool = False
     # WSGI key → header name of the client headers forwarded (gateway.headers)
     forwarded_keys: dict = field(default_factory=forwarded_keys)
@@ -138,9 +139,7 @@ def build_snapshot() -> dict[str, ServiceSnap]:
         instances = tuple(
             _instance_snap(i, ca_bundle) for i in svc.instances.all() if i.enabled
         )
-        health_keys = tuple(state.open_key(i.id) for i in instances) + tuple(
-            state.fail_key(i.id) for i in instances
-        )
+        health_keys = breaker.keys(i.id for i in instances)
         services[svc.name] = ServiceSnap(
             id=svc.id,
             name=svc.name,
@@ -158,6 +157,7 @@ def build_snapshot() -> dict[str, ServiceSnap]:
             health_check_path=svc.health_check_path,
             instances=instances,
             health_keys=health_keys,
+            closed=breaker.closed(instances),
             sign_identity=svc.sign_identity,
             forwarded_keys=forwarded_keys(tuple(svc.forward_headers or ())),
             serves_pages=svc.serves_pages,

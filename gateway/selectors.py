@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from . import state
+from core.cache import CACHE_ERRORS
+
+from . import breaker
 from .models import Service
 
 
@@ -19,11 +21,11 @@ def instance_health(instances) -> dict[int, bool]:
     half-open. Unknown (cache down) counts as unhealthy."""
     instances = list(instances)
     try:
-        found = state.get_health(i.id for i in instances)
-    except state.CACHE_ERRORS:
+        found = breaker.get_health(i.id for i in instances)
+    except CACHE_ERRORS:
         return {i.id: False for i in instances}
-    now = state.now_ms()
-    return {i.id: state.is_healthy(found[i.id][0], now) for i in instances}
+    now = breaker.now_ms()
+    return {i.id: breaker.is_healthy(found[i.id][0], now) for i in instances}
 
 
 def service_health(service: Service, health: dict[int, bool] | None = None) -> dict:

@@ -1,9 +1,11 @@
-"""Shared state in the cache: registry version, instance health, rate-limit counters.
+"""The proxied call's one round trip to the shared cache, and the registry version.
 
-Values are plain integers so that the raw Redis client (used on the hot path, where
-several commands go out as one pipelined round trip) and Django's cache API read and
-write the same keys. With a process-local cache (development, tests without Redis) the
-same functions fall back to the cache API.
+``hot_round_trip`` sends what every party of a call contributes (the rate-limit count,
+the registry version, the instances' breaker state, the token's revocation records) as
+one pipeline on the calling thread's own Redis connection. Counters, the version and
+breaker state are plain integers, so that this raw client and Django's cache API read
+and write the same keys. With a process-local cache (development, tests without Redis)
+the same functions fall back to the cache API.
 """
 
 from __future__ import annotations
@@ -20,37 +22,22 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django_redis import get_redis_connection
 from django_redis.cache import RedisCache
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import cache as core_cache
+from core.cache import CACHE_ERRORS
 from core.net import kernel_timeouts
 
 VERSION_KEY = "gw:registry:version"
-FAIL_THRESHOLD = 5  # consecutive failures that open the circuit
-OPEN_SECONDS = 30
-STATE_TTL = 86400
 
-try:  # the errors a cache outage raises, whichever backend
-    from django_redis.exceptions import ConnectionInterrupted
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    CACHE_ERRORS: tuple[type[BaseException], ...] = (
-        RedisError,
-        ConnectionInterrupted,
-        OSError,
-    )
-    # A connection Redis closed while idle: EOF or a reset on the next call.
-    _CLOSED_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
-    _TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (RedisTimeoutError, TimeoutError)
-except ImportError:  # pragma: no cover
-    CACHE_ERRORS = (OSError,)
-    _CLOSED_ERRORS = (OSError,)
-    _TIMEOUT_ERRORS = (TimeoutError,)
+# A connection Redis closed while idle: EOF or a reset on the next call.
+_CLOSED_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, OSError)
+_TIMEOUT_ERRORS: tuple[type[BaseException], ...] = (RedisTimeoutError, TimeoutError)
 
 
 class CacheDown(Exception):
-    """The shared cache did not answer."""
+    """The shared cache did not answer (a ``core.cache.CACHE_ERRORS`` behind it)."""
 
 
 _raw = None
@@ -238,23 +225,8 @@ def _forget(setting, **kwargs):
         _raw_checked = False
 
 
-def open_key(instance_id: int) -> str:
-    return f"gw:open:{instance_id}"
-
-
-def fail_key(instance_id: int) -> str:
-    return f"gw:fail:{instance_id}"
-
-
-def trial_key(instance_id: int) -> str:
-    return f"gw:trial:{instance_id}"
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _int(value) -> int | None:
+def as_int(value) -> int | None:
+    """A counter, version or breaker value as read (None when absent or not one)."""
     if value is None:
         return None
     try:
@@ -268,7 +240,7 @@ def _int(value) -> int | None:
 
 def get_version() -> int | None:
     try:
-        return _int(cache.get(VERSION_KEY))
+        return as_int(cache.get(VERSION_KEY))
     except CACHE_ERRORS as exc:
         raise CacheDown() from exc
 
@@ -284,15 +256,18 @@ def bump_version() -> None:
 
 
 def hot_round_trip(
+    *,
     rl_key: str | None,
     period: int,
     health_keys: tuple[str, ...],
     cache_keys: tuple[str, ...] = (),
 ):
-    """The call's one round trip: count it against ``rl_key`` (INCR + EXPIRE NX), read
-    the registry version, the health keys and ``cache_keys`` (values written through
-    Django's cache API: the token's revocation records). Returns (count or None,
-    version, health values, {cache key: value} of the ``cache_keys`` present)."""
+    """The call's one round trip, each party's keys in one pipeline: count the call
+    against ``rl_key`` (INCR + EXPIRE NX; the rate limit), read the registry version,
+    ``health_keys`` (the breaker's, ``gateway.breaker.keys``) and ``cache_keys`` (values
+    written through Django's cache API: the token's revocation records). Returns (count
+    or None, version, health values, {cache key: value} of the ``cache_keys`` present);
+    raises ``CacheDown``."""
     client = raw_client()
     try:
         if client is not None:
@@ -316,7 +291,7 @@ def hot_round_trip(
                 for name, raw in zip(cache_keys, values[split:], strict=True):
                     if raw is not None:
                         found[name] = decoded(raw)
-            return count, _int(values[0]), [_int(v) for v in values[1:split]], found
+            return count, as_int(values[0]), [as_int(v) for v in values[1:split]], found
         count = None
         if rl_key is not None:
             cache.add(rl_key, 0, period + 1)
@@ -328,71 +303,16 @@ def hot_round_trip(
         found = cache.get_many([VERSION_KEY, *health_keys, *cache_keys])
         return (
             count,
-            _int(found.get(VERSION_KEY)),
-            [_int(found.get(k)) for k in health_keys],
+            as_int(found.get(VERSION_KEY)),
+            [as_int(found.get(k)) for k in health_keys],
             {k: found[k] for k in cache_keys if k in found},
         )
-    except (*CACHE_ERRORS, ConnectionError) as exc:
+    except CACHE_ERRORS as exc:
         raise CacheDown() from exc
 
 
 def uncount(rl_key: str) -> None:
-    """Take back a call counted by ``hot_round_trip`` that was then refused (a revoked
-    token, a role the service refuses): refused calls do not use up the limit."""
+    """Take back a call counted by ``hot_round_trip`` whose token was then refused on
+    the records read in that same round trip: refused calls do not use up the limit."""
     with contextlib.suppress(*CACHE_ERRORS, ValueError):  # ValueError: expired
         cache.decr(rl_key)
-
-
-# --- instance health (passive breaker and active checks) ---------------------------
-
-
-def get_health(instance_ids) -> dict[int, tuple[int | None, int | None]]:
-    """{instance_id: (open_until_ms, consecutive_failures)} for reporting."""
-    ids = list(instance_ids)
-    names = [open_key(i) for i in ids] + [fail_key(i) for i in ids]
-    found = cache.get_many(names)
-    return {
-        i: (_int(found.get(open_key(i))), _int(found.get(fail_key(i)))) for i in ids
-    }
-
-
-def is_healthy(open_until: int | None, at_ms: int | None = None) -> bool:
-    return open_until is None or open_until <= (at_ms or now_ms())
-
-
-def try_trial(instance_id: int, hold_seconds: float) -> bool:
-    """Claim the single trial request of a half-open instance (one across workers)."""
-    return bool(cache.add(trial_key(instance_id), 1, max(1, int(hold_seconds) + 1)))
-
-
-def record_failure(instance_id: int, *, trial: bool = False) -> bool:
-    """Count a failure; open the circuit at the threshold (or when a trial failed).
-    Returns True when the circuit is (re)opened."""
-    try:
-        cache.add(fail_key(instance_id), 0, STATE_TTL)
-        try:
-            failures = cache.incr(fail_key(instance_id))
-        except ValueError:
-            cache.set(fail_key(instance_id), 1, STATE_TTL)
-            failures = 1
-        if trial or failures >= FAIL_THRESHOLD:
-            cache.set(open_key(instance_id), now_ms() + OPEN_SECONDS * 1000, STATE_TTL)
-            cache.delete(trial_key(instance_id))
-            return True
-    except CACHE_ERRORS:
-        pass
-    return False
-
-
-def record_success(instance_id: int) -> None:
-    """Close the circuit and reset the failure count."""
-    with contextlib.suppress(CACHE_ERRORS):
-        cache.delete_many(
-            [open_key(instance_id), fail_key(instance_id), trial_key(instance_id)]
-        )
-
-
-def mark_down(instance_id: int, seconds: float) -> None:
-    """An active check failed: unhealthy until a check or a trial succeeds."""
-    cache.set(open_key(instance_id), now_ms() + int(seconds * 1000), STATE_TTL)
-    cache.set(fail_key(instance_id), FAIL_THRESHOLD, STATE_TTL)

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
+from core import rates
 from core.roles import Role
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
@@ -27,15 +28,13 @@ RESERVED_NAMES = frozenset(
         "health",
     }
 )
-# django-ratelimit's format, strictly: N/period with an optional multiplier (10/15m).
-RATE_RE = re.compile(r"^([0-9]+)/([0-9]*)([smhd])$")
 # "app": machine clients (README "Machine clients").
 RATE_KEYS = frozenset({*Role.values, "anonymous", "app"})
 CONTENT_TYPE_RE = re.compile(r"^[a-z0-9!#$&^_.+-]+/([a-z0-9!#$&^_.+-]+|\*)$")
 
 
 def validate_service_name(value: str) -> None:
-    if not isinstance(value, str) or not NAME_RE.match(value):
+    if not isinstance(value, str) or not NAME_RE.fullmatch(value):
         raise ValidationError(
             "Use 1-63 lowercase letters, digits or hyphens, starting with a letter "
             "or digit."
@@ -75,15 +74,12 @@ def validate_ca_bundle(value: str) -> None:
 
 
 def parse_rate(value: str) -> tuple[int, int]:
-    """'60/m' → (60, 60); '10/15m' → (10, 900). Raises ValidationError."""
-    match = RATE_RE.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValidationError(f"'{value}' is not a rate like '60/m' or '10/15m'.")
-    count, multi, period = match.groups()
-    seconds = {"s": 1, "m": 60, "h": 3600, "d": 86400}[period] * int(multi or 1)
-    if int(count) < 1:
-        raise ValidationError("A rate must allow at least one request.")
-    return int(count), seconds
+    """'60/m' → (60, 60); '10/15m' → (10, 900) (``core.rates``, the one grammar).
+    Raises ValidationError."""
+    try:
+        return rates.parse_rate(value)
+    except rates.InvalidRate as exc:
+        raise ValidationError(str(exc)) from None
 
 
 def validate_rate_limits(value) -> None:
@@ -92,7 +88,7 @@ def validate_rate_limits(value) -> None:
     for key, rate in value.items():
         if key not in RATE_KEYS:
             raise ValidationError(
-                f"Unknown key '{key}'; use one of {', '.join(sorted(RATE_KEYS))}."
+                f"Unknown key {key[:40]!r}; use one of {', '.join(sorted(RATE_KEYS))}."
             )
         parse_rate(rate)
 
@@ -111,7 +107,7 @@ def validate_content_types(value) -> None:
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
         raise ValidationError("Give a list of media types.")
     for item in value:
-        if not CONTENT_TYPE_RE.match(item.lower()):
+        if not CONTENT_TYPE_RE.fullmatch(item.lower()):
             raise ValidationError(f"'{item}' is not a media type like 'image/png'.")
 
 

@@ -10,10 +10,13 @@
 """
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.auth import REDIRECT_FIELD_NAME, update_session_auth_hash
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import PasswordChangeView
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -61,11 +64,54 @@ class OwnPasswordChangeView(PasswordChangeView):
         return HttpResponseRedirect(self.get_success_url())
 
 
+class SelectionCheckMixin:
+    """A ModelAdmin whose actions run only on a selection of well-formed primary keys.
+
+    Django filters the changelist with ``pk__in`` the posted ``_selected_action``
+    values as they come: one that is not a key of the model's type (``abc`` for an
+    integer) raised ``ValueError``, one out of the column's range ``OverflowError``:
+    a 500. Such a selection selects nothing: the
+    admin's own "Items must be selected" message and a redirect back.
+    """
+
+    def response_action(self, request, queryset):
+        pk = self.model._meta.pk
+        low, high = connection.ops.integer_field_ranges.get(
+            pk.get_internal_type(), (None, None)
+        )
+        for value in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME):
+            try:
+                key = pk.to_python(value)
+            except ValidationError:
+                key = None
+            if key is None or (
+                isinstance(key, int)
+                and not ((low is None or key >= low) and (high is None or key <= high))
+            ):
+                self.message_user(
+                    request,
+                    "Items must be selected in order to perform actions on them. No "
+                    "items have been changed.",
+                    messages.WARNING,
+                )
+                return None  # Django's changelist redirects back
+        return super().response_action(request, queryset)
+
+
 class XenxAdminSite(admin.AdminSite):
     site_header = "XenX administration"
     site_title = "XenX admin"
     index_title = "Administration"
     site_url = "/portal/"
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every ModelAdmin, XenX's and the libraries' alike, checks its selection."""
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, SelectionCheckMixin):
+            admin_class = type(
+                admin_class.__name__, (SelectionCheckMixin, admin_class), {}
+            )
+        return super().register(model_or_iterable, admin_class, **options)
 
     def password_change(self, request, extra_context=None):
         """The admin's own password page: the old password is required and checked by

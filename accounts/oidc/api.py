@@ -25,6 +25,9 @@ GRANTS = {
 }
 
 
+# An application never acts as an admin (its own enum in the schema: ApplicationRole).
+APPLICATION_ROLES = [r for r in Role.values if r != Role.ADMIN]
+
 class ApplicationSerializer(serializers.Serializer):
     client_id = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=255)
@@ -43,9 +46,7 @@ class ApplicationSerializer(serializers.Serializer):
     allowed_services = serializers.ListField(
         child=serializers.CharField(max_length=63), required=False, max_length=100
     )
-    role = serializers.ChoiceField(
-        choices=[r for r in Role.values if r != Role.ADMIN], required=False
-    )
+    role = serializers.ChoiceField(choices=APPLICATION_ROLES, required=False)
     enabled = serializers.BooleanField(required=False)
     created_at = serializers.DateTimeField(source="created", read_only=True)
 

@@ -223,16 +223,16 @@ def prepare_xenx(
 # --- the reference (--reference REV) -------------------------------------------------
 
 
-def reference_redis_url() -> str:
-    """The bench Redis db + 1: the reference counts its own rate limits and caches its
-    own revocation records, so neither XenX sees the other's calls."""
-    base, _, db = REDIS_URL.rpartition("/")
-    return f"{base}/{(int(db or 0) + 1) % 16}"
+# The reference's cache key prefix: it shares the bench's Redis db (flushed at the
+# start) and keeps its rate-limit counts, revocation records and breaker state apart.
+REFERENCE_CACHE_PREFIX = "xenx-reference"
+VERSION_KEY = "gw:registry:version"  # gateway.state.VERSION_KEY (not imported: bench)
 
 
 def start_reference(procs, tmp: Path, rev: str, env: dict, base_port: int) -> dict:
     """XenX at git revision ``rev`` (a detached worktree in ``tmp``) on port base + 5,
-    with this run's settings, database, services, users and tokens; its own Redis db.
+    with this run's settings, database, services, users and tokens; its own cache key
+    prefix in the same Redis db.
     Returns its environment (for --percall)."""
     path = tmp / "reference"
     run(["git", "-C", str(ROOT), "rev-parse", "--verify", f"{rev}^{{commit}}"],
@@ -248,9 +248,15 @@ def start_reference(procs, tmp: Path, rev: str, env: dict, base_port: int) -> di
         )
     run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
         what="git worktree add (reference)")  # fmt: skip
-    ref_env = dict(env, REDIS_URL=reference_redis_url())
-    run(["redis-cli", "-u", ref_env["REDIS_URL"], "flushdb"],
-        what="flush the reference's redis db")  # fmt: skip
+    ref_env = dict(env, XENX_CACHE_PREFIX=REFERENCE_CACHE_PREFIX)
+    # The registry version the set-up wrote under XenX's prefix, copied under the
+    # reference's: each call's round trip then reads (and parses) one in both.
+    version = run(["redis-cli", "-u", REDIS_URL, "GET", f"xenx:1:{VERSION_KEY}"],
+                  what="read the registry version").strip()  # fmt: skip
+    if version:
+        run(["redis-cli", "-u", REDIS_URL, "SET",
+             f"{REFERENCE_CACHE_PREFIX}:1:{VERSION_KEY}", version],
+            what="the reference's registry version")  # fmt: skip
     start_gunicorn(procs, tmp, "xenx-reference", base_port + 5,
                    "xenx.wsgi:application", env=ref_env, cwd=path)  # fmt: skip
     ref_env["BENCH_CHECKOUT"] = str(path)  # where --percall imports it from

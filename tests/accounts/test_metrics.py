@@ -106,13 +106,13 @@ def test_refreshes_and_reuse(make_user, counts):
 def test_metrics_show_every_identity_counter_and_instance_health(
     make_user, auth_client
 ):
-    from gateway import services, state
+    from gateway import breaker, services
 
     svc = services.service_create(
         name="svc", instances=["http://127.0.0.1:9", "http://127.0.0.1:10"]
     )
     down, up = svc.instances.order_by("id")
-    state.mark_down(down.id, 60)
+    breaker.mark_down(down.id, 60)
     text = auth_client(make_user(Role.ADMIN)).get("/metrics").content.decode()
     for name in (
         'xenx_logins_total{outcome="lockout"}',

@@ -88,10 +88,10 @@ def test_the_rebuild_runs_once_per_loss(make_user, signed_in):
     tokens = signed_in(user)
     assert _bearer(tokens["access"]).get("/api/auth/me").status_code == 200
     _lose_the_cache()
-    revocation.fetch_states(user.pk, None, "no-such-jti")  # rebuilds
+    revocation.records({"user_id": user.pk, "jti": "no-such-jti"})  # rebuilds
     revocation.clear_memo()  # another process: its memo is empty, the cache is not
     with CaptureQueriesContext(connection) as queries:
-        revocation.fetch_states(user.pk, None, "no-such-jti")
+        revocation.records({"user_id": user.pk, "jti": "no-such-jti"})
     assert not [q for q in queries if "revokedtoken" in q["sql"]]
 
 
@@ -101,7 +101,7 @@ def test_expired_denials_are_neither_rebuilt_nor_kept(make_user):
     RevokedToken.objects.create(kind="fam", value="oldfam", expires_at=past)
     _lose_the_cache()
     user = make_user(Role.CLIENT)
-    revocation.fetch_states(user.pk, None, "old", "oldfam")
+    revocation.records({"user_id": user.pk, "jti": "old", "fam": "oldfam"})
     assert cache.get("jti:old") is None and cache.get("fam:oldfam") is None
     # the next denial written drops the expired rows
     revocation.deny_access_token(
@@ -166,7 +166,7 @@ def test_a_cache_down_at_commit_does_not_fail_the_committed_denial(
         patched.setattr(cache, "set", _unreachable)
     assert RevokedToken.objects.filter(value="j-2").exists()
     assert cache.get(revocation.LOADED_KEY) is None
-    assert revocation.fetch_states(1, None, "j-2")[2] is True  # rebuilt from the row
+    assert revocation.records({"user_id": 1, "jti": "j-2"}).denied  # from the row
 
 
 def _unreachable(*args, **kwargs):

@@ -408,3 +408,42 @@ def test_a_key_written_by_another_node_is_served_within_a_second(
             break
         time.sleep(0.05)
     assert other.kid in kids
+
+
+# --- a key directory others can write to is not trusted (issue 24) ------------------
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o757])
+def test_a_key_planted_in_a_writable_directory_is_never_published(
+    mode, settings, tmp_path, client
+):
+    """Whoever can write to the directory can plant a key: nothing in it is used, the
+    JWKS publishes nothing, and the check says why."""
+    directory = tmp_path / "keys"
+    use_signing_keys(settings, directory, "EdDSA")
+    assert client.get("/.well-known/jwks.json").json()["keys"]
+    directory.chmod(mode)
+    keys.keyring.invalidate()
+    assert client.get("/.well-known/jwks.json").json()["keys"] == []
+    assert keys.keyring.states("EdDSA", force=True).signing is None
+    problems = check_signing_keys(None)
+    assert _ids(problems) == ["xenx.E013"]
+    assert "writable by its group or by everyone" in problems[0].msg
+
+
+def test_a_group_writable_key_file_is_not_used(settings, tmp_path):
+    key = use_signing_keys(settings, tmp_path, "EdDSA")
+    os.chmod(key.path, 0o620)
+    keys.keyring.invalidate()
+    assert keys.keyring.states("EdDSA", force=True).signing is None
+    assert _ids(check_signing_keys(None)) == ["xenx.W010", "xenx.E011"]
+
+
+def test_a_symlinked_key_file_is_not_used(settings, tmp_path):
+    key = use_signing_keys(settings, tmp_path / "real", "EdDSA")
+    linked = tmp_path / "linked"
+    linked.mkdir(mode=0o700)
+    (linked / "k.json").symlink_to(key.path)
+    settings.XENX_SIGNING_KEYS_DIR = str(linked)
+    keys.keyring.invalidate()
+    assert keys.keyring.states("EdDSA", force=True).signing is None

@@ -3,6 +3,8 @@
 
 import pyotp
 import pytest
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import ConnectionError as RedisConnectionError
 from rest_framework.test import APIClient
 
 from tests.conftest import DEFAULT_PASSWORD, assert_error
@@ -274,8 +276,8 @@ def cache_down(monkeypatch):
     """cache_down() → from now on every cache call fails."""
     from django.core.cache import cache
 
-    def boom(*args, **kwargs):
-        raise ConnectionError("cache down")
+    def boom(*args, **kwargs):  # what django-redis raises when Redis is unreachable
+        raise ConnectionInterrupted(connection=None) from RedisConnectionError("down")
 
     def switch_off():
         for name in ("add", "get", "get_many", "incr", "set", "delete"):
@@ -317,3 +319,19 @@ def test_cache_down_fails_open_when_configured(make_user, settings, cache_down):
     user.save()
     me = APIClient().get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
     assert_error(me, 401, "token_revoked")
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_a_bug_in_throttling_is_never_taken_for_an_outage(
+    make_user, settings, monkeypatch, fail_open
+):
+    """Issue 24: any exception counted as "the cache is down", so with
+    XENX_FAIL_OPEN_WITHOUT_CACHE a bug switched the login throttle off."""
+    settings.XENX_FAIL_OPEN_WITHOUT_CACHE = fail_open
+
+    def bug(*args, **kwargs):
+        raise KeyError("a bug, not an outage")
+
+    monkeypatch.setattr("accounts.throttling.get_usage", bug)
+    user = make_user()
+    assert_error(_login(user.email), 500, "internal_error")

@@ -1,9 +1,11 @@
 """core.memo.Memo: bounded by count, by age, and safe to share between threads."""
 
+import importlib
 import threading
 
 import pytest
 
+from accounts import tokens
 from core.memo import Memo
 
 
@@ -71,3 +73,33 @@ def test_many_threads_writing_new_keys_stay_within_the_bound():
     for t in threads:
         t.join()
     assert len(memo) <= 100 + len(threads)
+
+
+# --- every process memo is a Memo (issue 24) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("accounts.tokens", "_verified"),
+        ("gateway.assertions", "_cache"),
+        ("gateway.metrics", "_children"),
+        ("gateway.probes", "_managers"),
+    ],
+)
+def test_process_memos_are_bounded(module, name):
+    memo = getattr(importlib.import_module(module), name)
+    assert isinstance(memo, Memo)
+    assert memo.maxsize <= 20_000
+
+
+def test_verified_tokens_stay_within_their_bound(monkeypatch, make_user):
+    """Every token a client presents was a new key of a dict emptied only when full;
+    now the oldest verified token goes first."""
+    monkeypatch.setattr(tokens, "_verified", Memo(3))
+    user = make_user()
+    raws = [tokens.issue_tokens(user, mfa=False)["access"] for _ in range(5)]
+    for raw in raws:
+        assert tokens.decode_access_token(raw)["user_id"] == str(user.pk)
+    assert len(tokens._verified) == 3
+    assert raws[-1] in tokens._verified and raws[0] not in tokens._verified

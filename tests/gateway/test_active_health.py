@@ -17,7 +17,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from core.roles import Role
-from gateway import prober, probes, state
+from gateway import breaker, prober, probes
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 from tests.support.upstream import FakeUpstream, header_fields
@@ -56,9 +56,9 @@ def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
     }
     client.force_login(make_user(Role.ADMIN))
     assert b"degraded (1/2)" in client.get("/admin/gateway/service/").content
-    found = state.get_health([good.id, bad.id])
-    assert state.is_healthy(found[good.id][0])
-    assert not state.is_healthy(found[bad.id][0])
+    found = breaker.get_health([good.id, bad.id])
+    assert breaker.is_healthy(found[good.id][0])
+    assert not breaker.is_healthy(found[bad.id][0])
 
 
 def test_a_claimed_probe_is_not_repeated_within_the_interval(
@@ -75,9 +75,9 @@ def test_a_recovered_instance_is_healthy_again_after_the_next_probe(
 ):
     svc = make_service("billing", [upstream.url], health_check_path="/healthz")
     instance = svc.instances.get()
-    state.mark_down(instance.id, 30)
+    breaker.mark_down(instance.id, 30)
     prober.probe_round(10)
-    assert state.is_healthy(state.get_health([instance.id])[instance.id][0])
+    assert breaker.is_healthy(breaker.get_health([instance.id])[instance.id][0])
 
 
 def test_start_is_off_with_interval_0_and_starts_one_thread_per_process(

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from auditlog.models import AuditEvent
-from gateway import prober, state
+from gateway import breaker, prober
 from gateway.models import Service
 from tests.gateway.conftest import closed_port_url
 from tests.xenx.servers import manage
@@ -112,7 +112,7 @@ def test_list_services(db, make_service, shared_cache):
         allowed_roles=["cpa"],
     )
     make_service("open", ["http://127.0.0.1:9003"], public=True)
-    state.mark_down(svc.instances.first().id, 30)
+    breaker.mark_down(svc.instances.first().id, 30)
     lines = run("list_services").splitlines()
     assert lines[0].split() == ["NAME", "INSTANCES", "HEALTHY", "PUBLIC", "ROLES"]
     assert lines[1].split() == ["billing", "2", "1", "no", "cpa"]
@@ -154,11 +154,14 @@ def test_check_services_once(db, make_service, upstream, shared_cache):
     assert f"svc  {upstream.url}  healthy" in out
     assert "UNHEALTHY" in out
     assert upstream.requests[-1]["path"] == "/healthz"
-    health = state.get_health([good.id, bad.id])
+    health = breaker.get_health([good.id, bad.id])
     assert health[good.id][0] is None
     assert health[bad.id][0] is not None
     # the proxy follows the verdict at once
-    assert {state.is_healthy(health[i][0]) for i in (good.id, bad.id)} == {True, False}
+    assert {breaker.is_healthy(health[i][0]) for i in (good.id, bad.id)} == {
+        True,
+        False,
+    }
 
 
 def test_check_services_once_all_healthy_exits_0(db, make_service, upstream):

@@ -3,7 +3,7 @@
 import pytest
 
 from core.roles import Role
-from gateway import state
+from gateway import breaker, state
 from tests.conftest import assert_error
 
 
@@ -32,8 +32,8 @@ def test_health_degraded_and_down_services_never_make_it_down(
         ],
     )
     dead = make_service("dead", [upstream.url])
-    state.mark_down(half.instances.first().id, 30)
-    state.mark_down(dead.instances.get().id, 30)
+    breaker.mark_down(half.instances.first().id, 30)
+    breaker.mark_down(dead.instances.get().id, 30)
     resp = api.get("/health")
     assert resp.status_code == 200
     body = resp.json()
@@ -48,7 +48,7 @@ def test_health_degraded_and_down_services_never_make_it_down(
 
 def test_health_down_when_cache_fails(db, api, monkeypatch):
     monkeypatch.setattr(
-        "gateway.views.monitoring.check_cache",
+        "core.health.check_cache",
         lambda: {"status": "down", "latency_ms": 1.0},
     )
     resp = api.get("/health")

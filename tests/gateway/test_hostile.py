@@ -6,7 +6,7 @@ import functools
 import pytest
 
 from core.roles import Role
-from gateway import state
+from gateway import breaker
 from gateway.services import service_create
 from tests.conftest import assert_error
 from tests.gateway.test_gunicorn import gunicorn, real_db  # noqa: F401 - fixtures
@@ -142,7 +142,7 @@ def test_stale_keep_alive_connection_is_retried_once_transparently(
         assert resp.status_code == 200
         assert [b for _, b in up.requests] == [b"", b"payload", b"payload"]
         assert len(up.received) == 2
-        assert state.get_health([instance_id])[instance_id] == (None, None)
+        assert breaker.get_health([instance_id])[instance_id] == (None, None)
     finally:
         up.close()
 

@@ -2,12 +2,17 @@
 a part that cannot be classified is 415, broken framing 400, and nothing of either
 reaches the upstream (issue 10 item 2)."""
 
+import contextlib
+
 import pytest
 
+from core.errors import MalformedRequest
+from gateway import content
 from gateway.services import service_create
 from tests.conftest import assert_error
 from tests.gateway.test_gunicorn import gunicorn, real_db  # noqa: F401 - fixtures
 from tests.gateway.wire import send_raw
+from tests.support.linearity import assert_linear, peak_bytes
 from tests.support.upstream import FakeUpstream
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -251,3 +256,45 @@ def test_hostile_forms_through_gunicorn(gunicorn):  # noqa: F811 - fixture
         assert [body for _, body in up.requests] == accepted
     finally:
         up.close()
+
+
+# --- linear and bounded (issue 24) ------------------------------------------------
+
+
+def _near_delimiters(size: int) -> bytes:
+    """One file part whose bytes are full of almost-delimiters."""
+    return form(file_part(data=PNG + (b"\r\n--" + B[:-1] + b"\r\n") * size))
+
+
+def _many_parts(size: int) -> bytes:
+    return form(*[FIELD] * size)
+
+
+def _epilogue(size: int) -> bytes:
+    return form(FIELD, end=b"--" + B + b"--\r\n" + b"x" * (64 * size))
+
+
+def _judge(body: bytes) -> None:
+    # The epilogue is refused: the time to find that out is what is measured.
+    with contextlib.suppress(MalformedRequest):
+        content.check_multipart(CT, body, tuple(POLICY))
+
+
+@pytest.mark.parametrize(
+    ("make", "size"), [(_near_delimiters, 2048), (_many_parts, 100), (_epilogue, 256)]
+)
+def test_the_strict_parser_is_linear(make, size):
+    assert_linear(make, _judge, size)
+
+
+def test_an_epilogue_is_never_copied():
+    """A body spooled to disk is judged through a read-only map: an 8 MiB epilogue
+    must not come back into memory (it was sliced into a bytes copy)."""
+    spooled = content.spool([_epilogue(128 * 1024)])
+
+    def judge(body):
+        with pytest.raises(MalformedRequest, match="after its end"):
+            content.check_multipart(CT, body, tuple(POLICY))
+
+    assert spooled._rolled
+    assert peak_bytes(judge, spooled) < 256 * 1024

@@ -1,5 +1,5 @@
 """What the gateway memoises from settings, through the gateway: the ALLOWED_HOSTS
-verdict per raw host (``gateway.proxy.allowed_host``, bounded, forgotten when a
+verdict per raw host (``gateway.pipeline.allowed_host``, bounded, forgotten when a
 setting it depends on changes) and the trusted proxies of X-Forwarded-For
 (``core.net``, re-read when XENX_TRUSTED_PROXIES changes)."""
 
@@ -7,15 +7,16 @@ import pytest
 from django.test import RequestFactory
 
 from core.errors import MalformedRequest
-from gateway import proxy
+from core.memo import Memo
+from gateway import pipeline
 from tests.conftest import assert_error
 
 
 @pytest.fixture(autouse=True)
 def _no_verdicts():
-    proxy._host_verdicts.clear()
+    pipeline._host_verdicts.clear()
     yield
-    proxy._host_verdicts.clear()
+    pipeline._host_verdicts.clear()
 
 
 @pytest.fixture
@@ -37,11 +38,12 @@ def test_disallowed_host_is_400_on_every_call(echo, api):
         assert call(api, "testserver").status_code == 200
     assert_error(call(api, "evil.example:8080"), 400, "malformed_request")
     assert len(echo.requests) == 3  # only the allowed calls reached it
-    assert proxy._host_verdicts == {
+    verdicts = pipeline._host_verdicts
+    assert {h: verdicts.get(h) for h in ("evil.example", "testserver")} == {
         "evil.example": False,
         "testserver": True,
-        "evil.example:8080": False,
     }
+    assert verdicts.get("evil.example:8080") is False and len(verdicts) == 3
 
 
 def test_allowed_hosts_change_takes_effect_at_once(echo, api, settings):
@@ -71,28 +73,30 @@ def test_forwarded_host_verdict_follows_use_x_forwarded_host(echo, api, settings
 
 
 def test_verdicts_stay_within_their_bound_through_the_gateway(echo, api, monkeypatch):
-    monkeypatch.setattr(proxy, "_HOST_VERDICTS_MAX", 8)
+    monkeypatch.setattr(pipeline, "_host_verdicts", Memo(8))
     for i in range(30):
         assert_error(call(api, f"h{i}.invalid"), 400, "malformed_request")
-        assert len(proxy._host_verdicts) <= 8
+        assert len(pipeline._host_verdicts) <= 8
         if i % 7 == 0:
             assert call(api, "testserver").status_code == 200
     for i in range(30):  # forgotten verdicts are found again, the same
         assert_error(call(api, f"h{i}.invalid"), 400, "malformed_request")
     assert call(api, "testserver").status_code == 200
-    assert len(proxy._host_verdicts) <= 8
+    assert len(pipeline._host_verdicts) <= 8
 
 
 def test_verdicts_never_grow_beyond_the_real_bound():
     factory = RequestFactory()
-    bound = proxy._HOST_VERDICTS_MAX
+    bound = pipeline._host_verdicts.maxsize
     for i in range(bound + 500):
         request = factory.get("/", HTTP_HOST=f"h{i}.invalid")
         with pytest.raises(MalformedRequest):
-            proxy.allowed_host(request)
-        assert len(proxy._host_verdicts) <= bound
-    assert proxy.allowed_host(factory.get("/", HTTP_HOST="testserver")) == "testserver"
-    assert len(proxy._host_verdicts) <= bound
+            pipeline.allowed_host(request)
+        assert len(pipeline._host_verdicts) <= bound
+    assert (
+        pipeline.allowed_host(factory.get("/", HTTP_HOST="testserver")) == "testserver"
+    )
+    assert len(pipeline._host_verdicts) <= bound
 
 
 # --- trusted proxies ----------------------------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 import redis
 
 from core import cache as core_cache
+from core.cache import CACHE_ERRORS
 from gateway import state
 from tests.support.ports import free_port
 from tests.support.redis import FakeRedis
@@ -45,7 +46,7 @@ def test_connection_closed_while_idle_is_replaced_before_sending(raw_to, test_se
 def test_refused_connection_fails_fast_afterwards(raw_to, settings):
     settings.XENX_CACHE_FAIL_FAST_SECONDS = 30
     raw_to(free_port())  # nothing listens there
-    with pytest.raises(state.CACHE_ERRORS):
+    with pytest.raises(CACHE_ERRORS):
         state.pipeline((("INCR", "k"),))
     assert core_cache.failing_fast()
     with pytest.raises(ConnectionError, match="failing fast"):

@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from core.roles import Role
-from gateway import state
+from gateway import breaker
 from gateway.models import ServiceInstance
 from tests.conftest import assert_error
 from tests.gateway.conftest import closed_port_url
@@ -96,7 +96,7 @@ def test_slow_upstream_is_504(make_service, upstream, caller):
 
 def test_no_healthy_instance_is_503_with_retry_after(make_service, upstream, caller):
     service = make_service("svc", [upstream.url])
-    state.mark_down(service.instances.get().id, 30)
+    breaker.mark_down(service.instances.get().id, 30)
     resp = caller.get("/api/svc/x")
     assert_error(resp, 503, "service_unavailable")
     assert int(resp["Retry-After"]) > 0
@@ -116,16 +116,16 @@ def test_breaker_opens_after_five_failures_and_one_trial_closes_it(
     assert_error(caller.get("/api/svc/x"), 503, "service_unavailable")
     assert len(upstream.requests) == 5
     # 30 s later (moved by hand): half-open, one trial decides; it fails → open again
-    state.cache.set(state.open_key(instance_id), state.now_ms() - 1)
+    breaker.cache.set(breaker.open_key(instance_id), breaker.now_ms() - 1)
     assert_error(caller.get("/api/svc/x"), 502, "bad_gateway")
     assert len(upstream.requests) == 6
     assert_error(caller.get("/api/svc/x"), 503, "service_unavailable")
     # the upstream recovers; the next trial succeeds and closes the circuit
     upstream.set_behavior(None)
-    state.cache.set(state.open_key(instance_id), state.now_ms() - 1)
+    breaker.cache.set(breaker.open_key(instance_id), breaker.now_ms() - 1)
     assert caller.get("/api/svc/x").status_code == 200
     assert caller.get("/api/svc/x").status_code == 200
-    assert state.get_health([instance_id])[instance_id] == (None, None)
+    assert breaker.get_health([instance_id])[instance_id] == (None, None)
 
 
 def test_success_resets_the_failure_count(make_service, upstream, caller):
@@ -139,7 +139,7 @@ def test_success_resets_the_failure_count(make_service, upstream, caller):
     upstream.set_behavior("reset")
     for _ in range(4):
         assert_error(caller.get("/api/svc/x"), 502, "bad_gateway")
-    assert state.get_health([instance_id])[instance_id][0] is None  # still closed
+    assert breaker.get_health([instance_id])[instance_id][0] is None  # still closed
 
 
 def test_health_state_is_shared_not_per_process(make_service, upstream_factory, caller):
@@ -148,7 +148,7 @@ def test_health_state_is_shared_not_per_process(make_service, upstream_factory, 
     make_service("svc", [a.url, b.url])
     caller.get("/api/svc/x")
     b_id = ServiceInstance.objects.get(url=b.url).id
-    state.mark_down(b_id, 30)  # as check_services in another process would
+    breaker.mark_down(b_id, 30)  # as check_services in another process would
     assert {served_by(caller.get("/api/svc/x")) for _ in range(4)} == {"a"}
 
 
@@ -203,5 +203,5 @@ def test_a_client_body_cut_short_is_400_and_never_opens_the_breaker(
             **{"wsgi.input": io.BytesIO(b"x" * 1000), "CONTENT_LENGTH": "200000"},
         )
         assert_error(response, 400, "malformed_request")
-    assert state.get_health([instance_id])[instance_id] == (None, None)
+    assert breaker.get_health([instance_id])[instance_id] == (None, None)
     assert caller.get("/api/svc/x").status_code == 200

@@ -4,7 +4,7 @@ import pytest
 
 from auditlog.models import AuditEvent
 from core.roles import Role
-from gateway import state
+from gateway import breaker
 from gateway.models import Service
 from tests.conftest import assert_error
 
@@ -71,7 +71,7 @@ def test_create_read_update_delete(admin):
 def test_healthy_field_is_live(admin):
     admin.post("/api/services", valid(), format="json")
     instance_id = Service.objects.get().instances.first().id
-    state.mark_down(instance_id, 30)
+    breaker.mark_down(instance_id, 30)
     instances = admin.get("/api/services/billing").json()["instances"]
     assert [i["healthy"] for i in instances] == [False, True]
 
@@ -168,7 +168,7 @@ def test_admin_pages_show_instances_and_live_health(
 
     admin_user = make_user(Role.ADMIN)
     service = make_service("svc", [upstream.url, upstream.url + "/b"])
-    state.mark_down(service.instances.first().id, 30)
+    breaker.mark_down(service.instances.first().id, 30)
     browser = Client()
     browser.force_login(admin_user)
     listing = browser.get("/admin/gateway/service/")

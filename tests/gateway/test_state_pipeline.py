@@ -19,6 +19,7 @@ import redis
 from redis._parsers import _HiredisParser, _RESP2Parser
 
 from core import cache as core_cache
+from core.cache import CACHE_ERRORS
 from gateway import state
 from tests.support.redis import ANSWER, HANG, RESET, FakeRedis
 
@@ -63,7 +64,7 @@ PARSERS = pytest.mark.parametrize(
 
 def timed_failure(commands=TWO):
     started = time.monotonic()
-    with pytest.raises(state.CACHE_ERRORS) as caught:
+    with pytest.raises(CACHE_ERRORS) as caught:
         state.pipeline(commands)
     return caught.value, time.monotonic() - started
 

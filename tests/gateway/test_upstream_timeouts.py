@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from gateway import services, state, upstream
+from gateway import breaker, services, upstream
 from gateway.upstream import Pool, UpstreamError
 from tests.conftest import assert_error
 from tests.gateway.test_tls import pki  # noqa: F401 - the fixture
@@ -175,7 +175,7 @@ def test_connection_closed_while_idle_is_replaced_before_sending(
     # the peek found it closed: nothing sent on it, one new connection
     assert exchanges == [False, False]
     assert [len(heads) for heads in up.heads] == [1, 1]
-    assert state.get_health([instance_id])[instance_id] == (None, None)
+    assert breaker.get_health([instance_id])[instance_id] == (None, None)
 
 
 def test_connection_closed_on_the_next_request_is_sent_again_once(

@@ -7,6 +7,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import (
+    declare,
     env_bool,
     env_float,
     env_int,
@@ -14,6 +15,7 @@ from .env import (
     env_list,
     env_str,
     public_url,
+    served_address,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -56,6 +58,8 @@ MIDDLEWARE = [
     "core.middleware.AccessLogMiddleware",
     "core.middleware.ApiErrorMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A JSON body over DATA_UPLOAD_MAX_MEMORY_SIZE: 413 before it is read.
+    "core.middleware.BodyLimitMiddleware",
     # Static files (admin, portal, Swagger UI) from the application server itself.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -110,12 +114,13 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (shared state: revocation, rate limits, gateway health) --------------------
 REDIS_URL = env_str("REDIS_URL")
+XENX_CACHE_PREFIX = env_str("XENX_CACHE_PREFIX", "xenx")
 if REDIS_URL:
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
             "LOCATION": REDIS_URL,
-            "KEY_PREFIX": env_str("XENX_CACHE_PREFIX", "xenx"),
+            "KEY_PREFIX": XENX_CACHE_PREFIX,
             "OPTIONS": {
                 # DefaultClient that fails fast for a second after a connection
                 # failure instead of waiting out the timeout on every operation.
@@ -229,6 +234,11 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    # Two choice sets of roles: a user's (every role), an application's (no admin).
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "core.roles.Role",
+        "ApplicationRoleEnum": "accounts.oidc.api.APPLICATION_ROLES",
+    },
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
@@ -238,11 +248,11 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- JWT (SimpleJWT) --------------------------------------------------------------
+XENX_ACCESS_TOKEN_MINUTES = env_int("XENX_ACCESS_TOKEN_MINUTES", 15)
+XENX_REFRESH_TOKEN_DAYS = env_int("XENX_REFRESH_TOKEN_DAYS", 7)
 SIMPLE_JWT = {
-    "ACCESS_TOKEN_LIFETIME": timedelta(
-        minutes=env_int("XENX_ACCESS_TOKEN_MINUTES", 15)
-    ),
-    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("XENX_REFRESH_TOKEN_DAYS", 7)),
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=XENX_ACCESS_TOKEN_MINUTES),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=XENX_REFRESH_TOKEN_DAYS),
     "ROTATE_REFRESH_TOKENS": True,
     "BLACKLIST_AFTER_ROTATION": True,
     "UPDATE_LAST_LOGIN": False,
@@ -268,8 +278,8 @@ XENX_JWT_ISSUER = (env_str("XENX_JWT_ISSUER") or XENX_PUBLIC_URL).rstrip("/")
 XENX_SESSION_MAX_DAYS = env_int("XENX_SESSION_MAX_DAYS", 30)
 XENX_MFA_TOKEN_SECONDS = 300
 # How long a process reuses the token state it read from the cache (accounts.revocation):
-# a revocation reaches every process within this time.
-XENX_REVOCATION_MEMO_SECONDS = 0.5
+# a revocation reaches every process within this time; 0 reads it for every call.
+XENX_REVOCATION_MEMO_SECONDS = env_float("XENX_REVOCATION_MEMO_SECONDS", 0.5)
 
 # --- OpenID provider (django-oauth-toolkit; accounts/oidc/, README "Sign in with XenX") --
 # Applications are XenX's own model (organization, enabled, allowed services); access
@@ -281,6 +291,8 @@ OAUTH2_PROVIDER = {
     "ALLOWED_REDIRECT_URI_SCHEMES": ["http", "https"],
     "ALLOW_LOCALHOST_LOOPBACK": True,  # RFC 8252: any port on a registered loopback URI
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    # RFC 9207: the authorization response names its issuer (mix-up attacks).
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
@@ -348,7 +360,7 @@ XENX_METRICS_TOKEN = env_str("XENX_METRICS_TOKEN") or None
 # Number of gunicorn workers this deployment runs; checked against a process-local cache.
 XENX_WORKERS = env_int("WEB_CONCURRENCY", 1)
 # Seconds a process skips Redis after a connection failure (core/cache.py).
-XENX_CACHE_FAIL_FAST_SECONDS = float(env_str("XENX_CACHE_FAIL_FAST_SECONDS", "1"))
+XENX_CACHE_FAIL_FAST_SECONDS = env_float("XENX_CACHE_FAIL_FAST_SECONDS", 1.0)
 # Redis down: refuse (fail closed) unless this is switched on.
 XENX_FAIL_OPEN_WITHOUT_CACHE = env_bool("XENX_FAIL_OPEN_WITHOUT_CACHE", False)
 
@@ -416,3 +428,7 @@ XENX_DEMO_PORT = env_int("XENX_DEMO_PORT", 9000)
 # Seconds between active health checks made by each serving process (gateway/prober.py);
 # with a shared cache one process per interval probes each instance. 0: off.
 XENX_HEALTH_CHECK_INTERVAL = env_int("XENX_HEALTH_CHECK_INTERVAL", 10)
+# Where gunicorn listens (gunicorn.conf.py reads it; checked here, xenx.E012).
+XENX_ADDR = served_address()
+# Set by gunicorn.conf.py for its workers once the start checks passed (xenx/startup.py).
+declare("XENX_STARTUP_CHECKED_BY")

@@ -30,6 +30,9 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_SECURE = True
 CSRF_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Applications' redirect URIs are https in production (RFC 9700 2.1); http stays for
+# development and tests, and for loopback callbacks there (RFC 8252).
+OAUTH2_PROVIDER = {**OAUTH2_PROVIDER, "ALLOWED_REDIRECT_URI_SCHEMES": ["https"]}  # noqa: F405
 # collectstatic (scripts/run does it) writes gzip'd copies with content-hashed names,
 # which WhiteNoise serves with far-future cache headers.
 STORAGES = {

@@ -3,7 +3,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gateway import prober, state
+from core.cache import CACHE_ERRORS
+from gateway import prober
 from gateway.probes import check_all
 
 PROCESS_LOCAL_NOTE = (
@@ -39,7 +40,7 @@ class Command(BaseCommand):
         while True:
             try:
                 results = check_all(down_seconds=prober.down_seconds(interval))
-            except state.CACHE_ERRORS as exc:
+            except CACHE_ERRORS as exc:
                 raise CommandError(f"The cache is unavailable: {exc}") from None
             if not results:
                 self.stdout.write("No enabled instances to check.")
