@@ -28,6 +28,7 @@ GRANTS = {
 # An application never acts as an admin (its own enum in the schema: ApplicationRole).
 APPLICATION_ROLES = [r for r in Role.values if r != Role.ADMIN]
 
+
 class ApplicationSerializer(serializers.Serializer):
     client_id = serializers.CharField(read_only=True)
     name = serializers.CharField(max_length=255)
