@@ -27,7 +27,13 @@ import enum
 import time
 
 from core.errors import BEARER_CHALLENGE as CHALLENGE
-from core.errors import Forbidden, InvalidToken, MfaRequired, TokenRevoked
+from core.errors import (
+    Forbidden,
+    InvalidToken,
+    MfaRequired,
+    NotAuthenticated,
+    TokenRevoked,
+)
 
 from . import revocation
 from .selectors import user_has_confirmed_totp
@@ -96,6 +102,38 @@ def token_identity(raw: str, *, door: Door, path: str = "") -> Identity:
     organization reach the enrolment endpoints; no other door does."""
     claims = decode_access_token(raw)
     return judge(claims, revocation.records(claims), door=door, path=path)
+
+
+class TokenCheck:
+    """A gateway call's Bearer token, its signature and expiry verified
+    (``gateway_token``), with what its verdict still needs: ``unread``, the keys of
+    ``revocation.keys_for(claims)`` this process has not memoised, for the caller to
+    read in its own round trip to the cache; then ``verdict`` (the continuation)."""
+
+    __slots__ = ("claims", "unread")
+
+    def __init__(self, claims: dict, unread: tuple[str, ...]):
+        self.claims = claims
+        self.unread = unread
+
+    def verdict(self, read) -> Identity:
+        """``judge`` at the gateway door on the token's records: memoised, ``read``
+        (the values present among ``unread``, as the caller's round trip read them), or
+        read by the store itself when ``read`` is None (the cache was not read)."""
+        claims = self.claims
+        fetched = (self.unread, read) if self.unread and read is not None else None
+        return judge(claims, revocation.records(claims, fetched), door=Door.GATEWAY)
+
+
+def gateway_token(header) -> TokenCheck:
+    """The gateway's one call into accounts for a call's token: the Bearer token of
+    ``header`` (none: 401 with the challenge; malformed: 401 ``invalid_token``), its
+    signature and expiry (``decode_access_token``), and the revocation keys to read."""
+    raw = bearer_token(header)
+    if raw is None:
+        raise NotAuthenticated()  # answered with the Bearer challenge
+    claims = decode_access_token(raw)
+    return TokenCheck(claims, revocation.unread(claims))
 
 
 def judge(

@@ -1,6 +1,6 @@
 """The XenX gateway benchmark (run it through ``bench/run``).
 
-One run: an upstream nginx answering a small JSON body with keep-alive, five targets in
+One run: an upstream nginx answering a small JSON body with keep-alive, the targets in
 front of it or beside it, and wrk load against each, interleaved over rounds so that a
 change in the machine's load hits every target alike. Reports medians of requests/s and
 p50/p99 latency per target at each connection count, and the ratios of the XenX targets
@@ -68,6 +68,11 @@ from benchkit.servers import (
 
 # --- main --------------------------------------------------------------------------
 
+# What --targets takes; f and g are the --reference's, added beside d and e.
+TARGET_KEYS = "abcdehi"
+# The targets XenX serves on its own port (it is set up when any of them runs).
+XENX_KEYS = {"d", "e", "h", "i"}
+
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
@@ -76,13 +81,18 @@ def parse_args(argv):
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument(
-        "--targets", default="a,b,c,d,e", help="comma-separated subset of a,b,c,d,e"
+        "--targets",
+        default="a,b,c,d,e",
+        help="comma-separated subset of a,b,c,d,e,h,i (h: XenX with the OpenID "
+        "provider's authorization-code tokens of the same users as d, i: with "
+        "client-credentials tokens of as many machine clients; not run by default)",
     )
     parser.add_argument(
         "--callers",
         type=int,
         default=CALLERS,
-        help=f"users (d) and client addresses (e) rotated per request ({CALLERS})",
+        help=f"users (d, h), client addresses (e) and machine clients (i) rotated per "
+        f"request ({CALLERS})",
     )
     parser.add_argument(
         "--port-base", type=int, default=18500, help="five ports from here (18500)"
@@ -98,13 +108,13 @@ def parse_args(argv):
     parser.add_argument(
         "--percall",
         action="store_true",
-        help="after the load, the in-process cost per call of b, c, d, e (one thread, "
+        help="after the load, the in-process cost per call of b-i (one thread, "
         "best of 3 x 1000 calls, CPU and wall microseconds; see bench/percall.py)",
     )
     parser.add_argument(
         "--instructions",
         action="store_true",
-        help="after the load, the instructions of one call of b-g in process under "
+        help="after the load, the instructions of one call of b-i in process under "
         "valgrind's callgrind (user space; the same however busy the machine is; "
         "about a minute per target; see bench/benchkit/load.py)",
     )
@@ -141,8 +151,8 @@ def parse_args(argv):
     if args.quick:
         args.rounds, args.seconds, args.warmup = 1, 3.0, 1.0
     keys = [k.strip() for k in args.targets.split(",") if k.strip()]
-    if not keys or any(k not in "abcde" for k in keys):
-        parser.error("--targets takes letters among a,b,c,d,e")
+    if not keys or any(k not in TARGET_KEYS for k in keys):
+        parser.error("--targets takes letters among " + ",".join(TARGET_KEYS))
     if args.reference:
         # the reference runs beside what it is compared with
         keys += [ref for ref, of in (("f", "d"), ("g", "e")) if of in keys]
@@ -232,6 +242,20 @@ def main(argv=None) -> int:
             client_ips=args.callers,
             server="xenx",
         ),
+        "h": Target(
+            "h",
+            f"XenX, {args.callers:,} users, OIDC tokens",
+            base + 4,
+            f"/api/{AUTH_SERVICE}/json",
+            server="xenx",
+        ),
+        "i": Target(
+            "i",
+            f"XenX, {args.callers:,} machine clients",
+            base + 4,
+            f"/api/{AUTH_SERVICE}/json",
+            server="xenx",
+        ),
     }
     if args.reference:
         all_targets["f"] = Target(
@@ -249,7 +273,7 @@ def main(argv=None) -> int:
             client_ips=args.callers,
             server="xenx-reference",
         )
-    targets = [all_targets[k] for k in "abcdefg" if k in args.keys]
+    targets = [all_targets[k] for k in "abcdefghi" if k in args.keys]
 
     machine = machine_info()
     load_before = loadavg()
@@ -313,7 +337,7 @@ def main(argv=None) -> int:
                     cwd=BENCH,
                 )
         env = None
-        if {"d", "e"} & set(args.keys):
+        if XENX_KEYS & set(args.keys):
             env = xenx_env(secrets.token_urlsafe(64))
             env.update(args.xenx_extra)
             log(
@@ -321,8 +345,19 @@ def main(argv=None) -> int:
                 "users and their tokens"
             )
             tokens_file = tmp / "tokens.txt"
-            prepare_xenx(env, upstream_port, args.callers, tokens_file)
+            provider_file = tmp / "provider-tokens.txt" if "h" in args.keys else None
+            machines_file = tmp / "machine-tokens.txt" if "i" in args.keys else None
+            prepare_xenx(
+                env,
+                upstream_port,
+                args.callers,
+                tokens_file,
+                provider_file=provider_file,
+                machines_file=machines_file,
+            )
             all_targets["d"].tokens_file = tokens_file
+            all_targets["h"].tokens_file = provider_file
+            all_targets["i"].tokens_file = machines_file
             start_gunicorn(
                 procs, tmp, "xenx", base + 4, "xenx.wsgi:application", env=env, cwd=ROOT
             )

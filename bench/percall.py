@@ -8,8 +8,9 @@ writes a cProfile (CPU clock) of one batch.
 
 Run by the harness with the target's environment (settings module, database, secret);
 for XenX targets it rotates the benchmark's callers as the wrk script does (the users'
-access tokens for (d), client addresses for (e)); for (d) without the revocation memo,
-as under the load (see below).
+access tokens for (d), client addresses for (e), the provider's tokens for (h) and
+(i)); for the token targets without the revocation memo, as under the load (see
+below).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ BENCH = Path(__file__).resolve().parent
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("key", choices=list("bcdefg"))
+    parser.add_argument("key", choices=list("bcdefghi"))
     parser.add_argument("path")
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--tokens", default="", help="access tokens, one a line")

@@ -8,7 +8,9 @@ answer and ``gateway.proxy.proxy_view`` renders whatever a step raised, in one p
 The round trip is planned: each party adds its keys to the call's one pipeline to the
 cache (``state.hot_round_trip``): the rate limit its INCR/EXPIRE, the registry its
 version, the breaker its instances' state, and revocation the token's records this
-process has not memoised (``accounts.revocation.unread``). When every record is
+process has not memoised. The call enters ``accounts`` once, at
+``accounts.policy.gateway_token`` (the token verified, the keys to read), and hands what
+the round trip read to its continuation (``TokenCheck.verdict``). When every record is
 memoised the token is judged and its role admitted before the round trip, and a refused
 call is never counted; otherwise the count goes out with the records, and a call refused
 on them takes its count back (``state.uncount``). No database query in the steady state.
@@ -22,15 +24,12 @@ from django.core.exceptions import DisallowedHost
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from accounts import revocation
-from accounts.policy import Door, bearer_token, judge
-from accounts.tokens import decode_access_token
+from accounts.policy import gateway_token
 from core.cache import fail_open
 from core.errors import (
     ApiError,
     Forbidden,
     MalformedRequest,
-    NotAuthenticated,
     NotFound,
     RateLimited,
     ServiceUnavailable,
@@ -56,7 +55,8 @@ class Call:
         "request",
         "name",  # the service name in the path
         "service",  # the registry's ServiceSnap
-        "claims",  # the verified access token's claims, or None (public, no token)
+        "token",  # accounts.policy.TokenCheck, or None (public, no token)
+        "claims",  # the verified access token's claims, or None
         "unread",  # revocation record keys to read in the round trip
         "identity",  # accounts.tokens.Identity once judged
         "rest",  # the path after /api/{service}
@@ -74,7 +74,7 @@ class Call:
     def __init__(self, request, name: str):
         self.request = request
         self.name = name
-        self.service = self.claims = self.identity = self.limit = None
+        self.service = self.token = self.claims = self.identity = self.limit = None
         self.rest = self.query = self.target_error = None
         self.used = self.limit_headers = self.records = self.body = None
         self.unread = self.circuits = ()
@@ -99,11 +99,8 @@ def credentials(call: Call) -> None:
     auth = call.request.META.get("HTTP_AUTHORIZATION")
     if not auth and call.service.public:
         return
-    raw = bearer_token(auth)
-    if raw is None:
-        raise NotAuthenticated()  # answered with the Bearer challenge
-    call.claims = decode_access_token(raw)
-    call.unread = revocation.unread(call.claims)
+    token = call.token = gateway_token(auth)
+    call.claims, call.unread = token.claims, token.unread
     if not call.unread:
         judge_token(call)
         admit(call)
@@ -153,8 +150,7 @@ def round_trip(call: Call) -> None:
         )
     except state.CacheDown as exc:
         fail_open(exc, "The gateway's shared state is unavailable.")
-        call.limit = None
-        call.unread = ()  # the store reads the records itself (the database)
+        call.limit = None  # and call.records stays None: the store reads them itself
         health = None
     else:
         registry.observe_version(version)
@@ -166,13 +162,11 @@ def round_trip(call: Call) -> None:
 
 def judge_token(call: Call) -> None:
     """The token's verdict (401, 403 ``mfa_required``) on its records: memoised, read in
-    the round trip, or read by the store (``accounts.revocation.records``)."""
+    the round trip, or read by the store (``accounts.policy.TokenCheck.verdict``)."""
     if call.claims is None or call.identity is not None:
         return
-    fetched = (call.unread, call.records) if call.unread else None
     try:
-        records = revocation.records(call.claims, fetched)
-        call.identity = judge(call.claims, records, door=Door.GATEWAY)
+        call.identity = call.token.verdict(call.records)
     except ApiError:
         _take_back(call)
         raise

@@ -47,7 +47,7 @@ def check_target(target: Target) -> None:
             f"({target.key}) {target.url} answered {status} {body[:300]!r}; "
             f"expected 200 {BODY!r}"
         )
-    if target.key in ("d", "e", "f", "g"):
+    if target.key in ("d", "e", "f", "g", "h", "i"):
         lowered = {k.lower(): v for k, v in resp_headers.items()}
         if "x-ratelimit-limit" not in lowered:
             raise BenchError(

@@ -8,6 +8,10 @@ from .common import CONNECTIONS, WRK_THREADS, Target, log
 
 # --- report ------------------------------------------------------------------------
 
+# The provider's tokens against a login's (issue 23: within 10 %): (h) a user's
+# authorization-code token, (i) a machine's client-credentials token, each over (d).
+PROVIDER_PAIRS = [("h", "d"), ("i", "d")]
+
 
 def summarize(targets: list[Target]) -> tuple[dict, dict]:
     summary: dict = {}
@@ -32,6 +36,7 @@ def summarize(targets: list[Target]) -> tuple[dict, dict]:
         summary[str(conns)] = per
     ratios: dict = {}
     pairs = [(n, d) for n in ("d", "e") for d in ("b", "c")] + [("d", "f"), ("e", "g")]
+    pairs += PROVIDER_PAIRS
     by_key = {t.key: t for t in targets}
     for conns, per in summary.items():
         ratios[conns] = {}
@@ -85,9 +90,10 @@ def _ratio_text(ratios: dict[str, float]) -> str:
 
 
 def instruction_ratios(counts: dict[str, int]) -> dict[str, float]:
-    """This checkout's instructions per call over the reference's (d/f, e/g) and over
-    the bare view (d/c, e/c): below 1 against the reference is fewer."""
-    pairs = (("d", "f"), ("e", "g"), ("d", "c"), ("e", "c"))
+    """This checkout's instructions per call over the reference's (d/f, e/g), over
+    the bare view (d/c, e/c), and the provider's tokens over a login's (h/d, i/d):
+    below 1 is fewer."""
+    pairs = (("d", "f"), ("e", "g"), ("d", "c"), ("e", "c"), *PROVIDER_PAIRS)
     return {
         f"{n}/{d}": round(counts[n] / counts[d], 3)
         for n, d in pairs

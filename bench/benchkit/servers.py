@@ -159,10 +159,20 @@ def xenx_env(secret_key: str) -> dict:
 
 
 def prepare_xenx(
-    env: dict, upstream_port: int, callers: int, tokens_file: Path
+    env: dict,
+    upstream_port: int,
+    callers: int,
+    tokens_file: Path,
+    *,
+    provider_file: Path | None = None,
+    machines_file: Path | None = None,
 ) -> None:
     """A fresh database and Redis db, the two services, ``callers`` client users and
-    their access tokens (written to ``tokens_file``)."""
+    their access tokens (written to ``tokens_file``); with ``provider_file``, the same
+    users' access tokens from the OpenID provider (one registered application,
+    authorization code), with ``machines_file`` one client-credentials token of each
+    of ``callers`` machine clients allowed the authenticated service (bench/benchkit/
+    mint.py)."""
     for cmd, what in (
         (["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"], "PostgreSQL"),
         (["redis-cli", "-u", REDIS_URL, "ping"], "Redis"),
@@ -196,12 +206,17 @@ def prepare_xenx(
          "--health-path", "/json", "--rate-limit", ANONYMOUS_LIMIT],
         env=env, cwd=ROOT, what="register_service (public)",
     )  # fmt: skip
-    out = run(
-        [sys.executable, str(ROOT / "bench" / "benchkit" / "mint.py"), str(callers),
-         str(tokens_file)],
-        env=env, cwd=ROOT, what="create the users and mint their tokens",
-    )  # fmt: skip
-    if f"BENCH_USERS={callers}" not in out:
+    mint = [sys.executable, str(ROOT / "bench" / "benchkit" / "mint.py"), str(callers),
+            str(tokens_file)]  # fmt: skip
+    expected = [f"BENCH_USERS={callers}"]
+    if provider_file:
+        mint += ["--provider", str(provider_file)]
+        expected.append(f"BENCH_PROVIDER={callers}")
+    if machines_file:
+        mint += ["--machines", str(machines_file), AUTH_SERVICE]
+        expected.append(f"BENCH_MACHINES={callers}")
+    out = run(mint, env=env, cwd=ROOT, what="create the users and mint their tokens")
+    if not all(line in out.split() for line in expected):
         raise BenchError(f"minting {callers} tokens failed: {out!r}")
 
 

@@ -20,6 +20,8 @@ from harness import parse_args  # noqa: E402
         ["--seconds", "0"],
         ["--rounds", "0"],
         ["--targets", "x"],
+        ["--targets", "d,f"],  # f and g come with --reference only
+        ["--targets", "d,h,i", "--instructions", "--rounds", "6"],  # 3 min of callgrind
         ["--targets", "b,c", "--reference", "HEAD"],  # f and g follow d and e
         ["--layout", "2by8"],
         ["--xenx-env", "NOEQUALS"],
@@ -39,3 +41,13 @@ def test_a_plan_within_the_limits_is_taken():
     assert (args.rounds, args.seconds, args.warmup) == (12, 3.0, 2.0)
     args = parse_args(["--quick"])
     assert (args.rounds, args.seconds, args.warmup) == (1, 3.0, 1.0)
+
+
+def test_the_provider_targets_run_beside_the_login_one():
+    args = parse_args(["--targets", "d,h,i", "--rounds", "3", "--seconds", "6"])
+    assert args.keys == ["d", "h", "i"]
+    args = parse_args(["--targets", "d,h", "--instructions", "--quick"])
+    assert args.keys == ["d", "h"] and args.instructions
+    # with a reference, f follows d; h and i stay this checkout's
+    args = parse_args(["--targets", "d,h", "--reference", "HEAD", "--quick"])
+    assert args.keys == ["d", "h", "f"]

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from benchkit.common import Target  # noqa: E402
-from benchkit.report import render_markdown, summarize  # noqa: E402
+from benchkit.report import instruction_ratios, render_markdown, summarize  # noqa: E402
 
 
 def _target(key: str, rps_by_round: list[float], conns: int = 32) -> Target:
@@ -117,3 +117,20 @@ def test_cpu_per_request_is_the_median_of_each_part_over_the_rounds():
     assert "| (b) target b | 600 | 40 | 3 | 70 | 1,000 |" in text
     assert "| (e) target e | 2,000 |" in text  # its req/s row, and no CPU row
     assert text.count("| (e) target e |") == 1
+
+
+def test_the_provider_targets_are_compared_with_the_login_one():
+    # issue 23: the provider's tokens within 10 % of a login's, alternated per round
+    d = _target("d", [1000, 500, 1000])
+    h = _target("h", [950, 480, 900])
+    i = _target("i", [1100, 500, 1000])
+    _, ratios = summarize([d, h, i])
+    assert ratios["32"]["h/d"] == 0.9  # median 900 / median 1000
+    assert ratios["32"]["h/d by round"] == 0.95  # median of 0.95, 0.96, 0.9
+    assert ratios["32"]["i/d"] == 1.0
+    assert ratios["32"]["i/d by round"] == 1.0  # median of 1.1, 1.0, 1.0
+    assert "h/i" not in ratios["32"] and "d/h" not in ratios["32"]
+    assert instruction_ratios({"d": 600_000, "h": 630_000, "i": 540_000}) == {
+        "h/d": 1.05,
+        "i/d": 0.9,
+    }
