@@ -47,6 +47,17 @@ EXAMPLES = {
     "remove_service": [["remove_service", "files"]],
     "check_services": [["check_services", "--once"]],
     "flushexpiredtokens": [["flushexpiredtokens"]],
+    "register_app": [
+        [
+            "register_app",
+            "Tax planner",
+            "--redirect-uri",
+            "https://tax.acme.test/callback",
+            "--org",
+            "acme-tax",
+        ],
+        ["register_app", "Nightly job", "--client-credentials", "--services", "files"],
+    ],
     "rotate_signing_key": [
         ["rotate_signing_key", "--algorithm", "EdDSA", "--grace", "0"],
         ["rotate_signing_key", "--prune-only"],
