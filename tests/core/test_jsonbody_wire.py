@@ -4,19 +4,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE is 413 before the rest of it is even sent; a declare
 length over the limit is 413 before a byte of the body is read (issue 24)."""
 
 import json
-import os
 import socket
-import sys
 
 import pytest
 
-from tests.xenx.servers import (
-    ROOT,
-    free_port,
-    start_in_session,
-    stop_session,
-    wait_until_serving,
-)
+from tests.xenx.servers import xenx_gunicorn
 
 pytestmark = pytest.mark.slow
 LIMIT = 4096
@@ -25,29 +17,8 @@ LIMIT = 4096
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jsonwire")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="xenx.settings.test",
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",  # no query is made here
-        XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="2",
-        DATA_UPLOAD_MAX_MEMORY_SIZE=str(LIMIT),
-        PYTHONUNBUFFERED="1",
-    )
-    log = tmp / "gunicorn.log"
-    proc = start_in_session(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
-    )
-    try:
-        wait_until_serving(f"http://127.0.0.1:{port}/health/live", proc, log, 60)
+    with xenx_gunicorn(tmp, DATA_UPLOAD_MAX_MEMORY_SIZE=str(LIMIT)) as (port, _log):
         yield port
-    finally:
-        assert stop_session(proc) == []
 
 
 def _head(headers: str) -> bytes:
