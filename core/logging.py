@@ -5,7 +5,7 @@ import json
 import logging
 from datetime import UTC, datetime
 
-from .request_context import request_id_var, user_id_var
+from .request_context import current_request_id, current_user_id
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
     "message",
@@ -18,10 +18,10 @@ class RequestIdFilter(logging.Filter):
         if not hasattr(record, "request_id"):
             request = getattr(record, "request", None)
             record.request_id = (
-                getattr(request, "request_id", None) or request_id_var.get()
+                getattr(request, "request_id", None) or current_request_id()
             )
         if not hasattr(record, "user_id"):
-            record.user_id = user_id_var.get()
+            record.user_id = current_user_id()
         return True
 
 

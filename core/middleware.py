@@ -14,7 +14,7 @@ from django.views import defaults
 from . import jsonbody
 from .errors import error_response, response_for_exception
 from .net import is_trusted_proxy
-from .request_context import request_id_var, user_id_var
+from .request_context import LogContext, log_context, set_user_id
 
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 access_logger = logging.getLogger("xenx.access")
@@ -70,13 +70,11 @@ class RequestIdMiddleware:
             incoming if REQUEST_ID_RE.fullmatch(incoming) else os.urandom(16).hex()
         )
         request.request_id = request_id
-        token = request_id_var.set(request_id)
-        user_token = user_id_var.set(None)
+        token = log_context.set(LogContext(request_id))
         try:
             response = self.get_response(request)
         finally:
-            user_id_var.reset(user_token)
-            request_id_var.reset(token)
+            log_context.reset(token)
         response["X-Request-ID"] = request_id
         return response
 
@@ -111,7 +109,7 @@ class AccessLogMiddleware:
             if not logger.isEnabledFor(level):
                 return response
         user_id = _known_user_id(request)
-        user_id_var.set(user_id)
+        set_user_id(user_id)
         logger.log(
             level,
             "request",

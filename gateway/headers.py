@@ -141,13 +141,19 @@ def forwarded_keys(extra: tuple[str, ...] = ()) -> dict[str, str]:
 
 
 def client_headers(meta, allowed: dict[str, str], connection_named) -> dict:
-    """The client's headers that go upstream: the allowed ones not named in its
-    ``Connection`` header, XenX's own cookies removed from ``Cookie``."""
+    """The client's headers that go upstream, in the client's order: the allowed ones
+    not named in its ``Connection`` header, XenX's own cookies removed from ``Cookie``.
+
+    The request's own keys are walked against the allowlist, by ``filter`` with the
+    dictionary's own membership test: a call sends a few of the ~30 allowed names, and
+    a loop over the allowlist in Python was a measured share of a public call (README
+    "Benchmark")."""
     headers = {}
-    for key, name in allowed.items():
-        value = meta.get(key)
-        if value is None or key in connection_named:
+    for key in filter(allowed.__contains__, meta):
+        if key in connection_named:
             continue
+        value = meta[key]
+        name = allowed[key]
         if key == "HTTP_COOKIE":
             value = _without_platform_cookies(value)
             if not value:

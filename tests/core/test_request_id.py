@@ -5,7 +5,7 @@ import socket
 import pytest
 
 from core.logging import RequestIdFilter
-from core.request_context import user_id_var
+from core.request_context import current_user_id
 from gateway.services import service_create
 
 pytestmark = pytest.mark.django_db
@@ -76,7 +76,7 @@ def test_an_anonymous_request_never_logs_the_previous_users_id(
     logging.getLogger().addHandler(handler)
     try:
         assert auth_client(user).get("/api/auth/me").status_code == 200
-        assert user_id_var.get() is None  # closed with the request
+        assert current_user_id() is None  # closed with the request
         assert api.get("/api/pub/x").status_code == 502
     finally:
         logging.getLogger().removeHandler(handler)

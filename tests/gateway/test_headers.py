@@ -73,6 +73,16 @@ def test_every_default_header_is_forwarded_as_sent(make_service, wire, api):
         assert fields.get(name) == value, name
 
 
+def test_allowed_headers_go_upstream_in_the_clients_order(make_service, wire, api):
+    up = wire()
+    make_service("svc", [up.url], public=True, forward_headers=["X-Api-Version"])
+    order = ["User-Agent", "X-Api-Version", "Accept", "X-Other", "Traceparent", "Range"]
+    api.get("/api/svc/x", **{meta(name): "1" for name in order})
+    ((head, _),) = up.requests
+    names = [line.split(b":")[0].decode() for line in head.split(b"\r\n")[1:] if line]
+    assert [n for n in names if n in order] == [n for n in order if n != "X-Other"]
+
+
 def test_a_service_adds_its_own_names(make_service, wire, api):
     up = wire()
     make_service("svc", [up.url], public=True, forward_headers=["X-Api-Version"])
