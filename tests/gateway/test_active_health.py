@@ -30,7 +30,7 @@ def shared_cache(monkeypatch):
 
 
 def _health_probes(upstream):
-    return [r for r in upstream.requests if r["path"] == "/healthz"]
+    return [r for r in upstream.requests if r.path == "/healthz"]
 
 
 def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
