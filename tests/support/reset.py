@@ -8,17 +8,19 @@ from django.core.cache import cache
 
 from accounts import revocation
 from core import cache as core_cache
-from gateway import assertions
+from gateway import assertions, state
 from gateway.registry import registry
 
 
 def forget_memos() -> None:
     """No per-process memo: the cache's fail-fast window, the revocation memo, the
-    registry snapshot and the identity assertions."""
+    registry snapshot, the identity assertions, the hot path's Redis client, memos and
+    connection (``gateway.state.forget``)."""
     core_cache.reset()
     revocation.clear_memo()
     registry.reset()
     assertions.clear()
+    state.forget()
 
 
 def fresh_process() -> None:
