@@ -49,6 +49,12 @@ def is_clean(path: str) -> bool:
         and not path.startswith(".")
     ):  # the common case at a glance: no segment can be empty, ``.`` or ``..``
         return True
+    return layers_clean(path)
+
+
+def layers_clean(path: str) -> bool:
+    """The full check that ``is_clean``'s shortcut stands in for: each layer of
+    percent-encoding (at most ``_MAX_LAYERS``) judged, then decoded."""
     for _ in range(_MAX_LAYERS):
         if not _clean_layer(path):
             return False

@@ -16,6 +16,7 @@ off (the test settings' default).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -81,9 +82,12 @@ UNHEALTHY = (
 )
 
 
-def _loop(interval: int) -> None:
+def run(interval: int, rounds: int | None = None) -> None:
+    """The prober thread's loop: sleep ``interval`` seconds, probe, log each instance
+    whose verdict changed; ``rounds`` times (None: for ever, as the thread does). A
+    round that meets an outage or a surprise is skipped, never the end of the loop."""
     verdicts: dict[str, bool] = {}
-    while True:
+    for _ in itertools.repeat(None) if rounds is None else range(rounds):
         time.sleep(interval)
         try:
             # As around a request: this thread's database connection is kept between
@@ -120,9 +124,17 @@ def start() -> bool:
             return True
         _started_in = os.getpid()
     threading.Thread(
-        target=_loop, args=(interval,), name="xenx-health-checks", daemon=True
+        target=run, args=(interval,), name="xenx-health-checks", daemon=True
     ).start()
     return True
+
+
+def forget_started() -> None:
+    """Let ``start()`` start a thread in this process again (between tests: one that
+    replaced ``run`` to see what ``start`` does)."""
+    global _started_in
+    with _start_lock:
+        _started_in = None
 
 
 def _start_on_first_request(sender, **kwargs):

@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import cache as core_cache
 from core.cache import CACHE_ERRORS
+from core.memo import Memo
 from core.net import kernel_timeouts
 
 VERSION_KEY = "gw:registry:version"
@@ -54,6 +55,30 @@ def raw_client():
             _decode = caches["default"].client.decode
         _raw_checked = True
     return _raw
+
+
+def use_client(client, *, decode=None) -> None:
+    """Send the hot path's round trips through ``client`` (a ``redis.Redis``) instead of
+    the cache's own, reading cache-API values with ``decode`` (django-redis's when the
+    cache is Redis): how tests point it at a fake Redis, or count the decoding.
+    ``forget()`` goes back to the cache's client."""
+    global _raw, _raw_checked, _decode
+    forget()
+    if decode is None and isinstance(caches["default"], RedisCache):
+        decode = caches["default"].client.decode
+    _raw, _decode, _raw_checked = client, decode, True
+
+
+def forget() -> None:
+    """Forget the client (found again on the next call), the memos of full keys and
+    decoded values, and this thread's connection: when the cache setting changes, and
+    between tests (tests/support/reset.py)."""
+    global _raw, _raw_checked, _decode
+    drop_connection()
+    _full_keys.clear()
+    decoded_values.clear()
+    _raw = _decode = None
+    _raw_checked = False
 
 
 _packed: dict[tuple, bytes] = {}
@@ -86,7 +111,14 @@ def _thread_connection(fresh: bool = False):
     return conn, False
 
 
-def _drop_thread_connection() -> None:
+def connection():
+    """This thread's connection to Redis: None before its first round trip, and after
+    one failed (it is never reused with replies pending)."""
+    return getattr(_local, "conn", None)
+
+
+def drop_connection() -> None:
+    """Close this thread's connection; its next round trip opens a new one."""
     conn = getattr(_local, "conn", None)
     _local.conn = None
     if conn is not None:
@@ -142,7 +174,7 @@ def pipeline(commands: tuple) -> list:
                     and (not sent or (held >= 0 and _bytes_received(conn) == held))
                 )
             finally:
-                _drop_thread_connection()
+                drop_connection()
             if resend:
                 continue
             if core_cache.is_outage(exc):
@@ -188,13 +220,11 @@ def decoded(raw: bytes):
     back as the same bytes on every call of that user, and django-redis first tries
     ``int()`` on it (an exception whose message is the bytes' repr), then unpickles it.
     Other values (none on the hot path) are decoded every time."""
-    value = _decoded.get(raw)
+    value = decoded_values.get(raw)
     if value is None:
         value = _decode(raw)
         if _immutable(value):
-            if len(_decoded) >= _DECODED_MAX:
-                _decoded.clear()
-            _decoded[raw] = value
+            decoded_values.set(raw, value)
     return value
 
 
@@ -211,18 +241,14 @@ def _immutable(value) -> bool:
     return False
 
 
-_decoded: dict[bytes, object] = {}
-_DECODED_MAX = 20_000
+# Public for its size and ``clear`` (tests, a bound a hostile client cannot grow).
+decoded_values = Memo(20_000, name="decoded cache values")
 
 
 @receiver(setting_changed)
 def _forget(setting, **kwargs):
-    global _raw, _raw_checked, _decode
     if setting == "CACHES":
-        _full_keys.clear()
-        _decoded.clear()
-        _raw = _decode = None
-        _raw_checked = False
+        forget()
 
 
 def as_int(value) -> int | None:

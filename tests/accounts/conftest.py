@@ -5,16 +5,16 @@ import pytest
 from gateway import services
 from gateway.registry import registry
 from gateway.upstream import close_pools
-from tests.gateway.conftest import Upstream
+from tests.support.upstream import PathUpstream
 
 
 @pytest.fixture
 def gateway_service(db):
     """A gateway service in front of a live upstream: its proxied path."""
     registry.reset()
-    upstream = Upstream("sessions")
+    upstream = PathUpstream("sessions")
     services.service_create(name="echo", instances=[upstream.url])
     yield "/api/echo/whoami"
-    upstream.stop()
+    upstream.close()
     registry.reset()
     close_pools()

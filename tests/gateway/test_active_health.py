@@ -30,7 +30,7 @@ def shared_cache(monkeypatch):
 
 
 def _health_probes(upstream):
-    return [r for r in upstream.requests if r["path"] == "/healthz"]
+    return [r for r in upstream.requests if r.path == "/healthz"]
 
 
 def test_a_probe_round_is_seen_by_list_services_admin_health_and_the_breaker(
@@ -84,8 +84,7 @@ def test_start_is_off_with_interval_0_and_starts_one_thread_per_process(
     settings, monkeypatch
 ):
     started = []
-    monkeypatch.setattr(prober, "_loop", lambda interval: started.append(interval))
-    monkeypatch.setattr(prober, "_started_in", None)
+    monkeypatch.setattr(prober, "run", lambda interval: started.append(interval))
     settings.XENX_HEALTH_CHECK_INTERVAL = 0
     assert prober.start() is False
     settings.XENX_HEALTH_CHECK_INTERVAL = 7
@@ -156,16 +155,7 @@ def test_two_processes_sharing_redis_probe_once_per_interval(
 
 
 def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog):
-    class Stop(Exception):
-        pass
-
     sleeps = []
-
-    def sleep(seconds):
-        sleeps.append(seconds)
-        if len(sleeps) > 4:
-            raise Stop
-
     rounds = iter(
         [
             ConnectionError("cache down"),
@@ -181,13 +171,13 @@ def test_the_loop_survives_outages_and_logs_verdict_changes(monkeypatch, caplog)
             raise outcome
         return outcome
 
-    monkeypatch.setattr(prober.time, "sleep", sleep)
+    monkeypatch.setattr(prober.time, "sleep", sleeps.append)
     monkeypatch.setattr(prober, "probe_round", probe_round)
     # this test's thread is no prober: its database connection is the test's own
     monkeypatch.setattr(prober, "close_old_connections", lambda: None)
-    with caplog.at_level("INFO", logger="xenx.gateway.prober"), pytest.raises(Stop):
-        prober._loop(3)
-    assert sleeps == [3] * 5
+    with caplog.at_level("INFO", logger="xenx.gateway.prober"):
+        prober.run(3, rounds=4)
+    assert sleeps == [3] * 4
     messages = [(r.levelname, r.getMessage()) for r in caplog.records]
     assert messages == [
         ("WARNING", "health checks skipped: cache down"),
@@ -240,30 +230,20 @@ def test_the_prober_keeps_its_database_connection_between_rounds(
     if connection.vendor == "sqlite" and connection.is_in_memory_db():
         pytest.skip("an in-memory SQLite connection is never closed: nothing to tell")
 
-    class Stop(Exception):
-        pass
-
-    rounds, used = [], []
-
-    def sleep(seconds):
-        if len(rounds) >= 3:
-            raise Stop
+    used = []
 
     def probe_round(interval):
-        rounds.append(interval)
         assert Service.objects.count() == 0  # a query on this thread's connection
         used.append(connection.connection)
         return []
 
     def run():
         try:
-            prober._loop(10)
-        except Stop:
-            pass
+            prober.run(10, rounds=3)
         finally:
             connection.close()
 
-    monkeypatch.setattr(prober.time, "sleep", sleep)
+    monkeypatch.setattr(prober.time, "sleep", lambda seconds: None)
     monkeypatch.setattr(prober, "probe_round", probe_round)
     thread = threading.Thread(target=run)
     thread.start()

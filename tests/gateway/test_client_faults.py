@@ -13,84 +13,17 @@ module, with its own SQLite database and services registered before it starts
 
 import contextlib
 import json
-import os
 import socket
-import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
 from tests.gateway.wire import send_raw
 from tests.support.upstream import FakeUpstream, header_fields
-from tests.xenx.servers import (
-    ROOT,
-    free_port,
-    start_in_session,
-    stop_session,
-    wait_until_serving,
-)
+from tests.xenx.servers import migrate_and_run, xenx_gunicorn
 
 pytestmark = pytest.mark.slow
 BODY_TIMEOUT = 0.3  # the upstream's: a body that stops arriving this long is dropped
-
-
-class BodyTimeoutUpstream:
-    """An upstream that reads a request body with a timeout, as nginx
-    (client_body_timeout) and WSGI servers do, and closes the connection without an
-    answer when the body stops arriving; answers 200 otherwise."""
-
-    def __init__(self):
-        self.answered = 0
-        self.dropped = 0
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(32)
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.listener.getsockname()[1]}"
-
-    def _accept(self):
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
-
-    def _serve(self, conn):
-        with conn, contextlib.suppress(OSError):
-            conn.settimeout(10)
-            data = b""
-            while True:
-                while b"\r\n\r\n" not in data:
-                    chunk = conn.recv(65536)
-                    if not chunk:
-                        return
-                    data += chunk
-                head, _, data = data.partition(b"\r\n\r\n")
-                length = int(header_fields(head + b"\r\n").get("content-length", 0))
-                conn.settimeout(BODY_TIMEOUT)
-                try:
-                    while len(data) < length:
-                        chunk = conn.recv(65536)
-                        if not chunk:
-                            return
-                        data += chunk
-                except TimeoutError:
-                    self.dropped += 1
-                    return  # closed with the client's bytes unread: a reset
-                conn.settimeout(10)
-                data = data[length:]
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-                self.answered += 1
-
-    def close(self):
-        with contextlib.suppress(OSError):
-            self.listener.close()
 
 
 REGISTER = """
@@ -104,42 +37,24 @@ service_create(name="heads", instances=[{heads!r}], public=True,
 
 @pytest.fixture(scope="module")
 def node(tmp_path_factory):
-    """(port, upstreams by service name) of a 1 x 4 XenX under gunicorn.conf.py."""
-    tmp = tmp_path_factory.mktemp("client-faults")
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("REDIS_URL", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
-    }
-    env.update(
-        DJANGO_SETTINGS_MODULE="xenx.settings.test",
-        DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
-        XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="4",
-        XENX_CLIENT_TIMEOUT="5",
-        PYTHONUNBUFFERED="1",
-    )
+    """(port, upstreams by service name) of a 1 x 4 XenX under gunicorn.conf.py. The
+    "stall" upstream reads a body with a timeout, as nginx (client_body_timeout) and
+    WSGI servers do, and closes without an answer when the body stops arriving."""
     upstreams = {
-        "stall": BodyTimeoutUpstream(),
+        "stall": FakeUpstream(body_timeout=BODY_TIMEOUT),
         "chunky": FakeUpstream(),
         "heads": FakeUpstream(),
     }
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "-v0"], cwd=ROOT, env=env, check=True)
     script = REGISTER.format(**{name: up.url for name, up in upstreams.items()})
-    subprocess.run([*manage, "shell", "-c", script], cwd=ROOT, env=env, check=True)
-    log = tmp / "gunicorn.log"
-    proc = start_in_session(
-        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
-    )
     try:
-        wait_until_serving(
-            f"http://127.0.0.1:{port}/health/live", proc, log, timeout=120
-        )
-        yield port, upstreams
+        with xenx_gunicorn(
+            tmp_path_factory.mktemp("client-faults"),
+            threads=4,
+            setup=migrate_and_run(script),
+            XENX_CLIENT_TIMEOUT="5",
+        ) as (port, _log):
+            yield port, upstreams
     finally:
-        assert stop_session(proc) == []
         for up in upstreams.values():
             up.close()
 
@@ -199,7 +114,7 @@ def test_stalled_bodies_never_open_the_upstreams_circuit(node):
         b"Connection: close\r\n\r\nok",
     )
     assert status == 200
-    assert up.answered == 1
+    assert len(up.requests) == 1  # answered
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,7 @@ def test_check_services_once(db, make_service, upstream, shared_cache):
     out = out.getvalue()
     assert f"svc  {upstream.url}  healthy" in out
     assert "UNHEALTHY" in out
-    assert upstream.requests[-1]["path"] == "/healthz"
+    assert upstream.requests[-1].path == "/healthz"
     health = breaker.get_health([good.id, bad.id])
     assert health[good.id][0] is None
     assert health[bad.id][0] is not None

@@ -182,7 +182,7 @@ def test_50mb_upload_streamed_without_buffering(gunicorn, upstream):
     assert conn.getresponse().status == 200
     conn.close()
     peak[0] = max(peak[0], _rss_kib(worker))
-    assert upstream.requests[-1]["size"] == 50 * MB
+    assert upstream.requests[-1].size == 50 * MB
     assert peak[0] - before < 20 * 1024, (
         f"worker RSS grew {(peak[0] - before) // 1024} MiB"
     )
@@ -203,7 +203,7 @@ def test_raw_headers_through_a_real_server(gunicorn, upstream):
     status, _, _ = server.request("GET", "/api/svc/%2e%2e/x")
     assert status == 400
     assert not any(
-        r["path"] == "/x" or r["path"].endswith("/../x") for r in upstream.requests
+        r.path == "/x" or r.path.endswith("/../x") for r in upstream.requests
     )
 
 
@@ -270,7 +270,7 @@ def test_chunked_upload_streamed_and_limited(gunicorn, upstream):
     )
     assert conn.getresponse().status == 200
     conn.close()
-    assert upstream.requests[-1]["body"] == b"c" * 50_000
+    assert upstream.requests[-1].body == b"c" * 50_000
     count = len(upstream.requests)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
     conn.request(

@@ -2,10 +2,7 @@
 ``sign_identity``, verified through the JWKS the way the README shows, against a real
 upstream fetching the keys from a live XenX server."""
 
-import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import StringIO
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from gateway import assertions
 from gateway.models import Service
 from tests.conftest import DEFAULT_PASSWORD, assert_error
 from tests.signing_keys import use_signing_keys
+from tests.support.upstream import FakeUpstream, json_response
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -51,7 +49,7 @@ def signed(make_service, upstream, eddsa):
 
 def received(upstream):
     req = upstream.requests[-1]
-    return req, {k.lower(): v for k, v in req["headers"].items()}
+    return req, {k.lower(): v for k, v in req.headers.items()}
 
 
 def _verify(token, service="billing", **kwargs):
@@ -76,7 +74,7 @@ def test_assertion_carries_the_identity_and_replaces_the_clients(
     )
     assert response.status_code == 200
     req, headers = received(upstream)
-    assert [k for k, _ in req["header_list"] if k.lower() == "x-xenx-identity"] == [
+    assert [k for k, _ in req.header_list if k.lower() == "x-xenx-identity"] == [
         "X-XenX-Identity"
     ]
     token = headers["x-xenx-identity"]
@@ -266,28 +264,21 @@ def test_sign_identity_in_django_admin(eddsa, make_service, make_user):
 # --- a real upstream verifying through the JWKS of a live XenX ----------------------
 
 
-class VerifyingUpstream(BaseHTTPRequestHandler):
-    """An upstream that trusts nothing but XenX's published keys: it verifies
-    X-XenX-Identity with the README's code and answers with the verified claims."""
+def verifying(verify):
+    """The answer of an upstream that trusts nothing but XenX's published keys: it
+    verifies X-XenX-Identity with ``verify`` (the README's code) and answers with the
+    verified claims, or 401 with what refused it (a missing header is a KeyError)."""
 
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_GET(self):  # noqa: N802 - http.server's API
+    def respond(request):
         try:
-            claims = self.server.verify(self.headers, service="billing")
-            kid = jwt.get_unverified_header(self.headers["X-XenX-Identity"])["kid"]
+            claims = verify(request.headers, service="billing")
+            kid = jwt.get_unverified_header(request.headers["X-XenX-Identity"])["kid"]
             status, body = 200, {**claims, "verified_with": kid}
-        except Exception as exc:  # noqa: BLE001 - any failure is "who are you?"
+        except (KeyError, jwt.PyJWTError) as exc:  # any of them is "who are you?"
             status, body = 401, {"refused": type(exc).__name__}
-        payload = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        return json_response(status, body)
+
+    return respond
 
 
 @pytest.fixture
@@ -297,24 +288,14 @@ def xenx_server(transactional_db):
     server.stop()
 
 
-@pytest.fixture
-def verifying_upstream():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), VerifyingUpstream)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_real_upstream_verifies_assertions_through_the_jwks(
-    xenx_server, verifying_upstream, eddsa, make_service, make_user, settings
+    xenx_server, test_servers, eddsa, make_service, make_user, settings
 ):
     settings.XENX_JWT_ISSUER = xenx_server.url
     verifier = readme_verifier(xenx_server.url)
-    verifying_upstream.verify = verifier["verified_caller"]
-    upstream_url = f"http://127.0.0.1:{verifying_upstream.server_address[1]}"
+    upstream_url = test_servers(
+        FakeUpstream, verifying(verifier["verified_caller"])
+    ).url
     make_service("billing", [upstream_url], sign_identity=True)
     make_service("unsigned", [upstream_url])
     user = make_user(Role.CPA)

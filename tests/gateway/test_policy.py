@@ -210,7 +210,7 @@ def test_multipart_file_parts_judged_by_bytes(
     caller = auth_client(client_user)
     resp = _multipart(caller, "/api/images/up", "pic.png", PNG, "image/png")
     assert resp.status_code == 200, resp.content
-    assert upstream.requests[-1]["body"].count(PNG) == 1  # forwarded intact
+    assert upstream.requests[-1].body.count(PNG) == 1  # forwarded intact
     count = len(upstream.requests)
     resp = _multipart(caller, "/api/images/up", "pic.png", EXE, "image/png")  # a lie
     assert_error(resp, 415, "unsupported_media_type")

@@ -104,7 +104,7 @@ def test_verdicts_never_grow_beyond_the_real_bound():
 
 def forwarded_for(echo, api, chain="203.0.113.9"):
     assert call(api, "testserver", HTTP_X_FORWARDED_FOR=chain).status_code == 200
-    return {k.lower(): v for k, v in echo.requests[-1]["headers"].items()}[
+    return {k.lower(): v for k, v in echo.requests[-1].headers.items()}[
         "x-forwarded-for"
     ]
 

@@ -15,7 +15,7 @@ from tests.support.redis import FakeRedis
 
 
 @pytest.fixture
-def raw_to(monkeypatch):
+def raw_to():
     def point(port):
         client = redis.Redis(
             host="127.0.0.1",
@@ -24,11 +24,12 @@ def raw_to(monkeypatch):
             lib_name=None,
             lib_version=None,
         )
-        monkeypatch.setattr(state, "_raw", client)
+        state.use_client(client)
         return client
 
     core_cache.reset()
     yield point
+    state.forget()
     core_cache.reset()
 
 

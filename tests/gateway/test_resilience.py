@@ -41,7 +41,7 @@ def test_instance_killed_mid_run_no_failed_get(make_service, upstream_factory, c
     statuses = []
     for i in range(40):
         if i == 10:
-            b.stop()
+            b.close()
         statuses.append(caller.get("/api/svc/x").status_code)
     assert statuses == [200] * 40
     assert len(a.requests) >= 25
@@ -52,12 +52,12 @@ def test_refused_instance_retried_for_post(make_service, upstream, caller):
     for _ in range(4):  # the refused instance comes first at least once
         resp = caller.post("/api/svc/x", data=b"{}", content_type="application/json")
         assert resp.status_code == 200
-    assert [r["method"] for r in upstream.requests] == ["POST"] * 4
+    assert [r.method for r in upstream.requests] == ["POST"] * 4
 
 
 def test_post_not_retried_once_sent(make_service, upstream_factory, caller):
     broken, good = upstream_factory("broken"), upstream_factory("good")
-    broken.set_behavior("reset")  # reads the request, then closes without an answer
+    broken.behavior = "reset"  # reads the request, then closes without an answer
     make_service("svc", [broken.url, good.url], retries=1)
     resp = caller.post("/api/svc/x", data=b"{}", content_type="application/json")
     assert_error(resp, 502, "bad_gateway")
@@ -69,7 +69,7 @@ def test_get_retried_on_next_instance_after_reset(
     make_service, upstream_factory, caller
 ):
     broken, good = upstream_factory("broken"), upstream_factory("good")
-    broken.set_behavior("reset")
+    broken.behavior = "reset"
     make_service("svc", [broken.url, good.url], retries=1)
     resp = caller.get("/api/svc/x")
     assert resp.status_code == 200
@@ -106,7 +106,7 @@ def test_no_healthy_instance_is_503_with_retry_after(make_service, upstream, cal
 def test_breaker_opens_after_five_failures_and_one_trial_closes_it(
     make_service, upstream, caller
 ):
-    upstream.set_behavior("reset")
+    upstream.behavior = "reset"
     service = make_service("svc", [upstream.url], retries=0)
     instance_id = service.instances.get().id
     for _ in range(5):
@@ -121,7 +121,7 @@ def test_breaker_opens_after_five_failures_and_one_trial_closes_it(
     assert len(upstream.requests) == 6
     assert_error(caller.get("/api/svc/x"), 503, "service_unavailable")
     # the upstream recovers; the next trial succeeds and closes the circuit
-    upstream.set_behavior(None)
+    upstream.behavior = None
     breaker.cache.set(breaker.open_key(instance_id), breaker.now_ms() - 1)
     assert caller.get("/api/svc/x").status_code == 200
     assert caller.get("/api/svc/x").status_code == 200
@@ -131,12 +131,12 @@ def test_breaker_opens_after_five_failures_and_one_trial_closes_it(
 def test_success_resets_the_failure_count(make_service, upstream, caller):
     service = make_service("svc", [upstream.url], retries=0)
     instance_id = service.instances.get().id
-    upstream.set_behavior("reset")
+    upstream.behavior = "reset"
     for _ in range(4):
         caller.get("/api/svc/x")
-    upstream.set_behavior(None)
+    upstream.behavior = None
     assert caller.get("/api/svc/x").status_code == 200
-    upstream.set_behavior("reset")
+    upstream.behavior = "reset"
     for _ in range(4):
         assert_error(caller.get("/api/svc/x"), 502, "bad_gateway")
     assert breaker.get_health([instance_id])[instance_id][0] is None  # still closed

@@ -9,6 +9,7 @@ import pytest
 from django.test import override_settings
 
 from accounts.revocation import OrgState, UserState
+from core.memo import Memo
 from gateway import state
 
 
@@ -34,10 +35,9 @@ def decoder(monkeypatch):
         except ValueError:
             return pickle.loads(raw)
 
-    monkeypatch.setattr(state, "_decode", decode)
-    state._decoded.clear()
+    state.use_client(None, decode=decode)
     yield calls
-    state._decoded.clear()
+    state.forget()
 
 
 @pytest.mark.parametrize(
@@ -87,11 +87,11 @@ def test_a_changed_record_is_new_bytes_and_decoded_afresh(decoder):
 
 
 def test_bounded_and_forgotten_when_the_cache_setting_changes(decoder, monkeypatch):
-    monkeypatch.setattr(state, "_DECODED_MAX", 3)
+    monkeypatch.setattr(state, "decoded_values", Memo(3))
     for n in range(3):
         state.decoded(pickle.dumps(UserState(n, True, "client", None, 0.0)))
-    assert len(state._decoded) == 3
+    assert len(state.decoded_values) == 3
     state.decoded(pickle.dumps(UserState(99, True, "client", None, 0.0)))
-    assert len(state._decoded) == 1  # cleared when full: hostile churn cannot grow it
+    assert len(state.decoded_values) == 3  # bounded: hostile churn cannot grow it
     with override_settings(CACHES={"default": {"BACKEND": "x"}}):
-        assert state._decoded == {}
+        assert len(state.decoded_values) == 0

@@ -30,7 +30,7 @@ def fake_redis(test_servers):
 
 
 @pytest.fixture
-def raw_to(monkeypatch, settings):
+def raw_to(settings):
     """raw_to(fake, timeout=1, parser=hiredis): the hot path's client pointed at the
     fake Redis."""
     settings.XENX_CACHE_FAIL_FAST_SECONDS = 30
@@ -46,13 +46,12 @@ def raw_to(monkeypatch, settings):
             parser_class=parser,
         )
         client = redis.Redis(connection_pool=pool)
-        monkeypatch.setattr(state, "_raw", client)
+        state.use_client(client)
         return client
 
     core_cache.reset()
-    state._drop_thread_connection()
     yield point
-    state._drop_thread_connection()
+    state.forget()
     core_cache.reset()
 
 
@@ -81,14 +80,14 @@ def test_each_thread_uses_its_own_connection(fake_redis, raw_to):
     def work(name):
         try:
             results.append(state.pipeline(TWO))
-            ports[name] = state._local.conn._sock.getsockname()[1]
+            ports[name] = state.connection()._sock.getsockname()[1]
             both_connected.wait()  # two connections open at once
             results.append(state.pipeline(TWO))
-            assert state._local.conn._sock.getsockname()[1] == ports[name]
+            assert state.connection()._sock.getsockname()[1] == ports[name]
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
         finally:
-            state._drop_thread_connection()
+            state.drop_connection()
 
     threads = [threading.Thread(target=work, args=(n,)) for n in ("a", "b")]
     for thread in threads:
@@ -108,7 +107,7 @@ def test_connection_is_kept_with_kernel_timeouts(fake_redis, raw_to):
     for _ in range(3):
         assert state.pipeline(TWO) == [1, 1]
     assert fake.connections == 1
-    sock = state._local.conn._sock
+    sock = state.connection()._sock
     assert sock.gettimeout() is None  # blocking: Python polls nothing
     for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
         whole, micro = struct.unpack(
@@ -150,7 +149,7 @@ def test_silent_redis_on_a_fresh_connection_times_out_once(fake_redis, raw_to, p
     assert fake.connections == 1
     assert fake.commands() == [[b"INCR", b"k"], [b"EXPIRE", b"k", b"61", b"NX"]]
     assert core_cache.failing_fast()
-    assert state._local.conn is None  # never reused with replies pending
+    assert state.connection() is None  # never reused with replies pending
 
 
 @PARSERS
@@ -276,7 +275,7 @@ def test_forked_child_makes_its_own_connection(fake_redis, raw_to):
         try:
             os.close(read_end)
             result = state.pipeline(TWO)
-            port = state._local.conn._sock.getsockname()[1]
+            port = state.connection()._sock.getsockname()[1]
             os.write(write_end, f"{result}|{port}".encode())
             code = 0
         finally:
@@ -298,7 +297,7 @@ def test_forked_child_makes_its_own_connection(fake_redis, raw_to):
     assert os.waitstatus_to_exitcode(status) == 0
     result, port = output.split("|")
     assert result == "[1, 1]"
-    parent_port = state._local.conn._sock.getsockname()[1]
+    parent_port = state.connection()._sock.getsockname()[1]
     assert int(port) != parent_port
     # the parent's connection is untouched by the child and still answers
     assert state.pipeline(TWO) == [1, 1]

@@ -71,7 +71,7 @@ def test_proxied_call_skips_django_and_keeps_the_request_id(
     assert status == 200
     assert spy.calls == 0
     assert headers["x-request-id"] == "trace-1"
-    assert upstream.requests[-1]["headers"]["X-Request-ID"] == "trace-1"
+    assert upstream.requests[-1].headers["X-Request-ID"] == "trace-1"
     status, headers, _ = call(wsgi, "/api/open/x")
     assert len(headers["x-request-id"]) == 32  # made up when none came
 
@@ -141,7 +141,7 @@ def test_authenticated_call(make_service, upstream, wsgi, spy, make_user):
     token = issue_tokens(user, mfa=False)["access"]
     status, headers, _ = call(wsgi, "/api/svc/x", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert status == 200 and spy.calls == 0
-    assert upstream.requests[-1]["headers"]["X-User-Id"] == str(user.pk)
+    assert upstream.requests[-1].headers["X-User-Id"] == str(user.pk)
     assert "x-ratelimit-limit" in headers
 
 

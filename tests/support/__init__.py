@@ -4,7 +4,8 @@
 - ``totp.TotpClock``: a frozen TOTP clock for the verifier and the codes alike
   (fixture ``totp_clock``), so no test waits for a 30-second step;
 - ``login.api_login``: ``POST /api/auth/login`` as a fresh client;
-- ``upstream.FakeUpstream``: a scriptable HTTP/1.1 upstream (raw bytes, TLS);
+- ``upstream.FakeUpstream``: the one fake HTTP/1.1 upstream, scripted with raw bytes or
+  a function of the parsed request (``PathUpstream``: answers by path), plain or TLS;
 - ``redis.FakeRedis``: a scriptable RESP server (both on ``ports.RawServer``);
 - ``mail.BROKEN_BACKEND``: a mail server that is down;
 - ``reset.fresh_process``: the per-process memos and caches a test starts without (the

@@ -71,8 +71,11 @@ class RawServer:
             ).start()
 
     def close(self):
-        with contextlib.suppress(OSError):
-            self.listener.close()
-        for conn in self.conns:
+        """Stop accepting and cut every connection, as a killed server would: shut down
+        first, since a close alone neither wakes a thread blocked in ``accept`` or
+        ``recv`` nor ends what that thread still holds."""
+        for sock in (self.listener, *self.conns):
             with contextlib.suppress(OSError):
-                conn.close()
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()

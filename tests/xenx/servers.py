@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -149,11 +150,18 @@ def start_in_session(args, cwd, env, log: Path) -> subprocess.Popen:
 
 
 @contextlib.contextmanager
-def xenx_gunicorn(tmp: Path, **settings: str):
-    """XenX served as in production (gunicorn.conf.py: XenX's worker, 1 x 2 threads)
-    on a free port, with the test settings, a SQLite file in ``tmp`` (no migrations:
-    for requests that make no query) and ``settings`` as extra environment; yields
-    (port, log) and leaves no process behind."""
+def xenx_gunicorn(
+    tmp: Path,
+    *,
+    threads: int = 2,
+    setup: Callable[[dict], object] | None = None,
+    **settings: str,
+):
+    """XenX served as in production (gunicorn.conf.py: XenX's worker, 1 x ``threads``)
+    on a free port, with the test settings, a SQLite file in ``tmp`` and ``settings``
+    as extra environment; yields (port, log) and leaves no process behind. The database
+    is not migrated (enough for requests that make no query) unless ``setup``, called
+    with the server's environment before it starts, does it (``migrate_and_run``)."""
     port = free_port()
     env = {
         key: value
@@ -164,10 +172,12 @@ def xenx_gunicorn(tmp: Path, **settings: str):
         DJANGO_SETTINGS_MODULE="xenx.settings.test",
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
         XENX_ADDR=f"127.0.0.1:{port}",
-        GUNICORN_THREADS="2",
+        GUNICORN_THREADS=str(threads),
         PYTHONUNBUFFERED="1",
         **settings,
     )
+    if setup is not None:
+        setup(env)
     log = tmp / "gunicorn.log"
     proc = start_in_session(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"], ROOT, env, log
@@ -179,3 +189,15 @@ def xenx_gunicorn(tmp: Path, **settings: str):
         yield port, log
     finally:
         assert stop_session(proc) == []
+
+
+def migrate_and_run(script: str) -> Callable[[dict], None]:
+    """A ``setup`` for ``xenx_gunicorn``: migrate its database, then run the Python
+    ``script`` in ``manage.py shell`` there (register services, ...)."""
+
+    def setup(env: dict) -> None:
+        for args in (("migrate", "-v0"), ("shell", "-c", script)):
+            done = manage(env, *args)
+            assert done.returncode == 0, done.stdout + done.stderr
+
+    return setup

@@ -9,13 +9,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from tests.support.upstream import FakeUpstream, json_response
 from tests.xenx.servers import (
     READABLE_LOG_LINE,
     ROOT,
@@ -31,28 +30,12 @@ from tests.xenx.servers import (
 pytestmark = [pytest.mark.slow]
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        body = b'{"ok": true}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def plain_upstream():
     """An upstream answering 200 to every GET: its URL."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    upstream = FakeUpstream(json_response(200, {"ok": True}))
+    yield upstream.url
+    upstream.close()
 
 
 def default_env(tmp_path: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ from core.roles import Role
 from gateway import services
 from gateway.registry import registry
 from gateway.upstream import close_pools
-from tests.gateway.conftest import Upstream
+from tests.support.upstream import PathUpstream
 
 from .conftest import Flow
 
@@ -27,11 +27,11 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def upstream(rs256):
     registry.reset()
-    up = Upstream("oidc")
+    up = PathUpstream("oidc")
     services.service_create(name="ledger", instances=[up.url], sign_identity=True)
     services.service_create(name="payroll", instances=[up.url])
     yield up
-    up.stop()
+    up.close()
     registry.reset()
     close_pools()
 
@@ -69,7 +69,7 @@ def test_machine_reaches_its_service_with_client_headers(upstream, machine):
     token = machine_token(app, secret)
     response = call(token)
     assert response.status_code == 200, response.content
-    seen = upstream.server.requests[-1]["headers"]
+    seen = upstream.requests[-1].headers
     assert seen["X-Client-Id"] == app.client_id
     assert "X-User-Id" not in seen and "X-User-Email" not in seen
     assertion = jwt.decode(seen["X-XenX-Identity"], options={"verify_signature": False})
@@ -90,7 +90,7 @@ def test_machine_client_id_header_from_the_caller_is_dropped(upstream, register)
         HTTP_X_CLIENT_ID=user_app.client_id,
     )
     assert response.status_code == 200
-    assert upstream.server.requests[-1]["headers"]["X-Client-Id"] == app.client_id
+    assert upstream.requests[-1].headers["X-Client-Id"] == app.client_id
 
 
 def test_machine_refused_at_other_services_and_the_platform_api(upstream, machine):
@@ -152,7 +152,7 @@ def test_user_provider_token_is_a_login_at_the_gateway(upstream, register, make_
     tokens = flow.exchange(flow.code(), secret=secret).json()
     response = call(tokens["access_token"])
     assert response.status_code == 200, response.content
-    seen = upstream.server.requests[-1]["headers"]
+    seen = upstream.requests[-1].headers
     assert seen["X-User-Id"] == str(user.pk)
     assert seen["X-User-Role"] == "cpa"
     assert seen["X-User-Email"] == user.email
