@@ -16,7 +16,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from auditlog import audit
-from core.emails import send_templated_email, send_templated_email_later
+from core.emails import (
+    EmailNotSent,
+    send_templated_email,
+    send_templated_email_later,
+)
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.roles import Role
 from core.services import model_update
@@ -167,7 +171,9 @@ def _mail(invitation: Invitation, token: str, inviter) -> None:
     try:
         _send_invitation_email(invitation, token, inviter)
         invitation.email_sent = True
-    except Exception:  # the invitation stands; the inviter has the token
+    except EmailNotSent:
+        # The mail server (or the mail directory) failed: the invitation stands and
+        # the inviter has the token to pass on. A template error is a bug: not caught.
         logger.exception("could not send the invitation email %s", invitation.pk)
         invitation.email_sent = False
 
