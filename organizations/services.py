@@ -376,7 +376,11 @@ def document_create(
 def _delete_stored_file(storage, name: str) -> None:
     try:
         storage.delete(name)
-    except Exception:  # a leftover file must not turn a delete into an error
+    except OSError:
+        # The file system refused (permissions, a read-only or gone volume): the row is
+        # deleted and committed, a leftover file must not turn that into an error.
+        # (FileSystemStorage ignores a file already gone; a name outside its root is
+        # SuspiciousFileOperation and a bug is itself: both raise, neither an outage.)
         logger.exception("could not delete stored file %s", name)
 
 
