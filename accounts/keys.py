@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from django.conf import settings
@@ -158,6 +159,8 @@ def read_key_file(path: Path) -> SigningKey:
         raise UnusableKey(problem)
     try:
         data = json.loads(path.read_text())
+        if not isinstance(data, dict) or not isinstance(data.get("private_key"), str):
+            raise UnusableKey(f"{path.name}: not an object with a PEM private_key")
         alg = data["alg"]
         private = serialization.load_pem_private_key(
             data["private_key"].encode(), password=None
@@ -179,7 +182,16 @@ def read_key_file(path: Path) -> SigningKey:
         )
     except UnusableKey:
         raise
-    except Exception as exc:  # unreadable, not JSON, bad PEM, missing field
+    except (
+        OSError,  # unreadable: gone since the listing, a directory, permissions
+        ValueError,  # not UTF-8, not JSON, not a PEM private key, a date not a number
+        KeyError,  # a field missing
+        TypeError,  # a date of the wrong JSON type, a password-protected PEM
+        OverflowError,  # a date float() cannot hold (10**400)
+        UnsupportedAlgorithm,  # a PEM key type this OpenSSL cannot load
+    ) as exc:
+        # Named in `manage.py check` and the log (KeyRing.load), never a crash of
+        # every token check; a bug in this code is not one of these and still raises.
         raise UnusableKey(f"{path.name}: {type(exc).__name__}: {exc}") from None
 
 

@@ -58,23 +58,47 @@ def key_generation():
 
 
 def decode(raw: str, *, audience: str | None = None) -> dict:
-    """The verified payload (signature and ``exp``); ``jwt.InvalidTokenError`` else."""
+    """The verified payload (signature and ``exp``); ``jwt.InvalidTokenError`` else,
+    whatever ``raw`` holds: the hostile inputs PyJWT lets through as other exceptions
+    are turned into ``jwt.DecodeError`` here, so a caller names that family alone."""
+    if not isinstance(raw, str) or not raw.isascii():
+        # A compact JWS is base64url and dots. PyJWT encodes a str as UTF-8, so a lone
+        # surrogate (JSON "\ud800" in a request body) would be a UnicodeEncodeError.
+        raise jwt.DecodeError("not a compact JWS")
+    try:
+        return _verify(raw, audience)
+    except RecursionError as exc:
+        # PyJWT json.loads the header before any signature check: "[[[[..." nested
+        # past the interpreter's limit (a few kilobytes of token) is a RecursionError.
+        raise jwt.DecodeError("JSON nested too deeply") from exc
+
+
+def _verify(raw: str, audience: str | None) -> dict:
     alg = settings.XENX_JWT_ALGORITHM
     options = {"verify_aud": audience is not None}
     if not is_asymmetric(alg):
-        return jwt.decode(
-            raw, _hs_key(), algorithms=["HS256"], audience=audience, options=options
-        )
+        return _checked(raw, _hs_key(), alg="HS256", audience=audience, options=options)
     header = jwt.get_unverified_header(raw)
     kid = header.get("kid")
     if header.get("alg") != alg or not isinstance(kid, str):
         raise jwt.InvalidAlgorithmError("unexpected alg or no kid")
     key = keyring.verification_key(kid)
     if key is None:
-        raise jwt.InvalidKeyError("unknown or retired kid")
-    return jwt.decode(
-        raw, key.public, algorithms=[alg], audience=audience, options=options
-    )
+        # Not jwt.InvalidKeyError: that one is no InvalidTokenError (a bad key of ours).
+        raise jwt.InvalidTokenError("unknown or retired kid")
+    return _checked(raw, key.public, alg=alg, audience=audience, options=options)
+
+
+def _checked(raw: str, key, *, alg: str, audience, options: dict) -> dict:
+    try:
+        return jwt.decode(
+            raw, key, algorithms=[alg], audience=audience, options=options
+        )
+    except (TypeError, OverflowError) as exc:
+        # Once the signature holds, PyJWT checks iat/nbf/exp with int(), catching only
+        # ValueError: a list or an object there is a TypeError, 1e999 an OverflowError.
+        # (The key is ours, a str secret or a key-ring key read_key_file checked.)
+        raise jwt.DecodeError(f"malformed claim: {exc}") from exc
 
 
 class TokenBackend(SimpleJwtBackend):

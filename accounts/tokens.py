@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+import jwt
 from django.conf import settings
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
@@ -166,7 +167,10 @@ def _decode(raw, token_type: str) -> dict:
         raise InvalidToken()
     try:
         payload = signing.decode(raw)
-    except Exception as exc:  # InvalidTokenError, expired, garbage
+    except jwt.InvalidTokenError as exc:
+        # Every token that is not a valid one: garbage, bad signature, alg or kid,
+        # expired. signing.decode turns the other exceptions hostile bytes cause in
+        # PyJWT into this family; anything else is a bug (a 500), not a bad token.
         raise InvalidToken() from exc
     if not isinstance(payload, dict) or payload.get("token_type") != token_type:
         raise InvalidToken()
@@ -178,7 +182,7 @@ def _decode(raw, token_type: str) -> dict:
     try:
         int(payload[USER_ID]) if not machine else str(payload["client_id"])
         float(payload["exp"])
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # 10**400: OverflowError
         raise InvalidToken() from exc
     if float(payload["exp"]) <= time.time():
         raise InvalidToken()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from http.cookies import Morsel
 
+import httptools
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 
@@ -67,7 +68,11 @@ def relay(request, upstream):
     ):
         try:
             data = upstream.read()
-        except Exception as exc:  # noqa: BLE001 - the upstream broke mid-body
+        except (EOFError, OSError, httptools.HttpParserError) as exc:
+            # The upstream broke mid-body (gateway.upstream.Response.stream): closed
+            # before the last byte (EOFError), reset, timed out (TimeoutError, the
+            # kernel's timeout included), TLS (all OSErrors), or bytes llhttp refuses.
+            # A bug here is not the upstream's failure: it is a 500, not a 502.
             upstream.close()
             raise ApiError(
                 "The upstream service failed.", status=502, code="bad_gateway"

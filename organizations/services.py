@@ -16,7 +16,11 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from auditlog import audit
-from core.emails import send_templated_email, send_templated_email_later
+from core.emails import (
+    EmailNotSent,
+    send_templated_email,
+    send_templated_email_later,
+)
 from core.errors import PayloadTooLarge, ValidationFailed
 from core.roles import Role
 from core.services import model_update
@@ -167,7 +171,9 @@ def _mail(invitation: Invitation, token: str, inviter) -> None:
     try:
         _send_invitation_email(invitation, token, inviter)
         invitation.email_sent = True
-    except Exception:  # the invitation stands; the inviter has the token
+    except EmailNotSent:
+        # The mail server (or the mail directory) failed: the invitation stands and
+        # the inviter has the token to pass on. A template error is a bug: not caught.
         logger.exception("could not send the invitation email %s", invitation.pk)
         invitation.email_sent = False
 
@@ -370,7 +376,11 @@ def document_create(
 def _delete_stored_file(storage, name: str) -> None:
     try:
         storage.delete(name)
-    except Exception:  # a leftover file must not turn a delete into an error
+    except OSError:
+        # The file system refused (permissions, a read-only or gone volume): the row is
+        # deleted and committed, a leftover file must not turn that into an error.
+        # (FileSystemStorage ignores a file already gone; a name outside its root is
+        # SuspiciousFileOperation and a bug is itself: both raise, neither an outage.)
         logger.exception("could not delete stored file %s", name)
 
 

@@ -15,6 +15,7 @@ import time
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import x448
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from rest_framework.test import APIClient
@@ -292,6 +293,81 @@ def test_check_warns_about_a_broken_key_file(settings, tmp_path):
     use_signing_keys(settings, tmp_path, "EdDSA")
     (tmp_path / "broken.json").write_text("{not json")
     assert _ids(check_signing_keys(None)) == ["xenx.W010"]
+
+
+def _pem(private, encryption=None) -> str:
+    return private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        encryption or serialization.NoEncryption(),
+    ).decode()
+
+
+# What a key file can hold that read_key_file names (UnusableKey) instead of raising.
+BROKEN = {
+    "not_utf8": lambda d: b"\xff\xfe",
+    "not_json": lambda d: b"{not json",
+    "a_list": lambda d: b"[1, 2]",
+    "no_alg": lambda d: {k: v for k, v in d.items() if k != "alg"},
+    "no_private_key": lambda d: {k: v for k, v in d.items() if k != "private_key"},
+    "private_key_a_number": lambda d: {**d, "private_key": 7},
+    "not_a_pem": lambda d: {**d, "private_key": "-----BEGIN PRIVATE KEY-----\n!!\n"},
+    "a_public_key_pem": lambda d: {
+        **d,
+        "private_key": _public_pem(keys.keyring.states("EdDSA").published[0]).decode(),
+    },
+    "a_password_protected_pem": lambda d: {
+        **d,
+        "private_key": _pem(
+            keys.generate_private_key("EdDSA"),
+            serialization.BestAvailableEncryption(b"secret"),
+        ),
+    },
+    "an_x448_key": lambda d: {**d, "private_key": _pem(x448.X448PrivateKey.generate())},
+    "no_created_at": lambda d: {k: v for k, v in d.items() if k != "created_at"},
+    "created_at_a_word": lambda d: {**d, "created_at": "yesterday"},
+    "signs_from_a_list": lambda d: {**d, "signs_from": [0]},
+    "signs_from_too_big": lambda d: {**d, "signs_from": 10**400},
+}
+
+
+@pytest.mark.parametrize("case", BROKEN)
+def test_a_broken_key_file_is_named_not_raised(case, settings, tmp_path):
+    key = use_signing_keys(settings, tmp_path, "EdDSA")
+    data = json.loads(keys.Path(key.path).read_text())
+    broken = BROKEN[case](data)
+    path = tmp_path / "broken.json"
+    path.write_bytes(
+        broken if isinstance(broken, bytes) else json.dumps(broken).encode()
+    )
+    os.chmod(path, 0o600)
+    with pytest.raises(keys.UnusableKey, match="^broken.json: "):
+        keys.read_key_file(path)
+    assert _ids(check_signing_keys(None)) == ["xenx.W010"]
+    assert (
+        keys.keyring.states("EdDSA", force=True).signing.kid == key.kid
+    )  # still signs
+
+
+def test_a_directory_named_like_a_key_file_is_named_not_raised(settings, tmp_path):
+    use_signing_keys(settings, tmp_path, "EdDSA")
+    (tmp_path / "odd.json").mkdir(mode=0o700)
+    with pytest.raises(keys.UnusableKey, match="IsADirectoryError"):
+        keys.read_key_file(tmp_path / "odd.json")
+    assert _ids(check_signing_keys(None)) == ["xenx.W010"]
+
+
+def test_a_bug_reading_a_key_file_is_not_taken_for_a_broken_file(
+    settings, tmp_path, monkeypatch
+):
+    key = use_signing_keys(settings, tmp_path, "EdDSA")
+
+    def broken_thumbprint(public, alg):
+        raise AttributeError("a bug, not a key file problem")
+
+    monkeypatch.setattr(keys, "thumbprint", broken_thumbprint)
+    with pytest.raises(AttributeError, match="a bug"):
+        keys.read_key_file(keys.Path(key.path))
 
 
 def test_manage_py_check_fails_with_eddsa_and_no_key(settings, tmp_path):

@@ -1,10 +1,17 @@
 """HTTP/1.1 edge cases between the gateway and an upstream, both ways: a scripted raw
 upstream answers each connection's requests with exact bytes, and records what it got."""
 
+import contextlib
+import socket
+import struct
+import time
+
 import pytest
 
 from core.roles import Role
+from gateway import upstream
 from tests.conftest import assert_error
+from tests.support.ports import RawServer
 from tests.support.upstream import FakeUpstream
 
 
@@ -237,6 +244,79 @@ def test_upstream_dying_mid_body_is_bad_gateway_and_not_pooled(raw_upstream, cal
     assert_error(caller.get("/api/raw/x"), 502, "bad_gateway")
     assert body_of(caller.get("/api/raw/y")) == b"ok"
     assert len(up.messages) == 2
+
+
+class _ResetMidBody(RawServer):
+    """Answers the head and half the body, then resets the connection (RST)."""
+
+    def serve(self, conn):
+        with contextlib.suppress(OSError):
+            received = b""
+            while b"\r\n\r\n" not in received:
+                data = conn.recv(65536)
+                if not data:
+                    return
+                received += data
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf")
+            time.sleep(0.3)  # the gateway has read the head: read() is waiting
+            linger = struct.pack("ii", 1, 0)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)
+            conn.close()
+
+
+@pytest.fixture
+def read_failures(monkeypatch):
+    """What ``Response.read`` raised, for each call the relay made."""
+    seen = []
+    original = upstream.Response.read
+
+    def read(self):
+        try:
+            return original(self)
+        except BaseException as exc:
+            seen.append(type(exc))
+            raise
+
+    monkeypatch.setattr(upstream.Response, "read", read)
+    return seen
+
+
+HALF = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"
+
+
+@pytest.mark.parametrize("failure", ["closed", "timed_out", "reset"])
+def test_a_small_body_cut_short_is_bad_gateway(
+    failure, raw_upstream, make_service, caller, read_failures
+):
+    """Each way relay's upstream.read() fails mid-body is 502 bad_gateway."""
+    if failure == "closed":
+        raw_upstream([HALF])  # closed once its script is done
+        expected = EOFError
+    elif failure == "timed_out":  # the rest never comes; the connection stays open
+        raw_upstream([HALF, OK], timeout_seconds=0.5)
+        expected = TimeoutError
+    else:
+        server = _ResetMidBody()
+        make_service("raw", [f"http://127.0.0.1:{server.port}"], retries=0)
+        expected = ConnectionResetError
+    try:
+        assert_error(caller.get("/api/raw/x"), 502, "bad_gateway")
+    finally:
+        if failure == "reset":
+            server.close()
+    assert read_failures == [expected]
+
+
+def test_a_bug_reading_the_body_is_not_taken_for_the_upstreams_failure(
+    raw_upstream, caller, monkeypatch
+):
+    raw_upstream([OK])
+
+    def broken(self):
+        raise AttributeError("a bug, not the upstream")
+
+    monkeypatch.setattr(upstream.Response, "read", broken)
+    assert_error(caller.get("/api/raw/x"), 500, "internal_error")
 
 
 def test_upstream_dying_mid_chunked_stream_raises(raw_upstream, caller):

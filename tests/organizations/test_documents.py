@@ -1,6 +1,7 @@
 """Document upload, download and deletion (README "Organizations, users and documents" "Uploads")."""
 
 import hashlib
+import logging
 
 import pytest
 from django.core.files.storage import default_storage
@@ -181,6 +182,49 @@ def test_delete_removes_row_and_file(as_client, django_capture_on_commit_callbac
         action="document.deleted", target_id=str(doc_id)
     ).exists()
     assert_error(as_client.get(f"/api/documents/{doc_id}"), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [PermissionError(13, "Permission denied"), OSError(30, "Read-only file system")],
+    ids=type,
+)
+def test_a_file_the_storage_cannot_delete_leaves_the_delete_done(
+    error, as_client, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    doc_id = upload(as_client, "a.pdf", files.PDF).json()["id"]
+    name = Document.objects.get(pk=doc_id).file.name
+
+    def refuse(self, stored):
+        raise error
+
+    monkeypatch.setattr(type(default_storage._wrapped), "delete", refuse)
+    with (
+        caplog.at_level(logging.ERROR, logger="organizations.services"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        resp = as_client.delete(f"/api/documents/{doc_id}")
+    assert resp.status_code == 204
+    assert not Document.objects.filter(pk=doc_id).exists()
+    assert [
+        r.getMessage() for r in caplog.records if r.name == "organizations.services"
+    ] == [f"could not delete stored file {name}"]
+
+
+def test_a_bug_deleting_the_file_is_not_taken_for_a_storage_failure(
+    as_client, django_capture_on_commit_callbacks, monkeypatch
+):
+    doc_id = upload(as_client, "a.pdf", files.PDF).json()["id"]
+
+    def broken(self, stored):
+        raise AttributeError("a bug, not the file system")
+
+    monkeypatch.setattr(type(default_storage._wrapped), "delete", broken)
+    with (
+        pytest.raises(AttributeError, match="a bug"),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        as_client.delete(f"/api/documents/{doc_id}")
 
 
 def test_file_stays_when_the_transaction_rolls_back(

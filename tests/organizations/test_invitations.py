@@ -1,12 +1,16 @@
 """Invitations (README "Organizations, users and documents"): who invites whom, the email, expiry, single use, binding to
 email, organization and role; the functions registration calls."""
 
+import logging
+import smtplib
 import threading
 from datetime import timedelta
 
 import pytest
 from django.core import mail
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import connection
+from django.template import TemplateSyntaxError
 from django.utils import timezone
 
 from accounts.services import user_accept_invitation
@@ -320,6 +324,80 @@ def test_email_failure_keeps_the_invitation_and_says_so(
     assert resp.status_code == 201
     assert resp.json()["email_sent"] is False and resp.json()["token"]
     assert Invitation.objects.count() == 1
+
+
+class SmtpFailing(BaseEmailBackend):
+    """A mail server that answers, then fails: ``SmtpFailing.error``."""
+
+    error: Exception = smtplib.SMTPServerDisconnected("gone")
+
+    def send_messages(self, email_messages):
+        raise SmtpFailing.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        smtplib.SMTPServerDisconnected("Connection unexpectedly closed"),
+        smtplib.SMTPRecipientsRefused({"invitee@example.com": (550, b"no such user")}),
+        smtplib.SMTPAuthenticationError(535, b"bad credentials"),
+        TimeoutError("timed out"),
+    ],
+    ids=type,
+)
+@pytest.mark.parametrize("taken", [False, True], ids=["new_address", "taken_address"])
+def test_a_mail_server_failure_keeps_the_invitation_and_its_resend(
+    error, taken, make_user, auth_client, org, settings, monkeypatch
+):
+    """The invitation (or, for an address with an account, its owner's notice) is not
+    sent: the invitation stands, email_sent is False and the token is answered; a
+    resend the same."""
+    monkeypatch.setattr(SmtpFailing, "error", error)
+    settings.EMAIL_BACKEND = f"{__name__}.SmtpFailing"
+    if taken:
+        make_user(CLIENT, email="invitee@example.com")
+    staff = auth_client(make_user(STAFF))
+    resp = invite(staff, org)
+    assert resp.status_code == 201, resp.content
+    assert resp.json()["email_sent"] is False and resp.json()["token"]
+    [invitation] = Invitation.objects.filter(email="invitee@example.com")
+    assert invitation.token_hash == hash_invitation_token(resp.json()["token"])
+    resent = staff.post(
+        f"/api/organizations/{org.pk}/invitations/{invitation.pk}/resend"
+    )
+    assert resent.status_code == 200, resent.content
+    assert resent.json()["email_sent"] is False and resent.json()["token"]
+
+
+def test_the_file_backend_that_cannot_write_keeps_the_invitation(
+    make_user, auth_client, org, settings, tmp_path
+):
+    """The default backend (core.mail_backends) with a path that is not a directory:
+    ImproperlyConfigured at send time, the same as a mail server that is down."""
+    settings.EMAIL_BACKEND = "core.mail_backends.EmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "a-file")
+    (tmp_path / "a-file").write_text("")
+    resp = invite(auth_client(make_user(STAFF)), org)
+    assert resp.status_code == 201
+    assert resp.json()["email_sent"] is False and resp.json()["token"]
+
+
+def test_an_invitation_template_error_is_a_500_not_an_unsent_email(
+    make_user, auth_client, org, monkeypatch, caplog
+):
+    """A template bug is not taken for a mail server that is down: the request fails
+    (500) and "could not send" is not logged. The invitation was committed before
+    the mail: a resend mails it once the template is fixed."""
+
+    def render(name, context=None):
+        raise TemplateSyntaxError(f"a bug in {name}")
+
+    monkeypatch.setattr("core.emails.render_to_string", render)
+    with caplog.at_level(logging.ERROR):
+        resp = invite(auth_client(make_user(STAFF)), org)
+    assert_error(resp, 500, "internal_error")
+    assert not [r for r in caplog.records if "could not send" in r.getMessage()]
+    assert mail.outbox == []
 
 
 def test_client_inviting_gets_403_even_with_a_bad_body(make_user, auth_client, org):
