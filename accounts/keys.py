@@ -49,11 +49,13 @@ DEFAULT_GRACE_SECONDS = 600  # twice the JWKS Cache-Control max-age
 JWKS_MAX_AGE = 300
 ASSERTION_SECONDS = 60
 RESCAN_SECONDS = 1.0
-_clock = time.time  # what "now" is for a key's life (tests move it)
+# What "now" is for a key's life (``now``): the epoch clock, replaceable (a test moves
+# it past a grace period instead of waiting).
+clock = time.time
 
 
 def now() -> float:
-    return _clock()
+    return clock()
 
 
 class UnusableKey(Exception):

@@ -60,9 +60,11 @@ logger = logging.getLogger("xenx.revocation")
 # on-commit refresh; a miss costs one indexed query per user per process-cluster.
 STATE_TTL = 600
 UNAVAILABLE = "Token revocation state is unavailable."
-# key → (monotonic deadline, record): the deadline is set per write, from the setting
-# as it is then. Bounded: every token seen adds its ``jti:`` key.
-_memo = Memo(50_000, name="revocation")
+# This process's memo of the records it read (``records``): key → (monotonic deadline,
+# record), the deadline set per write from the setting as it is then. Bounded: every
+# token seen adds its ``jti:`` key. A write made here drops its keys at once; another
+# process's memo keeps them until their deadline (what the tests set up by hand).
+memo = Memo(50_000, name="revocation")
 _MISSING = object()
 
 
@@ -136,11 +138,11 @@ def memo_seconds() -> float:
 
 
 def clear_memo() -> None:
-    _memo.clear()
+    memo.clear()
 
 
 def _memoised(key: str, now: float):
-    entry = _memo.get(key)
+    entry = memo.get(key)
     return entry[1] if entry is not None and entry[0] > now else _MISSING
 
 
@@ -148,7 +150,7 @@ def unread(claims: Mapping) -> tuple[str, ...]:
     """The keys of ``keys_for(claims)`` this process has not memoised: what a caller
     reading the cache anyway adds to its round trip (then ``records(claims,
     fetched=...)``). Empty when ``records(claims)`` needs no I/O."""
-    if not len(_memo):  # the memo off (a setting of 0) or empty: every key
+    if not len(memo):  # the memo off (a setting of 0) or empty: every key
         return keys_for(claims)
     now = time.monotonic()
     return tuple(k for k in keys_for(claims) if _memoised(k, now) is _MISSING)
@@ -179,7 +181,7 @@ def records(
             read = {k: values[k] for k in wanted if k in values}
         else:
             try:
-                read = _read(wanted)
+                read = cache.get_many(wanted)
             except CACHE_ERRORS as exc:
                 fail_open(exc, UNAVAILABLE)
                 return _records_from_db(claims)
@@ -192,7 +194,7 @@ def records(
                 value = _rebuild(key)
             found[key] = value
             if ttl > 0:
-                _memo.set(key, (now + ttl, value))
+                memo.set(key, (now + ttl, value))
     family = claims.get("fam")
     if "user_id" not in claims:  # a machine client's token: no user
         denied = bool(found[keys[0]]) or bool(family and found[_fkey(family)])
@@ -206,10 +208,6 @@ def records(
     if org is _MISSING:
         org = get_org_state(user.org_id)
     return TokenRecords(user, org, denied)
-
-
-def _read(keys) -> dict:
-    return cache.get_many(keys)
 
 
 def _rebuild(key: str):
@@ -335,12 +333,12 @@ def get_org_state(org_id) -> OrgState | None:
 
 def _refresh_user(user_id) -> None:
     cache.set(_ukey(user_id), _load_user_state(user_id), STATE_TTL)
-    _memo.pop(_ukey(user_id))
+    memo.pop(_ukey(user_id))
 
 
 def _refresh_org(org_id) -> None:
     cache.set(_okey(org_id), _load_org_state(org_id), STATE_TTL)
-    _memo.pop(_okey(org_id))
+    memo.pop(_okey(org_id))
 
 
 def _cache_write(fn, *args) -> None:
@@ -364,13 +362,13 @@ def invalidate_user(user_id) -> None:
 
     Deletes the shared record now and writes the committed state when the transaction
     commits (see the module docstring for why both)."""
-    _memo.pop(_ukey(user_id))
+    memo.pop(_ukey(user_id))
     _cache_write(cache.delete, _ukey(user_id))
     _on_commit(_refresh_user, user_id)
 
 
 def invalidate_org(org_id) -> None:
-    _memo.pop(_okey(org_id))
+    memo.pop(_okey(org_id))
     _cache_write(cache.delete, _okey(org_id))
     _on_commit(_refresh_org, org_id)
 
@@ -419,13 +417,13 @@ def _write_denial(key: str, ttl: int) -> None:
     commits: a cache emptied in between (a restart, a flush) would otherwise lose it,
     because the rebuild that follows reads committed rows only."""
     _cache_write(cache.set, key, True, ttl)
-    _memo.pop(key)
+    memo.pop(key)
     if transaction.get_connection().in_atomic_block:
         transaction.on_commit(lambda: _rewrite_denial(key, ttl))
 
 
 def _rewrite_denial(key: str, ttl: int) -> None:
-    _memo.pop(key)
+    memo.pop(key)
     try:
         cache.set(key, True, ttl)
     except CACHE_ERRORS:  # the commit stands

@@ -197,17 +197,18 @@ def decode_access_token(raw: str) -> dict:
     keys change (a key retired or removed: ``signing.key_generation``); its revocation
     state is the caller's, checked on every call."""
     generation = signing.key_generation()
-    hit = _verified.get(raw)
+    hit = verified_tokens.get(raw)
     if hit is not None and float(hit[0]["exp"]) > time.time() and hit[1] is generation:
         return dict(hit[0])
     payload = _decode(raw, "access")
-    _verified.set(raw, (payload, generation))
+    verified_tokens.set(raw, (payload, generation))
     return dict(payload)
 
 
 # Payloads of access tokens whose signature this process verified, until they expire
-# (checked on each read); the oldest go first past the bound.
-_verified = Memo(20_000, name="verified access tokens")
+# (checked on each read); the oldest go first past the bound. Public for its bound and
+# ``clear`` (between tests: tests/support/reset.py).
+verified_tokens = Memo(20_000, name="verified access tokens")
 
 
 def decode_refresh_token(raw: str) -> dict:

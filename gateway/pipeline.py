@@ -235,23 +235,26 @@ def allowed_host(request) -> str:
     """``request.get_host()`` (ALLOWED_HOSTS), its verdict memoised per raw host: the
     same few hosts recur, and Django's check is a measurable share of a call."""
     host = request._get_raw_host()
-    verdict = _host_verdicts.get(host)
+    verdict = host_verdicts.get(host)
     if verdict is None:
         try:
             request.get_host()
             verdict = True
         except DisallowedHost:
             verdict = False
-        _host_verdicts.set(host, verdict)  # bounded: hostile hosts cannot grow it
+        host_verdicts.set(host, verdict)  # bounded: hostile hosts cannot grow it
     if not verdict:
         raise MalformedRequest("The Host header is not allowed.")
     return host
 
 
-_host_verdicts = Memo(1024, name="host verdicts")
+# The ALLOWED_HOSTS verdict per raw Host header (``allowed_host``), forgotten when a
+# setting it depends on changes. Public for its bound and ``clear`` (between tests:
+# tests/support/reset.py).
+host_verdicts = Memo(1024, name="host verdicts")
 
 
 @receiver(setting_changed)
 def _forget_hosts(setting, **kwargs):
     if setting in ("ALLOWED_HOSTS", "DEBUG", "USE_X_FORWARDED_HOST"):
-        _host_verdicts.clear()
+        host_verdicts.clear()

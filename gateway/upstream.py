@@ -244,7 +244,9 @@ class Pool:
         self.host_header = host if port == default else f"{host}:{port}"
         if ":" in host and not host.startswith("["):  # IPv6 literal
             self.host_header = f"[{host}]" if port == default else f"[{host}]:{port}"
-        self._idle: collections.deque = collections.deque()
+        # The kept-alive connections waiting for a request, the latest put back last
+        # (taken first): at most ``maxsize``.
+        self.idle: collections.deque = collections.deque()
         # Certificates and host names verified; ``cafile`` replaces the system's CAs.
         self._ssl = None
         if scheme == "https":
@@ -270,7 +272,7 @@ class Pool:
     def _idle_connection(self) -> Connection | None:
         while True:
             try:
-                conn = self._idle.pop()
+                conn = self.idle.pop()
             except IndexError:
                 return None
             if self._ssl is not None:
@@ -288,14 +290,14 @@ class Pool:
                 conn.close()
 
     def put(self, conn: Connection) -> None:
-        if len(self._idle) < self.maxsize:
-            self._idle.append(conn)
+        if len(self.idle) < self.maxsize:
+            self.idle.append(conn)
         else:
             conn.close()
 
     def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
+        while self.idle:
+            self.idle.pop().close()
 
     def request(
         self,
@@ -332,7 +334,7 @@ class Pool:
         if conn is not None:
             conn.set_timeout(read_timeout)
             try:
-                return self._exchange(conn, method, head, body, chunked, True)
+                return self.exchange(conn, method, head, body, chunked, True)
             except _Stale:
                 conn.close()
                 if not (body is None or isinstance(body, bytes)) and consumed(body):
@@ -341,9 +343,13 @@ class Pool:
             # of an answer): once more on a fresh one, transparently.
         conn = self._connect(connect_timeout)
         conn.set_timeout(read_timeout)
-        return self._exchange(conn, method, head, body, chunked, False)
+        return self.exchange(conn, method, head, body, chunked, False)
 
-    def _exchange(self, conn, method, head, body, chunked, reused) -> Response:
+    def exchange(self, conn, method, head, body, chunked, reused) -> Response:
+        """One request on ``conn``: ``head`` and ``body`` sent, the answer's head read.
+        ``reused``: ``conn`` is a kept-alive one taken from ``idle``; closed before any
+        byte of an answer, it is stale and ``request`` sends the request again once on
+        a new connection."""
         received = False
         try:
             if body is None:

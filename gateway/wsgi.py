@@ -110,7 +110,7 @@ class GatewayApplication:
             return [response.content]
         finally:
             if response is None or not response.streaming:
-                _close_old_connections()
+                close_old_connections()
 
     def _gateway(self, request):
         response = proxy_view(request, request.xenx_service)
@@ -119,7 +119,7 @@ class GatewayApplication:
         return response
 
 
-def _close_old_connections() -> None:
+def close_old_connections() -> None:
     """``django.db.close_old_connections`` for the connections this thread opened; the
     hot path opens none, and listing every alias's connection was a measurable share
     of a call."""

@@ -20,10 +20,14 @@ class Counts:
     """Increments of the identity counters since the fixture started."""
 
     def __init__(self):
-        self.start = self._now()
+        self.restart()
+
+    def restart(self):
+        """Count from now on."""
+        self.start = self.read()
 
     @staticmethod
-    def _now():
+    def read():
         names = {
             "xenx_logins_total": ("login", ("success", "failure", "lockout")),
             "xenx_mfa_verifications_total": ("mfa", ("success", "failure", "lockout")),
@@ -38,7 +42,7 @@ class Counts:
         return found
 
     def since(self):
-        now = self._now()
+        now = self.read()
         return {k: now[k] - self.start[k] for k in now if now[k] != self.start[k]}
 
 
@@ -70,7 +74,7 @@ def test_logins_by_outcome(make_user, settings, counts):
 def test_second_factor_outcomes(make_user, enrol_totp, counts):
     user = make_user(Role.CPA)
     secret, _ = enrol_totp(user)
-    counts.start = counts._now()
+    counts.restart()
     password = {"email": user.email, "password": DEFAULT_PASSWORD}
     token = _post("/api/auth/login", password).json()["mfa_token"]
     code = pyotp.TOTP(secret).at(time.time())

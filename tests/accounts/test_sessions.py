@@ -200,13 +200,13 @@ def test_ending_reaches_a_process_with_a_warm_memo(three, settings):
     access = logins[1]["access"]
     token_identity(access, door=Door.API)
     keys = revocation.keys_for(decode_access_token(access))
-    memo = {k: revocation._memo.get(k) for k in keys if k in revocation._memo}
+    memo = {k: revocation.memo.get(k) for k in keys if k in revocation.memo}
     victim = UserSession.objects.get(login_user_agent="Laptop/2.0")
     sessions.session_end(session=victim, actor=user)
     # The other node's memo, fresh for 0.3 s more (however slow this machine is).
     until = time.monotonic() + 0.3
     for key, (_, value) in memo.items():
-        revocation._memo.set(key, (until, value))
+        revocation.memo.set(key, (until, value))
     token_identity(access, door=Door.API)
     time.sleep(0.35)
     revocation.clear_memo()

@@ -421,7 +421,7 @@ def test_rotation_publishes_at_once_signs_after_grace_retires_after_expiry(
     settings.XENX_JWT_ALGORITHM = alg
     settings.XENX_SIGNING_KEYS_DIR = str(tmp_path / "keys")
     clock = [time.time()]
-    monkeypatch.setattr(keys, "_clock", lambda: clock[0])
+    monkeypatch.setattr(keys, "clock", lambda: clock[0])
     user = make_user()
 
     def jwks_kids():

@@ -10,6 +10,7 @@ import time
 import jwt
 import pytest
 from django.conf import settings as django_settings
+from django.core.cache import cache
 from django.db import connection, connections
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -417,29 +418,27 @@ def test_deactivation_reaches_a_process_with_a_warm_memo(make_user, settings):
     user = make_user()
     access = issue_tokens(user, mfa=False)["access"]
     token_identity(access, door=Door.API)
-    # Simulate a write made by another process: the DB and the shared cache change,
-    # this process's memo does not.
-    keys = revocation.keys_for(decode_access_token(access))
-    memo = {k: revocation._memo.get(k) for k in keys if k in revocation._memo}
-    user.is_active = False
-    user.save()
-    for key, entry in memo.items():
-        revocation._memo.set(key, entry)
+    # A write made by another process: the DB changes and its invalidation drops the
+    # shared record (``ustate:{user_id}``, accounts.revocation); this process's memo
+    # does not change (a queryset update sends no post_save).
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    cache.delete(f"ustate:{user.pk}")
     token_identity(access, door=Door.API)  # still served from the memo
     time.sleep(0.25)
     with pytest.raises(TokenRevoked):
         token_identity(access, door=Door.API)
 
 
-def test_a_stale_reader_cannot_overwrite_a_fresh_state(make_user):
+def test_a_stale_reader_cannot_overwrite_a_fresh_state(
+    make_user, django_capture_on_commit_callbacks
+):
     """Readers add, writers set: a state loaded before a write cannot win."""
     user = make_user()
-    stale = revocation._load_user_state(user.pk)
-    revocation.revoke_user_tokens(user)
-    revocation._refresh_user(user.pk)  # the writer's on-commit refresh
-    from django.core.cache import cache
-
-    cache.add(revocation._ukey(user.pk), stale, 60)  # the slow reader
+    stale = revocation.get_user_state(user.pk)  # loaded from the row before the write
+    assert stale.revoked_before == 0
+    with django_capture_on_commit_callbacks(execute=True):  # the writer's refresh
+        revocation.revoke_user_tokens(user)
+    cache.add(f"ustate:{user.pk}", stale, 60)  # the slow reader
     assert revocation.get_user_state(user.pk).revoked_before > 0
 
 

@@ -117,13 +117,19 @@ def test_the_django_redis_door_classifies_alike(wrap, error, outage, settings):
     settings.XENX_CACHE_FAIL_FAST_SECONDS = 60
     raised = wrap(error)
 
-    def operation(self):
-        raise raised
+    class Failing:  # the redis-py client of one operation
+        def persist(self, key):
+            raise raised
 
+    # django-redis lets persist's errors through as raised: the door sees each shape
+    door = RedisCache(
+        "redis://127.0.0.1:1/0",
+        {"OPTIONS": {"CLIENT_CLASS": "core.cache.FailFastClient"}},
+    ).client
     core_cache.reset()
     try:
         with pytest.raises(type(raised)):
-            core_cache._guarded(operation)(None)
+            door.persist("k", client=Failing())
         assert core_cache.failing_fast() is outage
     finally:
         core_cache.reset()

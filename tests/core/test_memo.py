@@ -81,7 +81,7 @@ def test_many_threads_writing_new_keys_stay_within_the_bound():
 @pytest.mark.parametrize(
     ("module", "name"),
     [
-        ("accounts.tokens", "_verified"),
+        ("accounts.tokens", "verified_tokens"),
         ("gateway.assertions", "_cache"),
         ("gateway.metrics", "_children"),
         ("gateway.probes", "_managers"),
@@ -96,10 +96,10 @@ def test_process_memos_are_bounded(module, name):
 def test_verified_tokens_stay_within_their_bound(monkeypatch, make_user):
     """Every token a client presents was a new key of a dict emptied only when full;
     now the oldest verified token goes first."""
-    monkeypatch.setattr(tokens, "_verified", Memo(3))
+    monkeypatch.setattr(tokens, "verified_tokens", Memo(3))
     user = make_user()
     raws = [tokens.issue_tokens(user, mfa=False)["access"] for _ in range(5)]
     for raw in raws:
         assert tokens.decode_access_token(raw)["user_id"] == str(user.pk)
-    assert len(tokens._verified) == 3
-    assert raws[-1] in tokens._verified and raws[0] not in tokens._verified
+    assert len(tokens.verified_tokens) == 3
+    assert raws[-1] in tokens.verified_tokens and raws[0] not in tokens.verified_tokens

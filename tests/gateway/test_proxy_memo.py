@@ -12,13 +12,6 @@ from gateway import pipeline
 from tests.conftest import assert_error
 
 
-@pytest.fixture(autouse=True)
-def _no_verdicts():
-    pipeline._host_verdicts.clear()
-    yield
-    pipeline._host_verdicts.clear()
-
-
 @pytest.fixture
 def echo(make_service, upstream):
     make_service("echo", [upstream.url], public=True)
@@ -38,7 +31,7 @@ def test_disallowed_host_is_400_on_every_call(echo, api):
         assert call(api, "testserver").status_code == 200
     assert_error(call(api, "evil.example:8080"), 400, "malformed_request")
     assert len(echo.requests) == 3  # only the allowed calls reached it
-    verdicts = pipeline._host_verdicts
+    verdicts = pipeline.host_verdicts
     assert {h: verdicts.get(h) for h in ("evil.example", "testserver")} == {
         "evil.example": False,
         "testserver": True,
@@ -73,30 +66,30 @@ def test_forwarded_host_verdict_follows_use_x_forwarded_host(echo, api, settings
 
 
 def test_verdicts_stay_within_their_bound_through_the_gateway(echo, api, monkeypatch):
-    monkeypatch.setattr(pipeline, "_host_verdicts", Memo(8))
+    monkeypatch.setattr(pipeline, "host_verdicts", Memo(8))
     for i in range(30):
         assert_error(call(api, f"h{i}.invalid"), 400, "malformed_request")
-        assert len(pipeline._host_verdicts) <= 8
+        assert len(pipeline.host_verdicts) <= 8
         if i % 7 == 0:
             assert call(api, "testserver").status_code == 200
     for i in range(30):  # forgotten verdicts are found again, the same
         assert_error(call(api, f"h{i}.invalid"), 400, "malformed_request")
     assert call(api, "testserver").status_code == 200
-    assert len(pipeline._host_verdicts) <= 8
+    assert len(pipeline.host_verdicts) <= 8
 
 
 def test_verdicts_never_grow_beyond_the_real_bound():
     factory = RequestFactory()
-    bound = pipeline._host_verdicts.maxsize
+    bound = pipeline.host_verdicts.maxsize
     for i in range(bound + 500):
         request = factory.get("/", HTTP_HOST=f"h{i}.invalid")
         with pytest.raises(MalformedRequest):
             pipeline.allowed_host(request)
-        assert len(pipeline._host_verdicts) <= bound
+        assert len(pipeline.host_verdicts) <= bound
     assert (
         pipeline.allowed_host(factory.get("/", HTTP_HOST="testserver")) == "testserver"
     )
-    assert len(pipeline._host_verdicts) <= bound
+    assert len(pipeline.host_verdicts) <= bound
 
 
 # --- trusted proxies ----------------------------------------------------------------------

@@ -48,13 +48,13 @@ def exchanges(monkeypatch):
     """``reused`` of every request/response exchange, in order: False on a new
     connection, True on a keep-alive one taken from the pool."""
     seen = []
-    real = Pool._exchange
+    real = Pool.exchange
 
     def spy(self, conn, method, head, body, chunked, reused):
         seen.append(reused)
         return real(self, conn, method, head, body, chunked, reused)
 
-    monkeypatch.setattr(Pool, "_exchange", spy)
+    monkeypatch.setattr(Pool, "exchange", spy)
     return seen
 
 
@@ -100,7 +100,7 @@ def test_fresh_connection_is_blocking_with_kernel_timeouts(scripted):
     pool = Pool("http", "127.0.0.1", up.port, 4)
     resp = pool.request("GET", "/", {}, None, connect_timeout=1, read_timeout=0.7)
     assert resp.read() == b"ok"
-    (conn,) = pool._idle
+    (conn,) = pool.idle
     assert conn.kernel and conn.timeout == 0.7
     assert conn.sock.gettimeout() is None  # blocking: Python polls nothing
     received = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16)
@@ -209,7 +209,7 @@ def test_tls_upstream_keeps_python_timeouts(scripted, tls_context, pki, kernel_s
     pool = Pool("https", "127.0.0.1", up.port, 4, cafile=str(pki["ca"]))
     resp = pool.request("GET", "/", {}, None, connect_timeout=2, read_timeout=2)
     assert resp.read() == b"ok"
-    (conn,) = pool._idle
+    (conn,) = pool.idle
     assert not conn.kernel and conn.sock.gettimeout() == 2
     started = time.monotonic()
     with pytest.raises(UpstreamError) as caught:  # reused, with a shorter timeout

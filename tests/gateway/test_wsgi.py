@@ -47,7 +47,7 @@ def _keep_the_test_connection(monkeypatch):
     from django.core.signals import request_started
     from django.db import close_old_connections
 
-    monkeypatch.setattr("gateway.wsgi._close_old_connections", lambda: None)
+    monkeypatch.setattr("gateway.wsgi.close_old_connections", lambda: None)
     request_started.disconnect(close_old_connections)
     yield
     request_started.connect(close_old_connections)

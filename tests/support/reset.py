@@ -6,20 +6,23 @@ from __future__ import annotations
 
 from django.core.cache import cache
 
-from accounts import revocation
+from accounts import revocation, tokens
 from core import cache as core_cache
-from gateway import assertions, prober, state
+from gateway import assertions, pipeline, prober, state
 from gateway.registry import registry
 
 
 def forget_memos() -> None:
     """No per-process memo: the cache's fail-fast window, the revocation memo, the
-    registry snapshot, the identity assertions, the hot path's Redis client, memos and
-    connection (``gateway.state.forget``), and whether the prober thread was started."""
+    verified access tokens, the registry snapshot, the identity assertions, the
+    ALLOWED_HOSTS verdicts, the hot path's Redis client, memos and connection
+    (``gateway.state.forget``), and whether the prober thread was started."""
     core_cache.reset()
     revocation.clear_memo()
+    tokens.verified_tokens.clear()
     registry.reset()
     assertions.clear()
+    pipeline.host_verdicts.clear()
     state.forget()
     prober.forget_started()
 
