@@ -28,7 +28,7 @@ from core.memo import Memo
 HEADER = "X-XenX-Identity"
 META_KEY = "HTTP_X_XENX_IDENTITY"
 # (alg, service, user id, email, role, org, mfa) → (assertion, renew at)
-_cache = Memo(10_000, name="identity assertions")
+signed_assertions = Memo(10_000, name="identity assertions")
 
 
 def validate_sign_identity(value) -> None:
@@ -42,7 +42,7 @@ def validate_sign_identity(value) -> None:
 
 
 def clear() -> None:
-    _cache.clear()
+    signed_assertions.clear()
 
 
 def assertion_for(identity, service: str, request_id: str) -> str:
@@ -64,7 +64,9 @@ def assertion_for(identity, service: str, request_id: str) -> str:
         "org": identity.org_id,
         "mfa": bool(identity.mfa),
     }
-    return signed(_cache, key, service=service, request_id=request_id, subject=subject)
+    return signed(
+        signed_assertions, key, service=service, request_id=request_id, subject=subject
+    )
 
 
 def signed(

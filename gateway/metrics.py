@@ -71,17 +71,17 @@ _STATUS_CLASS = {n: f"{n}xx" for n in range(1, 6)}
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The metric children of each label set, to skip prometheus_client's own look-up; an
 # evicted one is looked up again (the registry keeps the child and its counts).
-_children = Memo(1024, name="metric children")
+metric_children = Memo(1024, name="metric children")
 
 
 def observe(service: str, method: str, status: int, seconds: float) -> None:
     if method not in _METHODS:
         method = "OTHER"
     labels = (service, method, _STATUS_CLASS.get(status // 100, "other"))
-    children = _children.get(labels)
+    children = metric_children.get(labels)
     if children is None:
         children = (REQUESTS.labels(*labels), LATENCY.labels(*labels))
-        _children.set(labels, children)
+        metric_children.set(labels, children)
     children[0].inc()
     children[1].observe(seconds)
 

@@ -24,18 +24,18 @@ MAX_PARALLEL_CHECKS = 16
 PROBE_HEADERS = {"Accept-Encoding": "identity"}
 
 # One pool manager per CA bundle in use (a service's own, or the default).
-_managers = Memo(64, name="probe pool managers")
+pool_managers = Memo(64, name="probe pool managers")
 
 
 def _http(service) -> urllib3.PoolManager:
     """A pool manager trusting the service's CA bundle (as the proxy does)."""
     cafile = service.ca_bundle or settings.XENX_GATEWAY_CA_BUNDLE or ""
-    manager = _managers.get(cafile)
+    manager = pool_managers.get(cafile)
     if manager is None:
         manager = urllib3.PoolManager(
             num_pools=64, maxsize=2, retries=False, ca_certs=cafile or None
         )
-        _managers.set(cafile, manager)
+        pool_managers.set(cafile, manager)
     return manager
 
 

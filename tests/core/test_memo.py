@@ -82,9 +82,9 @@ def test_many_threads_writing_new_keys_stay_within_the_bound():
     ("module", "name"),
     [
         ("accounts.tokens", "verified_tokens"),
-        ("gateway.assertions", "_cache"),
-        ("gateway.metrics", "_children"),
-        ("gateway.probes", "_managers"),
+        ("gateway.assertions", "signed_assertions"),
+        ("gateway.metrics", "metric_children"),
+        ("gateway.probes", "pool_managers"),
     ],
 )
 def test_process_memos_are_bounded(module, name):
