@@ -22,7 +22,8 @@ class Notice(enum.StrEnum):
     EMAIL_CHANGE_REQUESTED = "email_change_requested"
 
 
-# subject, what happened (one sentence), what to do if it was not you.
+# subject, what happened (one sentence); the template adds when, from where, and what
+# to do if it was not you.
 TEXTS = {
     Notice.PASSWORD_CHANGED: (
         "Your XenX password was changed",

@@ -63,7 +63,7 @@ UNAVAILABLE = "Token revocation state is unavailable."
 # This process's memo of the records it read (``records``): key → (monotonic deadline,
 # record), the deadline set per write from the setting as it is then. Bounded: every
 # token seen adds its ``jti:`` key. A write made here drops its keys at once; another
-# process's memo keeps them until their deadline (what the tests set up by hand).
+# process's memo keeps them until their deadline.
 memo = Memo(50_000, name="revocation")
 _MISSING = object()
 

@@ -1,4 +1,7 @@
-"""The one bounded process memo: every per-process cache of XenX is a ``Memo``.
+"""The bounded process memo. The per-process caches of XenX are ``Memo``s, except three
+of ``gateway`` on every proxied call (``state._packed`` and ``_full_keys``,
+``ratelimit._keys``): plain dictionaries emptied whole when full, bounded as well and
+one method call cheaper per lookup.
 
 A worker lives for days and sees keys chosen by clients (tokens, header names, hosts):
 a plain ``dict`` grows with every new key until the worker runs out of memory. A

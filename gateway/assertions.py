@@ -26,8 +26,8 @@ from core.errors import ServiceUnavailable
 from core.memo import Memo
 
 HEADER = "X-XenX-Identity"
-META_KEY = "HTTP_X_XENX_IDENTITY"
-# (alg, service, user id, email, role, org, mfa) → (assertion, renew at)
+# (alg, service, user id, email, role, org, mfa) of a user, (alg, service, client id,
+# role) of a machine client (gateway.machines) → (assertion, renew at)
 signed_assertions = Memo(10_000, name="identity assertions")
 
 

@@ -24,7 +24,6 @@ from .upstream import RequestRejected, UpstreamError, consumed, pool_for
 
 logger = logging.getLogger("xenx.gateway")
 
-IDENTITY_HEADERS = ("X-User-Id", "X-User-Email", "X-User-Role", "X-Organization-Id")
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 
 

@@ -18,13 +18,11 @@ from django.conf import settings
 from accounts.oidc.tokens import MACHINE_PREFIX
 from accounts.tokens import is_machine_payload
 from core.errors import Forbidden
-from core.memo import Memo
 
 from . import assertions
 
 RATE_NAME = "app"  # the XENX_RATE_LIMITS / service rate_limits entry for machines
 CLIENT_HEADER = "X-Client-Id"
-_assertions = Memo(10_000, name="machine assertions")
 
 
 def rate_subject(payload) -> tuple[str | None, object]:
@@ -63,5 +61,9 @@ def _assertion(identity, service: str, request_id: str) -> str:
         "mfa": False,
     }
     return assertions.signed(
-        _assertions, key, service=service, request_id=request_id, subject=subject
+        assertions.signed_assertions,
+        key,
+        service=service,
+        request_id=request_id,
+        subject=subject,
     )

@@ -1,16 +1,18 @@
 """A proxied call as one explicit pipeline (README "Gateway"): a ``Call`` goes through
 the steps of ``STEPS`` in order, each receiving what the earlier ones decided.
 
-resolve → credentials → round trip → judge → admit → enforce → read body → forward
-(→ relay). Steps only raise (``core.errors.ApiError``); ``run`` returns the upstream's
+resolve → credentials → target → plan limit → round trip → judge → admit → enforce →
+read body → forward (→ relay). Steps only raise (``core.errors.ApiError``); ``run`` returns the upstream's
 answer and ``gateway.proxy.proxy_view`` renders whatever a step raised, in one place.
 
 The round trip is planned: each party adds its keys to the call's one pipeline to the
 cache (``state.hot_round_trip``): the rate limit its INCR/EXPIRE, the registry its
 version, the breaker its instances' state, and revocation the token's records this
-process has not memoised. The call enters ``accounts`` once, at
-``accounts.policy.gateway_token`` (the token verified, the keys to read), and hands what
-the round trip read to its continuation (``TokenCheck.verdict``). When every record is
+process has not memoised. The token is judged by ``accounts`` through one entry,
+``accounts.policy.gateway_token`` (the token verified, the keys to read), which hands
+back a continuation for what the round trip read (``TokenCheck.verdict``); besides it
+the gateway only asks ``accounts.tokens.is_machine_payload`` what kind of caller the
+verified claims name (``gateway.machines``). When every record is
 memoised the token is judged and its role admitted before the round trip, and a refused
 call is never counted; otherwise the count goes out with the records, and a call refused
 on them takes its count back (``state.uncount``). No database query in the steady state.

@@ -32,14 +32,6 @@ def lifetime() -> int:
     return int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds())
 
 
-def is_provider_token(payload: dict) -> bool:
-    return "client_id" in payload
-
-
-def is_machine_token(payload: dict) -> bool:
-    return "client_id" in payload and "user_id" not in payload
-
-
 def access_token(request) -> str:
     """django-oauth-toolkit's ``ACCESS_TOKEN_GENERATOR``: the JWT for the token request
     the validator has already judged (``request.client``, ``request.user``, and

@@ -24,6 +24,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import login, passwords, registration
 from accounts.email_change import email_change_confirm
 from core.errors import ApiError, RateLimited
+from core.forms import add_api_error
 from organizations.selectors import invitation_by_token, invitation_problem
 
 from ..forms import (
@@ -102,7 +103,7 @@ def signup_view(request, token):
             return link_invalid(
                 request, title=INVALID_INVITATION, reason=details["invitation"][0]
             )
-        add_service_errors(_as_password_form(form, exc), exc, "new_password")
+        add_api_error(form, exc, field="new_password", aliases=_PASSWORD_FIELD)
         return _form_page(request, "portal/signup.html", context)
     if user._state.adding:  # the address already had an account: it was mailed
         return _check_email_page(request, email=invitation.email, what="account")
@@ -113,12 +114,8 @@ def signup_view(request, token):
     return redirect(settings.LOGIN_REDIRECT_URL)
 
 
-def _as_password_form(form, exc):
-    """The services name the password ``password``; the form ``new_password``."""
-    details = getattr(exc, "details", None)
-    if isinstance(details, dict) and "password" in details:
-        details["new_password"] = details.pop("password")
-    return form
+# The services name the password ``password``; the forms ``new_password``.
+_PASSWORD_FIELD = {"password": "new_password"}
 
 
 # --- self-registration and email verification ----------------------------------------
@@ -146,7 +143,7 @@ def register_view(request):
     except RateLimited as exc:
         return rate_limited_page(request, "portal/register.html", context, exc)
     except ApiError as exc:
-        add_service_errors(_as_password_form(form, exc), exc, "new_password")
+        add_api_error(form, exc, field="new_password", aliases=_PASSWORD_FIELD)
         return _form_page(request, "portal/register.html", context)
     # The same page whether the address was new or already had an account.
     return _check_email_page(request, email=email, what="verify")
@@ -208,7 +205,7 @@ def password_reset_confirm_view(request, uid, token):
             title="This password reset link cannot be used.",
             reason="It is invalid, expired or was already used. Ask for a new one.",
         )
-    form = _set_password_form(user, request)
+    form = NewPasswordForm(user, request.POST or None)
     context = {"form": form, "reset_user": user}
     if request.method != "POST" or not form.is_valid():
         return _form_page(request, "portal/password_reset_confirm.html", context)
@@ -226,10 +223,6 @@ def password_reset_confirm_view(request, uid, token):
         auth_logout(request)  # every session of the account ended, this one too
     messages.success(request, "Your password is changed. Sign in with it.")
     return redirect("portal:login")
-
-
-def _set_password_form(user, request):
-    return NewPasswordForm(user, request.POST or None)
 
 
 # --- email change ---------------------------------------------------------------------

@@ -251,8 +251,10 @@ def test_every_setting_read_from_the_environment_is_documented():
 
 # --- README sections named by comments and docstrings ---------------------------------
 
-# README "Section", README 'Section', README "Section" (sub), README 'Section (sub)',
-# README.md, section "Section"; a name may wrap onto the next comment or docstring line.
+# The forms matched: README then a quoted heading in single or double quotes, maybe
+# followed by a subsection in parentheses (inside the quotes or after them), or
+# README.md, section then the quoted heading; a name may wrap onto the next comment or
+# docstring line.
 README_POINTER = re.compile(
     r"""README(?:\.md)?,?\s+(?:section\s+)?(?P<q>["'])(?P<name>[^"'#]{1,100}?)(?P=q)"""
     r"""(?:[ \t]*\((?P<sub>[^)\n]{1,60})\))?"""
