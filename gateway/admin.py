@@ -7,10 +7,19 @@ from core.roles import Role
 
 from . import selectors, services
 from .models import Service, ServiceInstance
-from .validators import parse_rate
+from .validators import RATE_KEYS, parse_rate
 
-# The service form's rate-limit fields: one per role, then anonymous callers.
-RATE_FIELDS = {f"rate_limit_{key}": key for key in [*Role.values, "anonymous"]}
+# The service form's rate-limit fields: one per role, then anonymous callers, then
+# machine clients ("app"): every key a service's rate_limits may hold, so that saving
+# the form never drops one it did not show.
+RATE_FIELDS = {
+    f"rate_limit_{key}": key
+    for key in [
+        *Role.values,
+        "anonymous",
+        *sorted(RATE_KEYS - {*Role.values, "anonymous"}),
+    ]
+}
 # The form's other fields, as its sections show them.
 ACCESS_FIELDS = ("name", "description", "enabled", "public", "allowed_roles")
 UPSTREAM_FIELDS = (
@@ -68,7 +77,10 @@ class _ServiceFormBase(forms.ModelForm):
 
 
 def _rate_field(key: str) -> forms.CharField:
-    who = "anonymous callers (per address)" if key == "anonymous" else f"role {key}"
+    who = {
+        "anonymous": "anonymous callers (per address)",
+        "app": "machine clients (per application)",
+    }.get(key, f"role {key}")
     return forms.CharField(
         required=False,
         max_length=32,

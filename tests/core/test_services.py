@@ -130,6 +130,32 @@ def _admin_form(model_admin, request, service, **changes):
     return form
 
 
+def test_the_admin_form_keeps_every_rate_limit_key(make_user, rf):
+    """Saving a service's form changes the limits it was given and keeps the others:
+    the machine clients' "app" rate (set through the API) was dropped when any rate
+    field changed, as the form had no field for it."""
+    from django.contrib import admin
+
+    from gateway.validators import RATE_KEYS
+
+    service = gateway_services.service_create(
+        name="billing",
+        instances=["http://127.0.0.1:9"],
+        rate_limits={"app": "5/m", "client": "10/m"},
+    )
+    request = rf.post("/admin/gateway/service/")
+    request.user = make_user(Role.ADMIN)
+    model_admin = admin.site._registry[Service]
+    # the form as shown, its client rate changed
+    form = _admin_form(
+        model_admin, request, service, rate_limits={"app": "5/m", "client": "20/m"}
+    )
+    assert set(form.fields) >= {f"rate_limit_{key}" for key in RATE_KEYS}
+    model_admin.save_model(request, form.save(commit=False), form, True)
+    service.refresh_from_db()
+    assert service.rate_limits == {"app": "5/m", "client": "20/m"}
+
+
 @pytest.mark.parametrize("role", [Role.ADMIN, Role.STAFF])
 def test_django_admin_writes_services_through_the_service(make_user, rf, role):
     from django.contrib import admin
