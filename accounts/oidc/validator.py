@@ -17,7 +17,7 @@ from oauth2_provider.models import get_id_token_model, get_refresh_token_model
 from oauth2_provider.oauth2_validators import OAuth2Validator
 from oauthlib.oauth2.rfc6749 import errors
 
-from core.errors import ApiError
+from core.errors import ApiError, ServiceUnavailable
 
 from .. import policy, revocation, signing
 from ..keys import ID_TOKEN_ALG, keyring
@@ -145,6 +145,8 @@ class XenxValidator(OAuth2Validator):
             return False
         try:
             policy.token_identity(token, door=policy.Door.GATEWAY)
+        except ServiceUnavailable:
+            raise  # the cache down (core.cache.fail_open): 503, not a bad token
         except ApiError:
             request.oauth2_error = {"error": "invalid_token"}
             return False

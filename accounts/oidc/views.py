@@ -6,15 +6,34 @@ from __future__ import annotations
 
 import json
 
+from django.contrib.auth.decorators import login_not_required
 from django.http import JsonResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
 from oauth2_provider import views as dot
 
-from core.errors import ApiError
+from core.errors import ApiError, ServiceUnavailable, response_for_exception
 
 from .. import policy
 
 
-class IntrospectView(dot.IntrospectTokenView):
+class _OutageIs503:
+    """The cache down while a token's records are read (``core.cache.fail_open``): 503
+    ``service_unavailable`` with the one error body, as on every token-authenticated
+    call (README "Failure policy"), not an answer about the token. Exempt from CSRF
+    and sign-in as django-oauth-toolkit's own ``dispatch`` is (``as_view`` reads the
+    exemptions from the outermost one)."""
+
+    @method_decorator(csrf_exempt)
+    @method_decorator(login_not_required)
+    def dispatch(self, request, *args, **kwargs):
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        except ServiceUnavailable as exc:
+            return response_for_exception(request, exc)
+
+
+class IntrospectView(_OutageIs503, dot.IntrospectTokenView):
     """RFC 7662 for confidential clients (HTTP Basic or the body). A token the doors
     would refuse (its user deactivated, its session ended, a password changed) is
     ``active: false`` here too."""
@@ -26,6 +45,8 @@ class IntrospectView(dot.IntrospectTokenView):
             return response
         try:
             identity = policy.token_identity(token_value, door=policy.Door.GATEWAY)
+        except ServiceUnavailable:
+            raise
         except ApiError:
             return JsonResponse({"active": False})
         return identity_response(response, identity)
@@ -76,4 +97,10 @@ class TokenView(dot.TokenView):
 token_view = TokenView.as_view()
 revoke_view = dot.RevokeTokenView.as_view()
 introspect_view = IntrospectView.as_view()
-userinfo_view = dot.UserInfoView.as_view()
+
+
+class UserInfoView(_OutageIs503, dot.UserInfoView):
+    pass
+
+
+userinfo_view = UserInfoView.as_view()

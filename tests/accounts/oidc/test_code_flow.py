@@ -6,11 +6,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import jwt
 import pytest
+from django.core.cache import cache
 from django.test import Client
 
-from accounts import keys
+from accounts import keys, revocation
 from auditlog.models import AuditEvent
 from core.roles import Role
+from tests.conftest import assert_error
 
 from .conftest import REDIRECT, Flow
 
@@ -370,3 +372,34 @@ def test_end_session_refuses_an_unregistered_post_logout_uri(
     assert response.status_code == 400
     assert "Location" not in response
     assert flow.client.get("/portal/").status_code == 200  # still signed in
+
+
+@pytest.mark.parametrize("fail_open", [False, True], ids=["fail closed", "fail open"])
+def test_userinfo_and_introspection_with_the_cache_down(
+    rs256, register, make_user, settings, monkeypatch, fail_open
+):
+    """A cache outage is 503 service_unavailable, as on every token-authenticated call,
+    not a verdict on the token (it answered 401 invalid_token and active: false);
+    with XENX_FAIL_OPEN_WITHOUT_CACHE the database decides and the token is good."""
+    app, secret = register()
+    user = make_user(Role.CPA)
+    flow = Flow(user, app)
+    access = flow.exchange(flow.code(), secret=secret).json()["access_token"]
+    settings.XENX_FAIL_OPEN_WITHOUT_CACHE = fail_open
+    revocation.clear_memo()
+
+    def down(keys):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr(cache, "get_many", down)  # the records' one read
+    info = Client().get("/oauth/userinfo", HTTP_AUTHORIZATION=f"Bearer {access}")
+    introspected = Client().post(
+        "/oauth/introspect",
+        {"token": access, "client_id": app.client_id, "client_secret": secret},
+    )
+    if fail_open:
+        assert info.status_code == 200 and info.json()["email"] == user.email
+        assert introspected.status_code == 200 and introspected.json()["active"]
+        return
+    assert_error(info, 503, "service_unavailable")
+    assert_error(introspected, 503, "service_unavailable")
